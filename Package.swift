@@ -1,0 +1,32 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "quantkit",
+    products: [
+        .executable(name: "quantkit", targets: ["quantkit"]),
+        .library(name: "QuantKit", targets: ["QuantKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+
+        // Layers, each depending only on the ones below it.
+        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        .target(name: "ModelFormats", dependencies: ["TensorCore"]),
+        .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
+        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization"]),
+        .executableTarget(name: "quantkit", dependencies: [
+            "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TensorCore"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore"]),
+    ]
+)

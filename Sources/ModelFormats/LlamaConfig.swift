@@ -1,0 +1,179 @@
+import Foundation
+import TensorCore
+
+/// RoPE scaling from config.json (`rope_scaling`).
+public struct RopeScaling: Equatable, Sendable {
+    public var type: String
+    public var factor: Double?
+    public var lowFreqFactor: Double?
+    public var highFreqFactor: Double?
+    public var originalMaxPositionEmbeddings: Int?
+}
+
+/// The hyper-parameters of a LlamaForCausalLM / MistralForCausalLM checkpoint.
+public struct LlamaConfig: Equatable, Sendable {
+    public var architecture: String = "LlamaForCausalLM"
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numLayers: Int
+    public var numHeads: Int
+    public var numKVHeads: Int
+    /// `head_dim` when config.json gives it, else hidden / heads.
+    public var headDim: Int
+    public var headDimExplicit: Bool = false
+    public var vocabSize: Int
+    public var rmsNormEps: Double = 1e-6
+    public var ropeTheta: Double = 10000
+    public var ropeThetaExplicit: Bool = true
+    public var ropeScaling: RopeScaling?
+    public var maxPositionEmbeddings: Int?
+    public var tieWordEmbeddings: Bool = false
+    public var bosTokenId: Int?
+    public var eosTokenIds: [Int] = []
+    public var padTokenId: Int?
+    public var torchDtype: String?
+    /// The raw config.json, for keys not modelled here.
+    public var raw: JSONValue = .object([])
+
+    public init(hiddenSize: Int, intermediateSize: Int, numLayers: Int, numHeads: Int, numKVHeads: Int,
+                vocabSize: Int, headDim: Int? = nil) {
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.numLayers = numLayers
+        self.numHeads = numHeads
+        self.numKVHeads = numKVHeads
+        self.vocabSize = vocabSize
+        self.headDim = headDim ?? (numHeads > 0 ? hiddenSize / numHeads : 0)
+        self.headDimExplicit = headDim != nil
+    }
+
+    public static let supportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"]
+
+    /// Parses and checks config.json.
+    public static func load(path: String) throws -> LlamaConfig {
+        let j = try JSONParser.parse(file: path)
+        return try parse(j, file: path)
+    }
+
+    public static func parse(_ j: JSONValue, file: String) throws -> LlamaConfig {
+        guard j.object != nil else { throw QKError(file: file, "config.json is not a JSON object") }
+        let archs = j["architectures"]?.array?.compactMap(\.string) ?? []
+        guard let arch = archs.first else {
+            throw QKError(file: file, "no \"architectures\" entry; quantkit converts \(supportedArchitectures.joined(separator: ", "))")
+        }
+        guard supportedArchitectures.contains(arch) else {
+            throw QKError(file: file, "unsupported architecture \(arch); quantkit converts \(supportedArchitectures.joined(separator: ", "))")
+        }
+        func int(_ k: String, required: Bool = true) throws -> Int? {
+            guard let v = j[k], !v.isNull else {
+                if required { throw QKError(file: file, "missing \"\(k)\"") }
+                return nil
+            }
+            guard let i = v.int else { throw QKError(file: file, "\"\(k)\" must be an integer, found \(v.serialized(indent: 0))") }
+            return i
+        }
+        func positive(_ k: String) throws -> Int {
+            let v = try int(k)!
+            guard v > 0 && v <= 1 << 24 else { throw QKError(file: file, "\"\(k)\" = \(v) is out of range") }
+            return v
+        }
+        let hidden = try positive("hidden_size")
+        let inter = try positive("intermediate_size")
+        let layers = try positive("num_hidden_layers")
+        let heads = try positive("num_attention_heads")
+        let kvHeads = try int("num_key_value_heads", required: false) ?? heads
+        let vocab = try positive("vocab_size")
+        guard kvHeads > 0, heads % kvHeads == 0 else {
+            throw QKError(file: file, "num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)")
+        }
+        let headDim = try int("head_dim", required: false)
+        if headDim == nil, hidden % heads != 0 {
+            throw QKError(file: file, "hidden_size \(hidden) is not a multiple of num_attention_heads \(heads) and no head_dim is given")
+        }
+        var c = LlamaConfig(hiddenSize: hidden, intermediateSize: inter, numLayers: layers, numHeads: heads,
+                            numKVHeads: kvHeads, vocabSize: vocab, headDim: headDim)
+        guard c.headDim > 0, c.headDim % 2 == 0 else { throw QKError(file: file, "head_dim \(c.headDim) must be even and positive") }
+        c.architecture = arch
+        if let e = j["rms_norm_eps"], !e.isNull {
+            guard let d = e.double, d > 0, d.isFinite else { throw QKError(file: file, "\"rms_norm_eps\" must be a positive number") }
+            c.rmsNormEps = d
+        }
+        let ropeParams = j["rope_parameters"]
+        if let t = j["rope_theta"] ?? ropeParams?["rope_theta"], !t.isNull {
+            guard let d = t.double, d > 0, d.isFinite else { throw QKError(file: file, "\"rope_theta\" must be a positive number") }
+            c.ropeTheta = d
+        } else {
+            c.ropeThetaExplicit = false
+        }
+        if let rs = j["rope_scaling"], rs.object != nil {
+            let type = rs["rope_type"]?.string ?? rs["type"]?.string ?? ""
+            c.ropeScaling = RopeScaling(type: type, factor: rs["factor"]?.double, lowFreqFactor: rs["low_freq_factor"]?.double,
+                                        highFreqFactor: rs["high_freq_factor"]?.double,
+                                        originalMaxPositionEmbeddings: rs["original_max_position_embeddings"]?.int)
+            if !["linear", "llama3", "yarn", "dynamic", "default", ""].contains(type) {
+                throw QKError(file: file, "unsupported rope_scaling type \(type)")
+            }
+        }
+        c.maxPositionEmbeddings = try int("max_position_embeddings", required: false)
+        c.tieWordEmbeddings = j["tie_word_embeddings"]?.bool ?? false
+        c.bosTokenId = j["bos_token_id"]?.int
+        if let e = j["eos_token_id"] {
+            if let i = e.int { c.eosTokenIds = [i] } else if let a = e.array { c.eosTokenIds = a.compactMap(\.int) }
+        }
+        c.padTokenId = j["pad_token_id"]?.int
+        c.torchDtype = j["torch_dtype"]?.string ?? j["dtype"]?.string
+        c.raw = j
+        return c
+    }
+
+    /// A config.json for this model, as transformers writes it for Llama.
+    public func json() -> JSONValue {
+        var kv: [(String, JSONValue)] = [
+            ("architectures", .array([.string(architecture)])),
+            ("attention_bias", .bool(false)),
+            ("attention_dropout", .double(0)),
+        ]
+        if let b = bosTokenId { kv.append(("bos_token_id", .int(Int64(b)))) }
+        if eosTokenIds.count == 1 { kv.append(("eos_token_id", .int(Int64(eosTokenIds[0])))) }
+        else if eosTokenIds.count > 1 { kv.append(("eos_token_id", .array(eosTokenIds.map { .int(Int64($0)) }))) }
+        kv += [
+            ("head_dim", .int(Int64(headDim))),
+            ("hidden_act", .string("silu")),
+            ("hidden_size", .int(Int64(hiddenSize))),
+            ("initializer_range", .double(0.02)),
+            ("intermediate_size", .int(Int64(intermediateSize))),
+        ]
+        if let m = maxPositionEmbeddings { kv.append(("max_position_embeddings", .int(Int64(m)))) }
+        kv += [
+            ("mlp_bias", .bool(false)),
+            ("model_type", .string(architecture == "MistralForCausalLM" ? "mistral" : "llama")),
+            ("num_attention_heads", .int(Int64(numHeads))),
+            ("num_hidden_layers", .int(Int64(numLayers))),
+            ("num_key_value_heads", .int(Int64(numKVHeads))),
+        ]
+        if let p = padTokenId { kv.append(("pad_token_id", .int(Int64(p)))) }
+        kv += [
+            ("pretraining_tp", .int(1)),
+            ("rms_norm_eps", .double(rmsNormEps)),
+        ]
+        if let s = ropeScaling {
+            var r: [(String, JSONValue)] = []
+            if let f = s.factor { r.append(("factor", .double(f))) }
+            if let f = s.highFreqFactor { r.append(("high_freq_factor", .double(f))) }
+            if let f = s.lowFreqFactor { r.append(("low_freq_factor", .double(f))) }
+            if let o = s.originalMaxPositionEmbeddings { r.append(("original_max_position_embeddings", .int(Int64(o)))) }
+            r.append(("rope_type", .string(s.type)))
+            kv.append(("rope_scaling", .object(r)))
+        } else {
+            kv.append(("rope_scaling", .null))
+        }
+        kv += [
+            ("rope_theta", .double(ropeTheta)),
+            ("tie_word_embeddings", .bool(tieWordEmbeddings)),
+            ("torch_dtype", .string(torchDtype ?? "bfloat16")),
+            ("use_cache", .bool(true)),
+            ("vocab_size", .int(Int64(vocabSize))),
+        ]
+        return .object(kv)
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import ModelFormats
+import Quantization
+import TensorCore
+
+/// Progress callback: (what, done, total). Nothing below the CLI prints.
+public typealias Progress = (String, Int, Int) -> Void
+
+/// HF checkpoint → GGUF, as llama.cpp's convert_hf_to_gguf.py writes it for Llama models.
+public enum Converter {
+    public enum OutType: String, CaseIterable, Sendable {
+        case f32, f16, bf16, q8_0, auto
+    }
+
+    public struct TensorPlan {
+        public let hfName: String
+        public let ggufName: String
+        public let type: GGMLType
+        public let ne: [Int]
+        /// Heads for the q/k row permutation, when this is q_proj or k_proj.
+        public let permuteHeads: Int?
+    }
+
+    public struct Plan {
+        public let checkpoint: HFCheckpoint
+        public let fileType: Int
+        public let tensors: [TensorPlan]
+        public let metadata: [(String, GGUFValue)]
+        /// rope_freqs.weight values for llama3 rope scaling.
+        public let ropeFreqs: [Float]?
+    }
+
+    public static func fileType(_ t: OutType, firstDType: DType?) -> (OutType, Int) {
+        switch t {
+        case .f32: return (.f32, 0)
+        case .f16: return (.f16, 1)
+        case .bf16: return (.bf16, 32)
+        case .q8_0: return (.q8_0, 7)
+        case .auto:
+            switch firstDType {
+            case .f16?: return (.f16, 1)
+            case .bf16?: return (.bf16, 32)
+            default: return (.f32, 0)
+            }
+        }
+    }
+
+    public static func plan(_ ck: HFCheckpoint, outType: OutType, pre: String? = nil) throws -> Plan {
+        let c = ck.config
+        let names = ck.weights.names.filter { !LlamaTensorNames.isIgnored($0) }
+        let (resolved, ftype) = fileType(outType, firstDType: names.first.flatMap { ck.weights.info($0)?.dtype })
+        let matType: GGMLType
+        switch resolved {
+        case .f32, .auto: matType = .f32
+        case .f16: matType = .f16
+        case .bf16: matType = .bf16
+        case .q8_0: matType = .q8_0
+        }
+
+        var tensors: [TensorPlan] = []
+        var ropeFreqs: [Float]?
+        if let rs = c.ropeScaling, rs.type.lowercased() == "llama3" {
+            let f = llama3RopeFactors(c, rs)
+            ropeFreqs = f
+            tensors.append(TensorPlan(hfName: "", ggufName: "rope_freqs.weight", type: .f32, ne: [f.count], permuteHeads: nil))
+        }
+        for name in names {
+            guard let info = ck.weights.info(name) else { continue }
+            guard let g = LlamaTensorNames.gguf(name) else {
+                throw QKError(file: ck.weights.path(of: name) ?? ck.dir, "cannot map tensor \(name) to a llama GGUF tensor")
+            }
+            guard info.dtype.isFloat else {
+                throw QKError(file: ck.weights.path(of: name) ?? ck.dir, "tensor \(name) has dtype \(info.dtype.rawValue); convert reads F32, F16 and BF16 weights")
+            }
+            guard !info.shape.isEmpty, info.shape.count <= 4 else {
+                throw QKError(file: ck.weights.path(of: name) ?? ck.dir, "tensor \(name) has \(info.shape.count) dimensions")
+            }
+            try checkShape(name, info.shape, c, file: ck.weights.path(of: name) ?? ck.dir)
+            let ne = Array(info.shape.reversed())
+            var type = matType
+            if info.shape.count <= 1 || g.hasSuffix("_norm.weight") || !g.hasSuffix(".weight") { type = .f32 }
+            if type.isQuantized && ne[0] % type.blockSize != 0 { type = .f16 }  // gguf-py's QuantError fallback
+            var heads: Int?
+            if name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") { heads = c.numHeads }
+            if name.hasSuffix("self_attn.k_proj.weight") || name.hasSuffix("self_attn.k_proj.bias") { heads = c.numKVHeads }
+            tensors.append(TensorPlan(hfName: name, ggufName: g, type: type, ne: ne, permuteHeads: heads))
+        }
+        for required in ["token_embd.weight", "output_norm.weight"] where !tensors.contains(where: { $0.ggufName == required }) {
+            throw QKError(file: ck.dir, "missing tensor \(LlamaTensorNames.hf(required) ?? required)")
+        }
+        for l in 0..<c.numLayers {
+            for part in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
+                let g = "blk.\(l).\(part).weight"
+                if !tensors.contains(where: { $0.ggufName == g }) {
+                    throw QKError(file: ck.dir, "missing tensor \(LlamaTensorNames.hf(g) ?? g)")
+                }
+            }
+        }
+        if !c.tieWordEmbeddings && !tensors.contains(where: { $0.ggufName == "output.weight" }) {
+            throw QKError(file: ck.dir, "missing tensor lm_head.weight (tie_word_embeddings is false)")
+        }
+
+        let totalParams = tensors.reduce(0) { $0 + $1.ne.reduce(1, *) }
+        var md: [(String, GGUFValue)] = [("general.architecture", .string("llama")), ("general.type", .string("model"))]
+        var gm = GeneralMetadata.fromModelId(URL(fileURLWithPath: ck.dir).standardizedFileURL.lastPathComponent, totalParams: totalParams)
+        if gm.sizeLabel == nil, totalParams > 0 { gm.sizeLabel = GeneralMetadata.sizeLabel(parameters: totalParams) }
+        md += gm.keys()
+        md += [
+            ("llama.block_count", .uint32(UInt32(c.numLayers))),
+            ("llama.context_length", .uint32(UInt32(c.maxPositionEmbeddings ?? 2048))),
+            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("llama.attention.head_count", .uint32(UInt32(c.numHeads))),
+            ("llama.attention.head_count_kv", .uint32(UInt32(c.numKVHeads))),
+        ]
+        if let rs = c.ropeScaling, let f = rs.factor {
+            if rs.type == "linear" {
+                md += [("llama.rope.scaling.type", .string("linear")), ("llama.rope.scaling.factor", .float32(Float(f)))]
+            } else if rs.type == "yarn" {
+                md += [("llama.rope.scaling.type", .string("yarn")), ("llama.rope.scaling.factor", .float32(Float(f)))]
+                if let o = rs.originalMaxPositionEmbeddings { md.append(("llama.rope.scaling.original_context_length", .uint32(UInt32(o)))) }
+            }
+        }
+        md += [
+            ("llama.rope.freq_base", .float32(Float(c.ropeTheta))),
+            ("llama.attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
+            ("llama.attention.key_length", .uint32(UInt32(c.headDim))),
+            ("llama.attention.value_length", .uint32(UInt32(c.headDim))),
+            ("general.file_type", .uint32(UInt32(ftype))),
+            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
+            ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
+            ("general.quantization_version", .uint32(2)),
+        ]
+        if let p = pre, !TokenizerMetadata.knownPre.contains(p) {
+            throw QKError("--pre \(p) is not a pre-tokenizer llama.cpp knows (\(TokenizerMetadata.knownPre.joined(separator: ", ")))")
+        }
+        md += try TokenizerMetadata.fromHF(dir: ck.dir, vocabSize: c.vocabSize, preOverride: pre)
+        return Plan(checkpoint: ck, fileType: ftype, tensors: tensors, metadata: md, ropeFreqs: ropeFreqs)
+    }
+
+    static func checkShape(_ name: String, _ shape: [Int], _ c: LlamaConfig, file: String) throws {
+        let h = c.hiddenSize, kv = c.numKVHeads * c.headDim, q = c.numHeads * c.headDim
+        var want: [Int]?
+        if name == "model.embed_tokens.weight" || name == "lm_head.weight" { want = [c.vocabSize, h] }
+        else if name == "model.norm.weight" || name.hasSuffix("layernorm.weight") { want = [h] }
+        else if name.hasSuffix("q_proj.weight") { want = [q, h] }
+        else if name.hasSuffix("k_proj.weight") || name.hasSuffix("v_proj.weight") { want = [kv, h] }
+        else if name.hasSuffix("o_proj.weight") { want = [h, q] }
+        else if name.hasSuffix("gate_proj.weight") || name.hasSuffix("up_proj.weight") { want = [c.intermediateSize, h] }
+        else if name.hasSuffix("down_proj.weight") { want = [h, c.intermediateSize] }
+        if let w = want, w != shape {
+            throw QKError(file: file, "tensor \(name) has shape \(shape), config.json implies \(w)")
+        }
+        if let l = LlamaTensorNames.layer(of: name), l >= c.numLayers {
+            throw QKError(file: file, "tensor \(name) belongs to layer \(l) but num_hidden_layers is \(c.numLayers)")
+        }
+    }
+
+    static func llama3RopeFactors(_ c: LlamaConfig, _ rs: RopeScaling) -> [Float] {
+        let dim = c.headDim
+        let base = Float(c.ropeTheta)
+        let factor = rs.factor ?? 8, low = rs.lowFreqFactor ?? 1, high = rs.highFreqFactor ?? 4
+        let old = Double(rs.originalMaxPositionEmbeddings ?? 8192)
+        let lowWave = old / low, highWave = old / high
+        return stride(from: 0, to: dim, by: 2).map { i -> Float in
+            let freq = Double(1 / powf(base, Float(i) / Float(dim)))
+            let wavelen = 2 * Double.pi / freq
+            if wavelen < highWave { return 1 }
+            if wavelen > lowWave { return Float(factor) }
+            let smooth = (old / wavelen - low) / (high - low)
+            return Float(1 / ((1 - smooth) / factor + smooth))
+        }
+    }
+
+    public struct Report {
+        public let output: String
+        public let tensors: Int
+        public let bytes: Int
+        public let fileType: Int
+    }
+
+    /// Converts `source` to the GGUF file `output` (written as `output.partial`, renamed when complete).
+    public static func convert(_ source: String, to output: String, outType: OutType, pre: String? = nil,
+                               progress: Progress? = nil) throws -> Report {
+        let ck = try HFCheckpoint.open(source)
+        let p = try plan(ck, outType: outType, pre: pre)
+        let writer = try GGUFWriter(path: output, metadata: p.metadata, tensors: p.tensors.map { ($0.ggufName, $0.ne, $0.type) })
+        var total = 0
+        for (k, t) in p.tensors.enumerated() {
+            progress?("convert \(t.ggufName)", k, p.tensors.count)
+            let bytes = try tensorBytes(t, ck: ck, ropeFreqs: p.ropeFreqs)
+            try writer.writeTensor(bytes)
+            total += bytes.count
+            if !t.hfName.isEmpty { ck.weights.release(t.hfName) }
+        }
+        try writer.finish()
+        progress?("convert", p.tensors.count, p.tensors.count)
+        return Report(output: output, tensors: p.tensors.count, bytes: total, fileType: p.fileType)
+    }
+
+    /// The encoded bytes of one planned tensor.
+    static func tensorBytes(_ t: TensorPlan, ck: HFCheckpoint, ropeFreqs: [Float]?) throws -> [UInt8] {
+        if t.hfName.isEmpty, let f = ropeFreqs { return try GGMLCodec.quantize(.f32, f, rowLength: f.count) }
+        guard let info = ck.weights.info(t.hfName), let src = ck.weights.bytes(t.hfName) else { throw QKError("missing tensor \(t.hfName)") }
+        let file = ck.weights.path(of: t.hfName) ?? ck.dir
+        let rowLength = t.ne[0]
+        let rows = info.elementCount / max(rowLength, 1)
+        let perm = try t.permuteHeads.map { try LlamaTensorNames.qkPermutation(rows: info.shape[0], heads: $0) }
+
+        // Same 16-bit type in and out: the bytes move as they are (after a finiteness check).
+        if (info.dtype == .bf16 && t.type == .bf16) || (info.dtype == .f16 && t.type == .f16) || (info.dtype == .f32 && t.type == .f32) {
+            if let bad = firstNonFiniteRaw(src, dtype: info.dtype) {
+                throw QKError(file: file, "tensor \(t.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
+            }
+            if let perm, info.shape.count == 2 {
+                return LlamaTensorNames.gatherRowBytes(src, rowBytes: rowLength * info.dtype.size, src: perm)
+            }
+            return Array(src)
+        }
+        var x = [Float](repeating: 0, count: info.elementCount)
+        try x.withUnsafeMutableBufferPointer { try convertToF32(src, dtype: info.dtype, count: info.elementCount, into: $0.baseAddress!) }
+        if let bad = x.withUnsafeBufferPointer({ GGMLCodec.firstNonFinite($0) }) {
+            throw QKError(file: file, "tensor \(t.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
+        }
+        if let perm { x = LlamaTensorNames.gatherRows(x, rowLength: rowLength, src: perm) }
+        _ = rows
+        return try GGMLCodec.quantize(t.type, x, rowLength: rowLength)
+    }
+
+    static func firstNonFiniteRaw(_ b: UnsafeRawBufferPointer, dtype: DType) -> Int? {
+        switch dtype {
+        case .bf16:
+            for k in 0..<(b.count / 2) where (b.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self) & 0x7f80) == 0x7f80 { return k }
+        case .f16:
+            for k in 0..<(b.count / 2) where (b.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self) & 0x7c00) == 0x7c00 { return k }
+        case .f32:
+            for k in 0..<(b.count / 4) where (b.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self) & 0x7f80_0000) == 0x7f80_0000 { return k }
+        default: break
+        }
+        return nil
+    }
+}

@@ -1,0 +1,84 @@
+import ModelFormats
+import TensorCore
+
+/// Encodes f32 rows into ggml block types and decodes them back.
+public enum GGMLCodec {
+    /// Types `quantize` can write.
+    public static let encodable: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
+    /// Types `dequantize` can read.
+    public static let decodable: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
+
+    /// Encodes `rows` rows of `rowLength` values. Rows are independent, so the work is split over threads
+    /// in contiguous row ranges and the bytes do not depend on the thread count.
+    public static func quantize(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, rowLength: Int,
+                                into y: UnsafeMutableRawPointer) throws {
+        guard encodable.contains(type) else { throw QKError("quantizing to \(type.name) is not supported") }
+        guard rowLength % type.blockSize == 0 else {
+            throw QKError("row length \(rowLength) is not a multiple of \(type.name)'s block size \(type.blockSize)")
+        }
+        let rowBytes = type.rowBytes(rowLength)
+        let blocksPerRow = rowLength / type.blockSize
+        let xs = UnsafeMutablePointer(mutating: x)
+        nonisolated(unsafe) let src = xs
+        nonisolated(unsafe) let dst = y
+        Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, rowLength))) { r in
+            let xr = UnsafePointer(src + r.lowerBound * rowLength)
+            let yr = dst + r.lowerBound * rowBytes
+            let n = r.count * rowLength, nb = r.count * blocksPerRow
+            switch type {
+            case .f32: UnsafeMutableRawPointer(yr).copyMemory(from: xr, byteCount: 4 * n)
+            case .f16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToF16(xr[k])) }
+            case .bf16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToBF16(xr[k])) }
+            case .q4_0: LegacyQuants.quantizeQ4_0(xr, yr, blocks: nb)
+            case .q4_1: LegacyQuants.quantizeQ4_1(xr, yr, blocks: nb)
+            case .q5_0: LegacyQuants.quantizeQ5_0(xr, yr, blocks: nb)
+            case .q5_1: LegacyQuants.quantizeQ5_1(xr, yr, blocks: nb)
+            case .q8_0: LegacyQuants.quantizeQ8_0(xr, yr, blocks: nb)
+            default: break
+            }
+        }
+    }
+
+    public static func quantize(_ type: GGMLType, _ x: [Float], rowLength: Int) throws -> [UInt8] {
+        guard rowLength > 0, x.count % rowLength == 0 else { throw QKError("\(x.count) values are not whole rows of \(rowLength)") }
+        let rows = x.count / rowLength
+        var out = [UInt8](repeating: 0, count: rows * type.rowBytes(rowLength))
+        try x.withUnsafeBufferPointer { xp in
+            try out.withUnsafeMutableBytes { try quantize(type, xp.baseAddress!, rows: rows, rowLength: rowLength, into: $0.baseAddress!) }
+        }
+        return out
+    }
+
+    /// Decodes `count` values of `type` from `y`.
+    public static func dequantize(_ type: GGMLType, _ y: UnsafeRawBufferPointer, count: Int, into x: UnsafeMutablePointer<Float>) throws {
+        guard decodable.contains(type) else { throw QKError("dequantizing \(type.name) is not supported") }
+        guard count % type.blockSize == 0, y.count >= count / type.blockSize * type.typeSize else {
+            throw QKError("\(type.name): \(y.count) bytes do not hold \(count) values")
+        }
+        guard count > 0, let p = y.baseAddress else { return }
+        let nb = count / type.blockSize
+        switch type {
+        case .f32: for k in 0..<count { x[k] = Float(bitPattern: loadU32(p, 4 * k)) }
+        case .f16: for k in 0..<count { x[k] = HalfFloat.f16ToF32(loadU16(p, 2 * k)) }
+        case .bf16: for k in 0..<count { x[k] = HalfFloat.bf16ToF32(loadU16(p, 2 * k)) }
+        case .q4_0: LegacyQuants.dequantizeQ4_0(p, x, blocks: nb)
+        case .q4_1: LegacyQuants.dequantizeQ4_1(p, x, blocks: nb)
+        case .q5_0: LegacyQuants.dequantizeQ5_0(p, x, blocks: nb)
+        case .q5_1: LegacyQuants.dequantizeQ5_1(p, x, blocks: nb)
+        case .q8_0: LegacyQuants.dequantizeQ8_0(p, x, blocks: nb)
+        default: break
+        }
+    }
+
+    public static func dequantize(_ type: GGMLType, _ y: UnsafeRawBufferPointer, count: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBufferPointer { try dequantize(type, y, count: count, into: $0.baseAddress!) }
+        return out
+    }
+
+    /// The first non-finite value of a tensor's f32 data, if any (llama-quantize refuses NaN/Inf).
+    public static func firstNonFinite(_ x: UnsafeBufferPointer<Float>) -> Int? {
+        for (k, v) in x.enumerated() where !v.isFinite { return k }
+        return nil
+    }
+}

@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Partial outputs that exist right now, so a signal handler can remove them.
+public enum PartialFiles {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var paths: Set<String> = []
+
+    static func add(_ p: String) { lock.lock(); paths.insert(p); lock.unlock() }
+    static func remove(_ p: String) { lock.lock(); paths.remove(p); lock.unlock() }
+
+    /// Unlinks every partial output (called on SIGINT/SIGTERM). Returns the removed paths.
+    @discardableResult public static func removeAll() -> [String] {
+        lock.lock(); let all = Array(paths); paths.removeAll(); lock.unlock()
+        for p in all { unlink(p) }
+        return all
+    }
+}
+
+/// A file written under `<path>.partial` and renamed to `path` only by `commit()`.
+/// Dropping it without committing (an error was thrown) removes the partial file.
+public final class OutputFile {
+    public let path: String
+    public let partialPath: String
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private let bufferLimit = 8 << 20
+    public private(set) var written: Int = 0
+    private var done = false
+
+    public init(path: String) throws {
+        self.path = path
+        self.partialPath = path + ".partial"
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty {
+            var isDir: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
+                throw QKError(file: path, "output directory \(dir) does not exist")
+            }
+        }
+        fd = open(partialPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw QKError(file: partialPath, "cannot create (\(String(cString: strerror(errno))))") }
+        PartialFiles.add(partialPath)
+        buffer.reserveCapacity(bufferLimit)
+    }
+
+    deinit { if !done { abort() } }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if bytes.count >= bufferLimit {
+            try flush()
+            try writeAll(bytes)
+        } else {
+            buffer.append(contentsOf: bytes)
+            if buffer.count >= bufferLimit { try flush() }
+        }
+        written += bytes.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    public func writeZeros(_ n: Int) throws {
+        if n > 0 { try write([UInt8](repeating: 0, count: n)) }
+    }
+
+    public func flush() throws {
+        if buffer.isEmpty { return }
+        try buffer.withUnsafeBytes { try writeAll($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeAll(_ b: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < b.count {
+            let n = Glibc.write(fd, b.baseAddress! + off, b.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw QKError(file: partialPath, "write failed (\(String(cString: strerror(errno))))")
+            }
+            off += n
+        }
+    }
+
+    /// Flushes, syncs and renames the partial file into place.
+    public func commit() throws {
+        try flush()
+        if fsync(fd) != 0 { throw QKError(file: partialPath, "fsync failed (\(String(cString: strerror(errno))))") }
+        close(fd)
+        fd = -1
+        if rename(partialPath, path) != 0 {
+            let msg = String(cString: strerror(errno))
+            abort()
+            throw QKError(file: path, "cannot rename the finished output into place (\(msg))")
+        }
+        PartialFiles.remove(partialPath)
+        done = true
+    }
+
+    /// Closes and removes the partial file.
+    public func abort() {
+        if fd >= 0 { close(fd); fd = -1 }
+        unlink(partialPath)
+        PartialFiles.remove(partialPath)
+        done = true
+    }
+}
+
+/// Writes a small file atomically (partial name, then rename).
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    let f = try OutputFile(path: path)
+    try f.write(bytes)
+    try f.commit()
+}

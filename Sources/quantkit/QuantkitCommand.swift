@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import QuantKit
+import TensorCore
+
+@main
+struct Quantkit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantkit",
+        abstract: "Convert Llama-family checkpoints to GGUF, quantize them, and measure what quantization cost.",
+        version: QuantKitInfo.versionString(),
+        subcommands: [Convert.self]
+    )
+}
+
+/// Runs a command body: QKError becomes one line on stderr and exit code 1; SIGINT/SIGTERM remove partial outputs.
+func guarded(_ body: () throws -> Void) throws {
+    Signals.install()
+    do {
+        try body()
+    } catch let e as QKError {
+        PartialFiles.removeAll()
+        FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
