@@ -8,6 +8,12 @@ public struct RopeScaling: Equatable, Sendable {
     public var lowFreqFactor: Double?
     public var highFreqFactor: Double?
     public var originalMaxPositionEmbeddings: Int?
+
+    public init(type: String, factor: Double? = nil, lowFreqFactor: Double? = nil, highFreqFactor: Double? = nil,
+                originalMaxPositionEmbeddings: Int? = nil) {
+        self.type = type; self.factor = factor; self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor; self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+    }
 }
 
 /// The hyper-parameters of a LlamaForCausalLM / MistralForCausalLM checkpoint.

@@ -9,7 +9,7 @@ struct Quantkit: ParsableCommand {
         commandName: "quantkit",
         abstract: "Convert Llama-family checkpoints to GGUF, quantize them, and measure what quantization cost.",
         version: QuantKitInfo.versionString(),
-        subcommands: [Convert.self]
+        subcommands: [Inspect.self, Convert.self, Export.self]
     )
 }
 

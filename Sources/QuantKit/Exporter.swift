@@ -1,0 +1,103 @@
+import Foundation
+import ModelFormats
+import Quantization
+import TensorCore
+
+/// GGUF → HF checkpoint directory: dequantized weights (inverse q/k permutation) in model.safetensors,
+/// config.json and generation_config.json from the metadata, tokenizer files rebuilt from the vocabulary.
+public enum Exporter {
+    public enum OutDType: String, CaseIterable, Sendable { case bf16, f16, f32 }
+
+    /// The Llama hyper-parameters a GGUF file's metadata describes.
+    public static func config(of g: GGUFFile) throws -> LlamaConfig {
+        guard let arch = g["general.architecture"]?.string else { throw QKError(file: g.path, "missing general.architecture") }
+        guard arch == "llama" else { throw QKError(file: g.path, "unsupported architecture \(arch) (quantkit reads llama)") }
+        let hidden = try g.requireInt("llama.embedding_length")
+        let heads = try g.requireInt("llama.attention.head_count")
+        let kvHeads = g["llama.attention.head_count_kv"]?.int ?? heads
+        let layers = try g.requireInt("llama.block_count")
+        guard let ffv = g["llama.feed_forward_length"] else { throw QKError(file: g.path, "missing metadata key llama.feed_forward_length") }
+        guard let ff = ffv.int ?? ffv.array?.first?.int else { throw QKError(file: g.path, "llama.feed_forward_length is not an integer") }
+        let nTokens = g["tokenizer.ggml.tokens"]?.array?.count
+        let vocab = g["llama.vocab_size"]?.int ?? nTokens ?? g.tensor("token_embd.weight")?.ne.last ?? 0
+        guard hidden > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, layers > 0, ff > 0, vocab > 0 else {
+            throw QKError(file: g.path, "inconsistent llama hyper-parameters (embedding \(hidden), heads \(heads)/\(kvHeads), layers \(layers), ffn \(ff), vocab \(vocab))")
+        }
+        let headDim = g["llama.attention.key_length"]?.int ?? g["llama.rope.dimension_count"]?.int ?? hidden / heads
+        var c = LlamaConfig(hiddenSize: hidden, intermediateSize: ff, numLayers: layers, numHeads: heads, numKVHeads: kvHeads,
+                            vocabSize: vocab, headDim: headDim)
+        c.rmsNormEps = g["llama.attention.layer_norm_rms_epsilon"]?.double.map { Double(String(Float($0))) ?? $0 } ?? 1e-5
+        c.ropeTheta = g["llama.rope.freq_base"]?.double ?? 10000
+        c.maxPositionEmbeddings = g["llama.context_length"]?.int
+        c.tieWordEmbeddings = g.tensor("output.weight") == nil
+        c.bosTokenId = g["tokenizer.ggml.bos_token_id"]?.int
+        if let e = g["tokenizer.ggml.eos_token_id"]?.int { c.eosTokenIds = [e] }
+        c.padTokenId = g["tokenizer.ggml.padding_token_id"]?.int
+        if let t = g["llama.rope.scaling.type"]?.string, t != "none" {
+            c.ropeScaling = RopeScaling(type: t, factor: g["llama.rope.scaling.factor"]?.double,
+                                        originalMaxPositionEmbeddings: g["llama.rope.scaling.original_context_length"]?.int)
+        }
+        return c
+    }
+
+    public struct Report {
+        public let dir: String
+        public let tensors: Int
+        public let bytes: Int
+    }
+
+    public static func export(_ source: String, to dir: String, dtype: OutDType = .bf16, progress: Progress? = nil) throws -> Report {
+        let g = try GGUFFile(path: source)
+        var c = try config(of: g)
+        c.torchDtype = ["bf16": "bfloat16", "f16": "float16", "f32": "float32"][dtype.rawValue]
+        let vocab = try GGUFVocabulary(g)
+
+        var entries: [(hf: String, info: GGUFTensorInfo)] = []
+        for t in g.tensors {
+            if t.name == "rope_freqs.weight" { continue }  // recomputed from rope_scaling by converters
+            guard let hf = LlamaTensorNames.hf(t.name) else { throw QKError(file: source, "tensor \(t.name) is not a llama tensor quantkit can export") }
+            guard GGMLCodec.decodable.contains(t.type) else {
+                throw QKError(file: source, "tensor \(t.name) is \(t.type.name), which export cannot dequantize yet")
+            }
+            entries.append((hf, t))
+        }
+        entries.sort { $0.hf < $1.hf }
+
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: dir, isDirectory: &isDir), !isDir.boolValue { throw QKError(file: dir, "exists and is not a directory") }
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let st: DType = dtype == .bf16 ? .bf16 : dtype == .f16 ? .f16 : .f32
+        let sEntries = entries.map { SafetensorsWriter.Entry(name: $0.hf, dtype: st, shape: $0.info.shape) }
+        var total = 0
+        try SafetensorsWriter.write(path: URL(fileURLWithPath: dir).appendingPathComponent("model.safetensors").path, entries: sEntries) { k in
+            let (hf, t) = entries[k]
+            progress?("export \(hf)", k, entries.count)
+            var x = try GGMLCodec.dequantize(t.type, g.bytes(of: t), count: t.elementCount)
+            if t.ne.count == 2 {
+                if hf.hasSuffix("q_proj.weight") { x = LlamaTensorNames.gatherRows(x, rowLength: t.ne[0], src: try LlamaTensorNames.qkInversePermutation(rows: t.ne[1], heads: c.numHeads)) }
+                if hf.hasSuffix("k_proj.weight") { x = LlamaTensorNames.gatherRows(x, rowLength: t.ne[0], src: try LlamaTensorNames.qkInversePermutation(rows: t.ne[1], heads: c.numKVHeads)) }
+            }
+            let b = try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : dtype == .f16 ? .f16 : .f32, x, rowLength: t.ne[0])
+            total += b.count
+            return b
+        }
+        let d = URL(fileURLWithPath: dir)
+        try writeFileAtomically(d.appendingPathComponent("config.json").path, Array(configJSON(c, vocab: vocab).serialized().utf8))
+        var gen: [(String, JSONValue)] = []
+        if let b = vocab.bos { gen.append(("bos_token_id", .int(Int64(b)))) }
+        if let e = vocab.eos { gen.append(("eos_token_id", .int(Int64(e)))) }
+        try writeFileAtomically(d.appendingPathComponent("generation_config.json").path, Array(JSONValue.object(gen).serialized().utf8))
+        try HFTokenizerWriter.write(vocab, to: dir, contextLength: c.maxPositionEmbeddings ?? 2048)
+        progress?("export", entries.count, entries.count)
+        return Report(dir: dir, tensors: entries.count, bytes: total)
+    }
+
+    /// config.json; a SentencePiece vocabulary also gets `unk_token_id`, the only place converters find it
+    /// without a tokenizer.json.
+    static func configJSON(_ c: LlamaConfig, vocab: GGUFVocabulary) -> JSONValue {
+        guard case var .object(kv) = c.json() else { return c.json() }
+        if vocab.model == "llama", let u = vocab.unk { kv.append(("unk_token_id", .int(Int64(u)))) }
+        return .object(kv)
+    }
+}
