@@ -28,5 +28,7 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore"]),
+        // End-to-end: runs the built `quantkit` binary.
+        .testTarget(name: "CLITests", dependencies: ["ModelFormats", "TensorCore"]),
     ]
 )

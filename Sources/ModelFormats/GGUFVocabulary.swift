@@ -127,7 +127,9 @@ public enum HFTokenizerWriter {
         if let b = v.addEos { kv.append(("add_eos_token", .bool(b))) }
         if let b = v.addSpacePrefix { kv.append(("add_prefix_space", .bool(b))) }
         var dec: [(String, JSONValue)] = []
-        for (i, t) in v.tokens.enumerated() where v.types[i] == 3 || v.types[i] == 4 || (v.model == "llama" && v.types[i] == 2) {
+        // SentencePiece pieces carry their own types and scores in tokenizer.model; converters would turn an
+        // added_tokens_decoder entry into score -1000, so only user-defined tokens are listed for them.
+        for (i, t) in v.tokens.enumerated() where v.types[i] == 4 || (v.types[i] == 3 && v.model != "llama") {
             dec.append((String(i), .object([("content", .string(t)), ("lstrip", .bool(false)), ("normalized", .bool(v.types[i] == 4)),
                                              ("rstrip", .bool(false)), ("single_word", .bool(false)), ("special", .bool(v.types[i] != 4))])))
         }

@@ -64,7 +64,9 @@ public enum Inspector {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw QKError(file: path, "no such file or directory") }
         if !isDir.boolValue {
             let m = try MappedFile(path: path)
-            if m.size >= 4, m.bytes.loadUnaligned(as: UInt32.self) == GGUF.magic { return try gguf(path) }
+            if path.lowercased().hasSuffix(".gguf") || (m.size >= 4 && m.bytes.loadUnaligned(as: UInt32.self) == GGUF.magic) {
+                return try gguf(path)
+            }
         }
         return try safetensors(path)
     }

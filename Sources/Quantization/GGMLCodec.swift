@@ -37,6 +37,31 @@ public enum GGMLCodec {
             default: break
             }
         }
+        if let bad = firstNonFiniteScale(type, UnsafeRawPointer(y), blocks: rows * blocksPerRow) {
+            throw QKError("quantized data validation failed: \(type.name) block \(bad) has a non-finite scale (values exceed the f16 range)")
+        }
+    }
+
+    /// Byte offsets of the f16 scale fields (d, m/dmin) in a block, as ggml_validate_row_data checks them.
+    static func scaleOffsets(_ type: GGMLType) -> [Int] {
+        switch type {
+        case .q4_0, .q5_0, .q8_0, .iq4_NL, .iq4_XS: return [0]
+        case .q4_1, .q5_1, .q4_K, .q5_K: return [0, 2]
+        case .q2_K: return [80, 82]
+        case .q3_K: return [108]
+        case .q6_K: return [208]
+        default: return []
+        }
+    }
+
+    /// The first block whose f16 scales are NaN or Inf.
+    public static func firstNonFiniteScale(_ type: GGMLType, _ y: UnsafeRawPointer, blocks: Int) -> Int? {
+        let offs = scaleOffsets(type)
+        if offs.isEmpty { return nil }
+        for b in 0..<blocks {
+            for o in offs where (loadU16(y, b * type.typeSize + o) & 0x7c00) == 0x7c00 { return b }
+        }
+        return nil
     }
 
     public static func quantize(_ type: GGMLType, _ x: [Float], rowLength: Int) throws -> [UInt8] {

@@ -1,0 +1,153 @@
+import Foundation
+import ModelFormats
+import TensorCore
+import XCTest
+
+/// Hand-made malformed inputs through the real binary: each gives a specific error naming the file and the
+/// problem, a non-zero exit code, no crash, and no output file (nor `.partial`) left behind.
+final class BadInputTests: XCTestCase {
+    let micro = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-hf").path
+
+    /// A copy of the golden micro checkpoint with its weights rewritten by `edit` (name → (shape, values)).
+    func microCopy(config: ((inout String) -> Void)? = nil, files: [String: String] = [:], dropFiles: [String] = [],
+                   edit: ((inout [(String, [Int], [Float])]) -> Void)? = nil) throws -> String {
+        let dir = CLI.tmpDir() + "/micro-llama-hf"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for f in ["config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "generation_config.json", "model.safetensors"]
+        where !dropFiles.contains(f) {
+            try FileManager.default.copyItem(atPath: micro + "/" + f, toPath: dir + "/" + f)
+        }
+        if let config {
+            var s = try String(contentsOfFile: dir + "/config.json", encoding: .utf8)
+            config(&s)
+            try s.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        }
+        for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
+        if let edit {
+            let f = try SafetensorsFile(path: micro + "/model.safetensors")
+            let ck = try SafetensorsCheckpoint(files: [f])
+            var ts = try f.tensors.map { ($0.name, $0.shape, try ck.floats($0.name)) }
+            edit(&ts)
+            try FileManager.default.removeItem(atPath: dir + "/model.safetensors")
+            try SafetensorsWriter.write(path: dir + "/model.safetensors", entries: ts.map { .init(name: $0.0, dtype: .f32, shape: $0.1) }) { k in
+                ts[k].2.withUnsafeBytes { Array($0) }
+            }
+        }
+        return dir
+    }
+
+    func expectFailure(_ args: [String], output: String?, contains: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try CLI.run(args)
+        XCTAssertNotEqual(r.status, 0, "exit status for \(args)", file: file, line: line)
+        XCTAssertLessThan(r.status, 128, "crashed (signal) on \(args): \(r.stderr)", file: file, line: line)
+        for c in contains { XCTAssertTrue(r.stderr.contains(c), "expected '\(c)' in stderr: \(r.stderr)", file: file, line: line) }
+        if let output {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output), "output left behind: \(output)", file: file, line: line)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output + ".partial"), "partial left behind", file: file, line: line)
+        }
+    }
+
+    func testBinaryIsBuilt() {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: CLI.binary), "build quantkit first (swift build -c release)")
+    }
+
+    func testMalformedSafetensorsThroughConvert() throws {
+        let cases: [(String, [UInt8], String)] = [
+            ("truncated", [1, 2, 3], "truncated"),
+            ("header-past-end", { var w = ByteWriter(); w.u64(4096); w.raw(Array("{}".utf8)); return w.bytes }(), "runs past the end"),
+            ("bad-json", { var w = ByteWriter(); let h = Array("{\"x\": [".utf8); w.u64(UInt64(h.count)); w.raw(h); return w.bytes }(), "invalid JSON"),
+            ("unknown-dtype", { var w = ByteWriter(); let h = Array(#"{"a": {"dtype": "F7", "shape": [1], "data_offsets": [0, 4]}}"#.utf8); w.u64(UInt64(h.count)); w.raw(h); w.u32(0); return w.bytes }(), "unknown dtype F7"),
+            ("overlap", { var w = ByteWriter(); let h = Array(#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#.utf8); w.u64(UInt64(h.count)); w.raw(h); w.zeros(12); return w.bytes }(), "overlap"),
+            ("count-mismatch", { var w = ByteWriter(); let h = Array(#"{"a": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 8]}}"#.utf8); w.u64(UInt64(h.count)); w.raw(h); w.zeros(8); return w.bytes }(), "needs 6 bytes"),
+        ]
+        for (name, bytes, expect) in cases {
+            let dir = try microCopy()
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
+            let out = CLI.tmpDir() + "/\(name).gguf"
+            try expectFailure(["convert", dir, "-o", out], output: out, contains: ["model.safetensors", expect])
+        }
+    }
+
+    func testBadCheckpointsThroughConvert() throws {
+        var cases: [(String, String, [String])] = []
+        cases.append(("unknown-arch", try microCopy(config: { $0 = $0.replacingOccurrences(of: "LlamaForCausalLM", with: "GPTBigCodeForCausalLM") }), ["config.json", "unsupported architecture GPTBigCodeForCausalLM"]))
+        cases.append(("bad-config-json", try microCopy(config: { $0 = String($0.dropLast(5)) }), ["config.json", "invalid JSON"]))
+        cases.append(("missing-hidden", try microCopy(config: { $0 = $0.replacingOccurrences(of: "\"hidden_size\"", with: "\"hidden_sz\"") }), ["config.json", "missing \"hidden_size\""]))
+        cases.append(("bad-heads", try microCopy(config: { $0 = $0.replacingOccurrences(of: "\"num_key_value_heads\": 2", with: "\"num_key_value_heads\": 3") }), ["config.json", "not a multiple of num_key_value_heads 3"]))
+        cases.append(("no-config", try microCopy(dropFiles: ["config.json"]), ["config.json", "missing"]))
+        cases.append(("missing-tensor", try microCopy(edit: { $0.removeAll { $0.0 == "model.layers.1.mlp.up_proj.weight" } }), ["missing tensor model.layers.1.mlp.up_proj.weight"]))
+        cases.append(("wrong-shape", try microCopy(edit: { ts in
+            let k = ts.firstIndex { $0.0 == "model.layers.0.self_attn.k_proj.weight" }!
+            ts[k].1 = [8, 64]
+        }), ["tensor model.layers.0.self_attn.k_proj.weight has shape [8, 64], config.json implies [16, 32]"]))
+        cases.append(("nan-weight", try microCopy(edit: { ts in
+            let k = ts.firstIndex { $0.0 == "model.layers.0.mlp.gate_proj.weight" }!
+            ts[k].2[17] = .nan
+        }), ["model.safetensors", "tensor model.layers.0.mlp.gate_proj.weight has a non-finite value", "element 17"]))
+        cases.append(("inf-weight", try microCopy(edit: { ts in
+            let k = ts.firstIndex { $0.0 == "model.norm.weight" }!
+            ts[k].2[3] = -.infinity
+        }), ["tensor model.norm.weight has a non-finite value"]))
+        cases.append(("unmappable-tensor", try microCopy(edit: { $0.append(("model.layers.0.mlp.experts.0.weight", [2], [1, 2])) }), ["cannot map tensor model.layers.0.mlp.experts.0.weight"]))
+        cases.append(("extra-layer", try microCopy(edit: { $0.append(("model.layers.7.input_layernorm.weight", [32], [Float](repeating: 1, count: 32))) }), ["belongs to layer 7 but num_hidden_layers is 2"]))
+        cases.append(("no-tokenizer", try microCopy(dropFiles: ["tokenizer.json", "tokenizer.model"]), ["no tokenizer.model or tokenizer.json"]))
+        cases.append(("bad-tokenizer-model", try microCopy(files: ["tokenizer.model": "\u{0A}\u{7F}garbage"]), ["tokenizer.model"]))
+        cases.append(("bad-tokenizer-json", try microCopy(files: ["tokenizer.json": "{\"model\": "]), ["tokenizer.json", "invalid JSON"]))
+        cases.append(("bad-tokenizer-config", try microCopy(files: ["tokenizer_config.json": "[1, 2"]), ["tokenizer_config.json", "invalid JSON"]))
+        for (name, dir, expect) in cases {
+            let out = CLI.tmpDir() + "/\(name).gguf"
+            try expectFailure(["convert", dir, "-o", out], output: out, contains: expect)
+        }
+    }
+
+    func testMalformedGGUFThroughInspectAndExport() throws {
+        func header(version: UInt32 = 3, nTensors: UInt64 = 0, nKV: UInt64 = 0, body: (inout ByteWriter) -> Void = { _ in }) -> [UInt8] {
+            var w = ByteWriter()
+            w.u32(GGUF.magic); w.u32(version); w.u64(nTensors); w.u64(nKV)
+            body(&w)
+            return w.bytes
+        }
+        let cases: [(String, [UInt8], String)] = [
+            ("bad-magic", [0x47, 0x47, 0x55, 0x47, 3, 0, 0, 0], "not a GGUF file"),
+            ("v1", header(version: 1), "GGUF v1 is no longer supported"),
+            ("truncated-header", Array(header().prefix(13)), "truncated"),
+            ("absurd-kv-count", header(nKV: 1 << 62), "metadata count"),
+            ("absurd-tensor-count", header(nTensors: 1 << 62), "tensor count"),
+            ("long-string", header(nKV: 1) { $0.u64(1 << 40); $0.zeros(64) }, "runs past the end"),
+            ("five-dims", header(nTensors: 1) { w in w.u64(1); w.raw([0x74]); w.u32(5); for _ in 0..<5 { w.u64(1) }; w.u32(0); w.u64(0) }, "5 dimensions"),
+            ("long-name", header(nTensors: 1) { w in w.u64(70); w.raw([UInt8](repeating: 0x61, count: 70)); w.u32(1); w.u64(32); w.u32(0); w.u64(0) }, "at most 63"),
+            ("bad-alignment", header(nKV: 1) { w in w.u64(17); w.raw(Array("general.alignment".utf8)); w.u32(4); w.u32(48) }, "power of 2"),
+            ("data-past-eof", header(nTensors: 1) { w in w.u64(1); w.raw([0x74]); w.u32(1); w.u64(1024); w.u32(0); w.u64(0) }, "truncated: tensor data ends"),
+        ]
+        for (name, bytes, expect) in cases {
+            let path = CLI.tmpDir() + "/\(name).gguf"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            try expectFailure(["inspect", path], output: nil, contains: [path, expect])
+            let out = CLI.tmpDir() + "/exported"
+            try expectFailure(["export", path, "-o", out], output: out + "/model.safetensors", contains: [path, expect])
+        }
+    }
+
+    func testBadOptions() throws {
+        let out = CLI.tmpDir() + "/x.gguf"
+        try expectFailure(["convert", micro, "-o", out, "--type", "q3_z"], output: out, contains: ["--type must be one of"])
+        try expectFailure(["convert", micro, "-o", out, "--pre", "nonsense"], output: out, contains: ["--pre nonsense is not a pre-tokenizer"])
+        try expectFailure(["convert", "/definitely/not/here", "-o", out], output: out, contains: ["/definitely/not/here", "no such file"])
+        try expectFailure(["convert", micro, "-o", "/nonexistent-dir-qk/x.gguf"], output: nil, contains: ["does not exist"])
+        try expectFailure(["export", micro + "/model.safetensors", "-o", CLI.tmpDir() + "/e"], output: nil, contains: ["not a GGUF file"])
+    }
+
+    func testGoodRunWritesAndInspects() throws {
+        let out = CLI.tmpDir() + "/ok.gguf"
+        let r = try CLI.run(["convert", micro, "-o", out, "--type", "q8_0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let i = try CLI.run(["inspect", out, "--json"])
+        XCTAssertEqual(i.status, 0, i.stderr)
+        let j = try JSONParser.parse(Data(i.stdout.utf8), file: "stdout")
+        XCTAssertEqual(j["total_parameters"]?.int, 2_072_736)
+        XCTAssertEqual(j["tensors"]?.array?.count, 21)
+        XCTAssertEqual(j["format"]?.string, "GGUF v3")
+        let v = try CLI.run(["--version"])
+        XCTAssertTrue(v.stdout.contains("quantkit 0.1.0 (OpenBLAS core:"), v.stdout)
+    }
+}

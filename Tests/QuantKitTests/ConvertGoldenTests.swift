@@ -1,0 +1,58 @@
+import XCTest
+import ModelFormats
+@testable import QuantKit
+
+/// `convert` of the golden micro checkpoint is byte-identical to llama.cpp's convert_hf_to_gguf.py
+/// (commit 0c1e570, gguf-py 0.19.0) at every output type it supports.
+final class ConvertGoldenTests: XCTestCase {
+    func testByteIdenticalToConvertHFToGGUF() throws {
+        // The directory name becomes general.name, as in the converter: keep "micro-llama-hf".
+        for type in ["f32", "f16", "bf16", "q8_0"] {
+            let out = Support.tmpDir() + "/micro-llama-\(type).gguf"
+            let r = try Converter.convert(Support.microHF, to: out, outType: Converter.OutType(rawValue: type)!)
+            XCTAssertEqual(r.tensors, 21)
+            XCTAssertEqual(try Support.sha256(out), try Support.goldenSHA("convert/micro-llama-\(type).gguf"), "convert --type \(type)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".partial"))
+        }
+    }
+
+    func testMetadataOrderAndTypes() throws {
+        let out = Support.tmpDir() + "/m.gguf"
+        _ = try Converter.convert(Support.microHF, to: out, outType: .f16)
+        let g = try GGUFFile(path: out)
+        XCTAssertEqual(g.metadata.prefix(4).map(\.key), ["general.architecture", "general.type", "general.name", "general.size_label"])
+        XCTAssertEqual(g["general.name"], .string("Micro Llama Hf"))
+        XCTAssertEqual(g["general.size_label"], .string("2.1M"))
+        XCTAssertEqual(g["llama.context_length"], .uint32(2048))
+        XCTAssertEqual(g["llama.attention.layer_norm_rms_epsilon"], .float32(1e-5))
+        XCTAssertEqual(g["tokenizer.ggml.add_bos_token"], .bool(true))
+        XCTAssertEqual(g["general.file_type"], .uint32(1))
+        XCTAssertEqual(g.tensors.first?.name, "output.weight")  // safetensors names sorted: lm_head first
+        XCTAssertEqual(g.tensor("blk.0.attn_norm.weight")?.type, .f32)
+    }
+
+    func testAutoPicksTheCheckpointDType() throws {
+        let out = Support.tmpDir() + "/micro-llama-hf.gguf"
+        _ = try Converter.convert(Support.microHF, to: out, outType: .auto)
+        XCTAssertEqual(try Support.sha256(out), try Support.goldenSHA("convert/micro-llama-bf16.gguf"))
+    }
+
+    func testGeneralMetadataHeuristics() {
+        let s = GeneralMetadata.fromModelId("smollm2-135m-instruct", totalParams: 134_515_008)
+        XCTAssertEqual(s.name, "Smollm2 135m Instruct")
+        XCTAssertEqual(s.basename, "smollm2")
+        XCTAssertEqual(s.sizeLabel, "135M")
+        XCTAssertEqual(s.finetune, "instruct")
+        let t = GeneralMetadata.fromModelId("TinyLlama/TinyLlama-1.1B-Chat-v1.0", totalParams: 1_100_048_384)
+        XCTAssertEqual(t.name, "TinyLlama 1.1B Chat v1.0")
+        XCTAssertEqual(t.organization, "TinyLlama")
+        XCTAssertEqual(t.sizeLabel, "1.1B")
+        XCTAssertEqual(t.version, "v1.0")
+        XCTAssertEqual(t.finetune, "Chat")
+        let m = GeneralMetadata.fromModelId("micro-llama-hf", totalParams: 2_072_736)
+        XCTAssertNil(m.basename)
+        XCTAssertEqual(GeneralMetadata.sizeLabel(parameters: 2_072_736), "2.1M")
+        XCTAssertEqual(GeneralMetadata.sizeLabel(parameters: 134_515_008), "135M")
+        XCTAssertEqual(GeneralMetadata.sizeLabel(parameters: 1_100_048_384), "1.1B")
+    }
+}
