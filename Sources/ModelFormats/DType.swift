@@ -24,7 +24,7 @@ public func convertToF32(_ src: UnsafeRawBufferPointer, dtype: DType, count: Int
     case .f32:
         for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
     case .f16:
-        for i in 0..<count { dst[i] = HalfFloat.f16ToF32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+        for i in 0..<count { dst[i] = HalfFloat.f16ToF32Fast(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
     case .bf16:
         for i in 0..<count { dst[i] = HalfFloat.bf16ToF32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
     case .f64:

@@ -188,9 +188,7 @@ public enum Converter {
         var total = 0
         for (k, t) in p.tensors.enumerated() {
             progress?("convert \(t.ggufName)", k, p.tensors.count)
-            let bytes = try tensorBytes(t, ck: ck, ropeFreqs: p.ropeFreqs)
-            try writer.writeTensor(bytes)
-            total += bytes.count
+            total += try writeTensor(t, ck: ck, ropeFreqs: p.ropeFreqs, to: writer)
             if !t.hfName.isEmpty { ck.weights.release(t.hfName) }
         }
         try writer.finish()
@@ -198,33 +196,68 @@ public enum Converter {
         return Report(output: output, tensors: p.tensors.count, bytes: total, fileType: p.fileType)
     }
 
-    /// The encoded bytes of one planned tensor.
-    static func tensorBytes(_ t: TensorPlan, ck: HFCheckpoint, ropeFreqs: [Float]?) throws -> [UInt8] {
-        if t.hfName.isEmpty, let f = ropeFreqs { return try GGMLCodec.quantize(.f32, f, rowLength: f.count) }
+    /// Encodes one planned tensor and writes it; returns the bytes written.
+    /// Same type in and out moves the mapped bytes as they are; bf16 → f16 converts bits directly; anything
+    /// else goes through f32.
+    static func writeTensor(_ t: TensorPlan, ck: HFCheckpoint, ropeFreqs: [Float]?, to writer: GGUFWriter) throws -> Int {
+        if t.hfName.isEmpty, let f = ropeFreqs {
+            let b = try GGMLCodec.quantize(.f32, f, rowLength: f.count)
+            try writer.writeTensor(b)
+            return b.count
+        }
         guard let info = ck.weights.info(t.hfName), let src = ck.weights.bytes(t.hfName) else { throw QKError("missing tensor \(t.hfName)") }
         let file = ck.weights.path(of: t.hfName) ?? ck.dir
         let rowLength = t.ne[0]
-        let rows = info.elementCount / max(rowLength, 1)
         let perm = try t.permuteHeads.map { try LlamaTensorNames.qkPermutation(rows: info.shape[0], heads: $0) }
-
-        // Same 16-bit type in and out: the bytes move as they are (after a finiteness check).
-        if (info.dtype == .bf16 && t.type == .bf16) || (info.dtype == .f16 && t.type == .f16) || (info.dtype == .f32 && t.type == .f32) {
+        let sameType = (info.dtype == .bf16 && t.type == .bf16) || (info.dtype == .f16 && t.type == .f16) || (info.dtype == .f32 && t.type == .f32)
+        if sameType || (info.dtype == .bf16 && t.type == .f16) {
             if let bad = firstNonFiniteRaw(src, dtype: info.dtype) {
                 throw QKError(file: file, "tensor \(t.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
             }
+        }
+        if sameType {
             if let perm, info.shape.count == 2 {
-                return LlamaTensorNames.gatherRowBytes(src, rowBytes: rowLength * info.dtype.size, src: perm)
+                let b = LlamaTensorNames.gatherRowBytes(src, rowBytes: rowLength * info.dtype.size, src: perm)
+                try writer.writeTensor(b)
+            } else {
+                try writer.writeTensor(src)
             }
-            return Array(src)
+            return src.count
         }
-        var x = [Float](repeating: 0, count: info.elementCount)
-        try x.withUnsafeMutableBufferPointer { try convertToF32(src, dtype: info.dtype, count: info.elementCount, into: $0.baseAddress!) }
-        if let bad = x.withUnsafeBufferPointer({ GGMLCodec.firstNonFinite($0) }) {
-            throw QKError(file: file, "tensor \(t.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
+        var out: [UInt8]
+        if info.dtype == .bf16 && t.type == .f16 {
+            out = bf16ToF16(src)
+        } else {
+            var x = [Float](repeating: 0, count: info.elementCount)
+            try x.withUnsafeMutableBufferPointer { try convertToF32(src, dtype: info.dtype, count: info.elementCount, into: $0.baseAddress!) }
+            if let bad = x.withUnsafeBufferPointer({ GGMLCodec.firstNonFinite($0) }) {
+                throw QKError(file: file, "tensor \(t.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
+            }
+            if let perm { x = LlamaTensorNames.gatherRows(x, rowLength: rowLength, src: perm) }
+            out = try GGMLCodec.quantize(t.type, x, rowLength: rowLength)
         }
-        if let perm { x = LlamaTensorNames.gatherRows(x, rowLength: rowLength, src: perm) }
-        _ = rows
-        return try GGMLCodec.quantize(t.type, x, rowLength: rowLength)
+        if info.dtype == .bf16 && t.type == .f16, let perm, info.shape.count == 2 {
+            out = out.withUnsafeBytes { LlamaTensorNames.gatherRowBytes($0, rowBytes: rowLength * 2, src: perm) }
+        }
+        try writer.writeTensor(out)
+        return out.count
+    }
+
+    /// bf16 → f16 bits (exact widening, then round-to-nearest-even), in parallel.
+    static func bf16ToF16(_ src: UnsafeRawBufferPointer) -> [UInt8] {
+        let n = src.count / 2
+        var out = [UInt8](repeating: 0, count: n * 2)
+        out.withUnsafeMutableBytes { o in
+            nonisolated(unsafe) let dst = o.baseAddress!.assumingMemoryBound(to: UInt16.self)
+            nonisolated(unsafe) let s = src.baseAddress!
+            Parallel.forRanges(n, minChunk: 1 << 16) { r in
+                for i in r {
+                    let b = UInt16(littleEndian: s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                    dst[i] = HalfFloat.f32ToF16Fast(HalfFloat.bf16ToF32(b)).littleEndian
+                }
+            }
+        }
+        return out
     }
 
     static func firstNonFiniteRaw(_ b: UnsafeRawBufferPointer, dtype: DType) -> Int? {

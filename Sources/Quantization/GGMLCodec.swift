@@ -4,42 +4,125 @@ import TensorCore
 /// Encodes f32 rows into ggml block types and decodes them back.
 public enum GGMLCodec {
     /// Types `quantize` can write.
-    public static let encodable: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
+    public static let encodable: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0,
+                                                  .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_NL, .iq4_XS, .tq1_0, .tq2_0]
     /// Types `dequantize` can read.
-    public static let decodable: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
+    public static let decodable: Set<GGMLType> = encodable
 
-    /// Encodes `rows` rows of `rowLength` values. Rows are independent, so the work is split over threads
-    /// in contiguous row ranges and the bytes do not depend on the thread count.
+    /// Types whose quantizer uses an importance matrix (Q8_0 and the ternary types ignore it, as in ggml).
+    public static let usesImatrix: Set<GGMLType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_NL, .iq4_XS]
+
+    /// Encodes `rows` rows of `rowLength` values, like ggml_quantize_chunk: with `imatrix` (one weight per column)
+    /// the importance-weighted routine, else the reference one. Rows are independent, so the work is split over
+    /// threads in contiguous row ranges and the bytes do not depend on the thread count.
     public static func quantize(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, rowLength: Int,
-                                into y: UnsafeMutableRawPointer) throws {
+                                imatrix: UnsafePointer<Float>? = nil, into y: UnsafeMutableRawPointer) throws {
         guard encodable.contains(type) else { throw QKError("quantizing to \(type.name) is not supported") }
         guard rowLength % type.blockSize == 0 else {
             throw QKError("row length \(rowLength) is not a multiple of \(type.name)'s block size \(type.blockSize)")
         }
         let rowBytes = type.rowBytes(rowLength)
         let blocksPerRow = rowLength / type.blockSize
-        let xs = UnsafeMutablePointer(mutating: x)
-        nonisolated(unsafe) let src = xs
+        nonisolated(unsafe) let src = UnsafeMutablePointer(mutating: x)
         nonisolated(unsafe) let dst = y
+        nonisolated(unsafe) let qw = usesImatrix.contains(type) ? imatrix : nil
         Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, rowLength))) { r in
-            let xr = UnsafePointer(src + r.lowerBound * rowLength)
-            let yr = dst + r.lowerBound * rowBytes
-            let n = r.count * rowLength, nb = r.count * blocksPerRow
-            switch type {
-            case .f32: UnsafeMutableRawPointer(yr).copyMemory(from: xr, byteCount: 4 * n)
-            case .f16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToF16(xr[k])) }
-            case .bf16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToBF16(xr[k])) }
-            case .q4_0: LegacyQuants.quantizeQ4_0(xr, yr, blocks: nb)
-            case .q4_1: LegacyQuants.quantizeQ4_1(xr, yr, blocks: nb)
-            case .q5_0: LegacyQuants.quantizeQ5_0(xr, yr, blocks: nb)
-            case .q5_1: LegacyQuants.quantizeQ5_1(xr, yr, blocks: nb)
-            case .q8_0: LegacyQuants.quantizeQ8_0(xr, yr, blocks: nb)
-            default: break
+            if let qw {
+                for row in r {
+                    quantizeRows(type, UnsafePointer(src + row * rowLength), dst + row * rowBytes, rowLength: rowLength, rows: 1, qw: qw)
+                }
+            } else {
+                quantizeRows(type, UnsafePointer(src + r.lowerBound * rowLength), dst + r.lowerBound * rowBytes, rowLength: rowLength, rows: r.count, qw: nil)
             }
         }
         if let bad = firstNonFiniteScale(type, UnsafeRawPointer(y), blocks: rows * blocksPerRow) {
             throw QKError("quantized data validation failed: \(type.name) block \(bad) has a non-finite scale (values exceed the f16 range)")
         }
+    }
+
+    /// Encodes consecutive rows; `qw` (one row's worth of weights) only with rows == 1.
+    static func quantizeRows(_ type: GGMLType, _ xr: UnsafePointer<Float>, _ yr: UnsafeMutableRawPointer, rowLength: Int, rows: Int,
+                             qw: UnsafePointer<Float>?) {
+        let n = rows * rowLength, nb = n / type.blockSize
+        switch type {
+        case .f32: yr.copyMemory(from: xr, byteCount: 4 * n)
+        case .f16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToF16Fast(xr[k])) }
+        case .bf16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToBF16(xr[k])) }
+        case .q8_0: LegacyQuants.quantizeQ8_0(xr, yr, blocks: nb)
+        case .q4_0: if let qw { LegacyQuants.quantizeWeightedRow(40, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ4_0(xr, yr, blocks: nb) }
+        case .q4_1: if let qw { LegacyQuants.quantizeWeightedRow(41, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ4_1(xr, yr, blocks: nb) }
+        case .q5_0: if let qw { LegacyQuants.quantizeWeightedRow(50, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ5_0(xr, yr, blocks: nb) }
+        case .q5_1: if let qw { LegacyQuants.quantizeWeightedRow(51, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ5_1(xr, yr, blocks: nb) }
+        case .q2_K: KQuants.quantizeQ2K(xr, yr, blocks: nb, qw: qw)
+        case .q3_K: KQuants.quantizeQ3K(xr, yr, blocks: nb, qw: qw)
+        case .q4_K: KQuants.quantizeQ4K(xr, yr, blocks: nb, qw: qw)
+        case .q5_K: KQuants.quantizeQ5K(xr, yr, blocks: nb, qw: qw)
+        case .q6_K: KQuants.quantizeQ6K(xr, yr, blocks: nb, qw: qw)
+        case .iq4_NL: NonLinearQuants.quantizeIQ4NL(xr, yr, blocks: nb, qw: qw)
+        case .iq4_XS: NonLinearQuants.quantizeIQ4XS(xr, yr, blocks: nb, qw: qw)
+        case .tq1_0: NonLinearQuants.quantizeTQ1_0(xr, yr, blocks: nb)
+        case .tq2_0: NonLinearQuants.quantizeTQ2_0(xr, yr, blocks: nb)
+        default: break
+        }
+    }
+
+    public static func quantize(_ type: GGMLType, _ x: [Float], rowLength: Int, imatrix: [Float]? = nil) throws -> [UInt8] {
+        guard rowLength > 0, x.count % rowLength == 0 else { throw QKError("\(x.count) values are not whole rows of \(rowLength)") }
+        if let im = imatrix, im.count != rowLength { throw QKError("importance matrix has \(im.count) values for rows of \(rowLength)") }
+        let rows = x.count / rowLength
+        var out = [UInt8](repeating: 0, count: rows * type.rowBytes(rowLength))
+        try x.withUnsafeBufferPointer { xp in
+            try out.withUnsafeMutableBytes { o in
+                if let im = imatrix {
+                    try im.withUnsafeBufferPointer { try quantize(type, xp.baseAddress!, rows: rows, rowLength: rowLength, imatrix: $0.baseAddress!, into: o.baseAddress!) }
+                } else {
+                    try quantize(type, xp.baseAddress!, rows: rows, rowLength: rowLength, into: o.baseAddress!)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Decodes `count` values of `type` from `y`.
+    public static func dequantize(_ type: GGMLType, _ y: UnsafeRawBufferPointer, count: Int, into x: UnsafeMutablePointer<Float>) throws {
+        guard decodable.contains(type) else { throw QKError("dequantizing \(type.name) is not supported") }
+        guard count % type.blockSize == 0, y.count >= count / type.blockSize * type.typeSize else {
+            throw QKError("\(type.name): \(y.count) bytes do not hold \(count) values")
+        }
+        guard count > 0, let p = y.baseAddress else { return }
+        let nb = count / type.blockSize
+        switch type {
+        case .f32: for k in 0..<count { x[k] = Float(bitPattern: loadU32(p, 4 * k)) }
+        case .f16: for k in 0..<count { x[k] = HalfFloat.f16ToF32Fast(loadU16(p, 2 * k)) }
+        case .bf16: for k in 0..<count { x[k] = HalfFloat.bf16ToF32(loadU16(p, 2 * k)) }
+        case .q4_0: LegacyQuants.dequantizeQ4_0(p, x, blocks: nb)
+        case .q4_1: LegacyQuants.dequantizeQ4_1(p, x, blocks: nb)
+        case .q5_0: LegacyQuants.dequantizeQ5_0(p, x, blocks: nb)
+        case .q5_1: LegacyQuants.dequantizeQ5_1(p, x, blocks: nb)
+        case .q8_0: LegacyQuants.dequantizeQ8_0(p, x, blocks: nb)
+        case .q2_K: KQuants.dequantizeQ2K(p, x, blocks: nb)
+        case .q3_K: KQuants.dequantizeQ3K(p, x, blocks: nb)
+        case .q4_K: KQuants.dequantizeQ4K(p, x, blocks: nb)
+        case .q5_K: KQuants.dequantizeQ5K(p, x, blocks: nb)
+        case .q6_K: KQuants.dequantizeQ6K(p, x, blocks: nb)
+        case .iq4_NL: NonLinearQuants.dequantizeIQ4NL(p, x, blocks: nb)
+        case .iq4_XS: NonLinearQuants.dequantizeIQ4XS(p, x, blocks: nb)
+        case .tq1_0: NonLinearQuants.dequantizeTQ1_0(p, x, blocks: nb)
+        case .tq2_0: NonLinearQuants.dequantizeTQ2_0(p, x, blocks: nb)
+        default: break
+        }
+    }
+
+    public static func dequantize(_ type: GGMLType, _ y: UnsafeRawBufferPointer, count: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBufferPointer { try dequantize(type, y, count: count, into: $0.baseAddress!) }
+        return out
+    }
+
+    /// The first non-finite value of a tensor's f32 data, if any (llama-quantize refuses NaN/Inf).
+    public static func firstNonFinite(_ x: UnsafeBufferPointer<Float>) -> Int? {
+        for (k, v) in x.enumerated() where !v.isFinite { return k }
+        return nil
     }
 
     /// Byte offsets of the f16 scale fields (d, m/dmin) in a block, as ggml_validate_row_data checks them.
@@ -61,49 +144,6 @@ public enum GGMLCodec {
         for b in 0..<blocks {
             for o in offs where (loadU16(y, b * type.typeSize + o) & 0x7c00) == 0x7c00 { return b }
         }
-        return nil
-    }
-
-    public static func quantize(_ type: GGMLType, _ x: [Float], rowLength: Int) throws -> [UInt8] {
-        guard rowLength > 0, x.count % rowLength == 0 else { throw QKError("\(x.count) values are not whole rows of \(rowLength)") }
-        let rows = x.count / rowLength
-        var out = [UInt8](repeating: 0, count: rows * type.rowBytes(rowLength))
-        try x.withUnsafeBufferPointer { xp in
-            try out.withUnsafeMutableBytes { try quantize(type, xp.baseAddress!, rows: rows, rowLength: rowLength, into: $0.baseAddress!) }
-        }
-        return out
-    }
-
-    /// Decodes `count` values of `type` from `y`.
-    public static func dequantize(_ type: GGMLType, _ y: UnsafeRawBufferPointer, count: Int, into x: UnsafeMutablePointer<Float>) throws {
-        guard decodable.contains(type) else { throw QKError("dequantizing \(type.name) is not supported") }
-        guard count % type.blockSize == 0, y.count >= count / type.blockSize * type.typeSize else {
-            throw QKError("\(type.name): \(y.count) bytes do not hold \(count) values")
-        }
-        guard count > 0, let p = y.baseAddress else { return }
-        let nb = count / type.blockSize
-        switch type {
-        case .f32: for k in 0..<count { x[k] = Float(bitPattern: loadU32(p, 4 * k)) }
-        case .f16: for k in 0..<count { x[k] = HalfFloat.f16ToF32(loadU16(p, 2 * k)) }
-        case .bf16: for k in 0..<count { x[k] = HalfFloat.bf16ToF32(loadU16(p, 2 * k)) }
-        case .q4_0: LegacyQuants.dequantizeQ4_0(p, x, blocks: nb)
-        case .q4_1: LegacyQuants.dequantizeQ4_1(p, x, blocks: nb)
-        case .q5_0: LegacyQuants.dequantizeQ5_0(p, x, blocks: nb)
-        case .q5_1: LegacyQuants.dequantizeQ5_1(p, x, blocks: nb)
-        case .q8_0: LegacyQuants.dequantizeQ8_0(p, x, blocks: nb)
-        default: break
-        }
-    }
-
-    public static func dequantize(_ type: GGMLType, _ y: UnsafeRawBufferPointer, count: Int) throws -> [Float] {
-        var out = [Float](repeating: 0, count: count)
-        try out.withUnsafeMutableBufferPointer { try dequantize(type, y, count: count, into: $0.baseAddress!) }
-        return out
-    }
-
-    /// The first non-finite value of a tensor's f32 data, if any (llama-quantize refuses NaN/Inf).
-    public static func firstNonFinite(_ x: UnsafeBufferPointer<Float>) -> Int? {
-        for (k, v) in x.enumerated() where !v.isFinite { return k }
         return nil
     }
 }

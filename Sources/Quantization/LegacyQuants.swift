@@ -6,7 +6,7 @@ import TensorCore
 /// `fusedMultiplyAdd`: ggml built by GCC with FMA available contracts `x*id + 8.5f` into one fused
 /// operation (gguf-py calls Q4_0's rounding "cursed" for this reason). llama-quantize builds do; so do we by default.
 public enum LegacyQuants {
-    nonisolated(unsafe) public static var fusedMultiplyAdd = true
+    nonisolated(unsafe) public static var fusedMultiplyAdd = false
 
     @inline(__always) static func madd(_ a: Float, _ b: Float, _ c: Float) -> Float {
         fusedMultiplyAdd ? c.addingProduct(a, b) : a * b + c

@@ -19,6 +19,27 @@ final class HalfFloatTests: XCTestCase {
         }
     }
 
+    /// The branch-free conversions against Swift's Float16: every bf16 value (the convert bf16 → f16 path) and
+    /// every f16 value exhaustively, plus random f32 bit patterns.
+    func testFastConversionsAgreeWithFloat16() {
+        for bits in UInt16.min...UInt16.max {
+            let x = HalfFloat.bf16ToF32(bits)
+            let want = Float16(x).bitPattern
+            let got = HalfFloat.f32ToF16Fast(x)
+            if x.isNaN { XCTAssertEqual(got & 0x7C00, 0x7C00); XCTAssertNotEqual(got & 0x3FF, 0); continue }
+            XCTAssertEqual(got, want, "bf16 \(bits)")
+            let h = HalfFloat.f16ToF32Fast(bits)
+            let hw = Float(Float16(bitPattern: bits))
+            XCTAssertTrue(h.bitPattern == hw.bitPattern || (h.isNaN && hw.isNaN), "f16 \(bits)")
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200_000 {
+            let x = Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))
+            if x.isNaN { continue }
+            XCTAssertEqual(HalfFloat.f32ToF16Fast(x), Float16(x).bitPattern, "\(x)")
+        }
+    }
+
     func testBF16RoundsToNearestEvenAndQuietsNaN() {
         XCTAssertEqual(HalfFloat.f32ToBF16(1.0), 0x3F80)
         XCTAssertEqual(HalfFloat.bf16ToF32(0x3F80), 1.0)

@@ -1,0 +1,270 @@
+/// The scale searches behind the K-quants and the importance-weighted legacy types: ports of ggml-quants.c's
+/// make_qx_quants, make_q3_quants, make_qkx2_quants, make_qkx3_quants and make_qp_quants. Float operations
+/// keep the reference's order and association (a*b*c is (a*b)*c; sums run left to right): the output must be
+/// byte-identical to llama-quantize's.
+enum KQuantSearch {
+    static let groupMaxEps: Float = 1e-15
+
+    /// Symmetric: L[i] in [0, 2·nmax), x ≈ scale·(L − nmax). Weights `qw`, else by `rmseType`.
+    static func makeQxQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>,
+                             rmseType rt: Int, qw: UnsafePointer<Float>?) -> Float {
+        var vmax: Float = 0, amax: Float = 0
+        for i in 0..<n {
+            let ax = abs(x[i])
+            if ax > amax { amax = ax; vmax = x[i] }
+        }
+        if amax < groupMaxEps {
+            for i in 0..<n { L[i] = 0 }
+            return 0
+        }
+        let fnmax = Float(nmax)
+        var iscale = -fnmax / vmax
+        if rt == 0 {
+            for i in 0..<n {
+                let l = Int(nearestInt(iscale * x[i]))
+                L[i] = Int8(truncatingIfNeeded: nmax + max(-nmax, min(nmax - 1, l)))
+            }
+            return 1 / iscale
+        }
+        var rmseType = rt
+        var returnEarly = false
+        if rmseType < 0 { rmseType = -rmseType; returnEarly = true }
+        @inline(__always) func weight(_ i: Int) -> Float {
+            if let qw { return qw[i] }
+            switch rmseType {
+            case 1: return x[i] * x[i]
+            case 2: return 1
+            case 3: return abs(x[i])
+            default: return abs(x[i]).squareRoot()
+            }
+        }
+        var sumlx: Float = 0, suml2: Float = 0
+        for i in 0..<n {
+            var l = Int(nearestInt(iscale * x[i]))
+            l = max(-nmax, min(nmax - 1, l))
+            L[i] = Int8(truncatingIfNeeded: l + nmax)
+            let w = weight(i), fl = Float(l)
+            sumlx += w * x[i] * fl
+            suml2 += w * fl * fl
+        }
+        var scale: Float = suml2 != 0 ? sumlx / suml2 : 0
+        if returnEarly { return suml2 > 0 ? 0.5 * (scale + 1 / iscale) : 1 / iscale }
+        var best = scale * sumlx
+        for step in -9...9 where step != 0 {
+            iscale = -(fnmax + 0.1 * Float(step)) / vmax
+            sumlx = 0; suml2 = 0
+            for i in 0..<n {
+                var l = Int(nearestInt(iscale * x[i]))
+                l = max(-nmax, min(nmax - 1, l))
+                let w = weight(i), fl = Float(l)
+                sumlx += w * x[i] * fl
+                suml2 += w * fl * fl
+            }
+            if suml2 > 0 && sumlx * sumlx > best * suml2 {
+                for i in 0..<n {
+                    let l = Int(nearestInt(iscale * x[i]))
+                    L[i] = Int8(truncatingIfNeeded: nmax + max(-nmax, min(nmax - 1, l)))
+                }
+                scale = sumlx / suml2
+                best = scale * sumlx
+            }
+        }
+        return scale
+    }
+
+    /// Q3_K's symmetric search with x² weights and coordinate descent.
+    static func makeQ3Quants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>, doRmse: Bool) -> Float {
+        var vmax: Float = 0, amax: Float = 0
+        for i in 0..<n {
+            let ax = abs(x[i])
+            if ax > amax { amax = ax; vmax = x[i] }
+        }
+        if amax < groupMaxEps {
+            for i in 0..<n { L[i] = 0 }
+            return 0
+        }
+        let iscale = -Float(nmax) / vmax
+        if doRmse {
+            var sumlx: Float = 0, suml2: Float = 0
+            for i in 0..<n {
+                var l = Int(nearestInt(iscale * x[i]))
+                l = max(-nmax, min(nmax - 1, l))
+                L[i] = Int8(truncatingIfNeeded: l)
+                let w = x[i] * x[i], fl = Float(l)
+                sumlx += w * x[i] * fl
+                suml2 += w * fl * fl
+            }
+            for _ in 0..<5 {
+                var changed = 0
+                for i in 0..<n {
+                    let w = x[i] * x[i]
+                    let li = Float(L[i])
+                    var slx = sumlx - w * x[i] * li
+                    if slx > 0 {
+                        var sl2 = suml2 - w * li * li
+                        var newL = Int(nearestInt(x[i] * sl2 / slx))
+                        newL = max(-nmax, min(nmax - 1, newL))
+                        if newL != Int(L[i]) {
+                            let fn = Float(newL)
+                            slx += w * x[i] * fn
+                            sl2 += w * fn * fn
+                            if sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                                L[i] = Int8(truncatingIfNeeded: newL); sumlx = slx; suml2 = sl2
+                                changed += 1
+                            }
+                        }
+                    }
+                }
+                if changed == 0 { break }
+            }
+            for i in 0..<n { L[i] = L[i] &+ Int8(truncatingIfNeeded: nmax) }
+            return suml2 > 0 ? sumlx / suml2 : 0
+        }
+        for i in 0..<n {
+            var l = Int(nearestInt(iscale * x[i]))
+            l = max(-nmax, min(nmax - 1, l))
+            L[i] = Int8(truncatingIfNeeded: l + nmax)
+        }
+        return 1 / iscale
+    }
+
+    /// Asymmetric (scale, min ≤ 0) search; `weights` nil means x² (make_qkx3_quants) — make_qkx2_quants always passes them.
+    /// Returns the scale and sets `theMin` to −min.
+    static func makeQkxQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>?,
+                              _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
+                              rmin: Float, rdelta: Float, nstep: Int, useMad: Bool, qkx3: Bool) -> Float {
+        @inline(__always) func w(_ i: Int) -> Float { weights.map { $0[i] } ?? x[i] * x[i] }
+        var vmin = x[0], vmax = x[0]
+        var sumW = w(0)
+        var sumX = sumW * x[0]
+        for i in 1..<n {
+            if x[i] < vmin { vmin = x[i] }
+            if x[i] > vmax { vmax = x[i] }
+            let wi = w(i)
+            sumW += wi
+            sumX += wi * x[i]
+        }
+        if vmin > 0 { vmin = 0 }
+        if qkx3 ? (vmax <= vmin) : (vmax == vmin) {
+            for i in 0..<n { L[i] = 0 }
+            theMin = -vmin
+            return 0
+        }
+        let fnmax = Float(nmax)
+        var iscale = fnmax / (vmax - vmin)
+        var scale = 1 / iscale
+        var bestError: Float = 0
+        for i in 0..<n {
+            let l = Int(nearestInt(iscale * (x[i] - vmin)))
+            L[i] = UInt8(truncatingIfNeeded: max(0, min(nmax, l)))
+            var diff = scale * Float(L[i]) + vmin - x[i]
+            diff = useMad ? abs(diff) : diff * diff
+            bestError += w(i) * diff
+        }
+        if nstep < 1 {
+            theMin = -vmin
+            return scale
+        }
+        for step in 0...nstep {
+            iscale = (rmin + rdelta * Float(step) + fnmax) / (vmax - vmin)
+            var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
+            for i in 0..<n {
+                var l = Int(nearestInt(iscale * (x[i] - vmin)))
+                l = max(0, min(nmax, l))
+                Laux[i] = UInt8(truncatingIfNeeded: l)
+                let wi = w(i), fl = Float(l)
+                sumL += wi * fl
+                sumL2 += wi * fl * fl
+                sumXL += wi * fl * x[i]
+            }
+            let D = sumW * sumL2 - sumL * sumL
+            if D > 0 {
+                var thisScale = (sumW * sumXL - sumX * sumL) / D
+                var thisMin = (sumL2 * sumX - sumL * sumXL) / D
+                if thisMin > 0 {
+                    thisMin = 0
+                    thisScale = sumXL / sumL2
+                }
+                var cur: Float = 0
+                for i in 0..<n {
+                    var diff = thisScale * Float(Laux[i]) + thisMin - x[i]
+                    diff = useMad ? abs(diff) : diff * diff
+                    cur += w(i) * diff
+                }
+                if cur < bestError {
+                    for i in 0..<n { L[i] = Laux[i] }
+                    bestError = cur
+                    scale = thisScale
+                    vmin = thisMin
+                }
+            }
+        }
+        theMin = -vmin
+        return scale
+    }
+
+    /// Quantizes non-negative sub-block scales (or mins) to [0, nmax] with weights; returns the super-block scale.
+    static func makeQpQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<UInt8>,
+                             _ qw: UnsafePointer<Float>) -> Float {
+        var vmax: Float = 0
+        for i in 0..<n { vmax = max(vmax, x[i]) }
+        if vmax < groupMaxEps {
+            for i in 0..<n { L[i] = 0 }
+            return 0
+        }
+        let fnmax = Float(nmax)
+        var iscale = fnmax / vmax
+        for i in 0..<n { L[i] = UInt8(truncatingIfNeeded: nearestInt(iscale * x[i])) }
+        let scale = 1 / iscale
+        var bestMse: Float = 0
+        for i in 0..<n {
+            let diff = x[i] - scale * Float(L[i])
+            bestMse += qw[i] * diff * diff
+        }
+        for step in -4...4 where step != 0 {
+            let iscaleIs = (0.1 * Float(step) + fnmax) / vmax
+            let scaleIs = 1 / iscaleIs
+            var mse: Float = 0
+            for i in 0..<n {
+                var l = Int(nearestInt(iscaleIs * x[i]))
+                l = min(nmax, l)
+                let diff = x[i] - scaleIs * Float(l)
+                mse += qw[i] * diff * diff
+            }
+            if mse < bestMse { bestMse = mse; iscale = iscaleIs }
+        }
+        var sumlx: Float = 0, suml2: Float = 0
+        for i in 0..<n {
+            var l = Int(nearestInt(iscale * x[i]))
+            l = min(nmax, l)
+            L[i] = UInt8(truncatingIfNeeded: l)
+            let w = qw[i], fl = Float(l)
+            sumlx += w * x[i] * fl
+            suml2 += w * fl * fl
+        }
+        for _ in 0..<5 {
+            var changed = 0
+            for i in 0..<n {
+                let w = qw[i]
+                let li = Float(L[i])
+                var slx = sumlx - w * x[i] * li
+                var sl2 = suml2 - w * li * li
+                if slx > 0 && sl2 > 0 {
+                    var newL = Int(nearestInt(x[i] * sl2 / slx))
+                    newL = min(nmax, newL)
+                    if newL != Int(L[i]) {
+                        let fn = Float(newL)
+                        slx += w * x[i] * fn
+                        sl2 += w * fn * fn
+                        if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                            L[i] = UInt8(truncatingIfNeeded: newL); sumlx = slx; suml2 = sl2
+                            changed += 1
+                        }
+                    }
+                }
+            }
+            if changed == 0 { break }
+        }
+        return suml2 > 0 ? sumlx / suml2 : 0
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import ModelFormats
+import QuantKit
+import Quantization
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize an HF checkpoint or an F32/F16/BF16 GGUF into GGUF block types with llama-quantize's presets and rules.",
+        discussion: """
+        Presets: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0
+        Examples:
+          quantkit quantize models/smollm2-135m-instruct -o smollm2-q4_k_m.gguf --type Q4_K_M
+          quantkit quantize model-f16.gguf -o model-q4_0.gguf --type Q4_0 --imatrix imatrix.gguf
+          quantkit quantize model-f16.gguf -o x.gguf --type Q4_K_M --tensor-type 'attn_v=q8_0' --dry-run
+        """
+    )
+
+    @Argument(help: "HF checkpoint (directory, .safetensors, ORG/NAME) or GGUF file.")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "Output GGUF path.")
+    var output: String?
+
+    @Option(name: .long, help: "Preset (llama-quantize name or ftype number).")
+    var type: String
+
+    @Flag(name: .long, help: "Disable the per-tensor mixture: every quantizable tensor gets the preset's type.")
+    var pure = false
+
+    @Option(name: .customLong("output-tensor-type"), help: "Type for output.weight.")
+    var outputTensorType: String?
+
+    @Option(name: .customLong("token-embedding-type"), help: "Type for token_embd.weight.")
+    var tokenEmbeddingType: String?
+
+    @Option(name: .customLong("tensor-type"), help: "REGEX=TYPE override (repeatable; first match wins).")
+    var tensorType: [String] = []
+
+    @Flag(name: .customLong("leave-output-tensor"), help: "Keep output.weight as it is.")
+    var leaveOutputTensor = false
+
+    @Option(name: .long, help: "Importance matrix (llama.cpp GGUF imatrix or legacy .dat).")
+    var imatrix: String?
+
+    @Option(name: .customLong("include-weights"), help: "Use the imatrix only for tensors whose names contain this (repeatable).")
+    var includeWeights: [String] = []
+
+    @Option(name: .customLong("exclude-weights"), help: "Do not use the imatrix for tensors whose names contain this (repeatable).")
+    var excludeWeights: [String] = []
+
+    @Flag(name: .customLong("allow-requantize"), help: "Allow requantizing tensors that are already quantized.")
+    var allowRequantize = false
+
+    @Flag(name: .customLong("dry-run"), help: "Print the plan (tensor, type, bytes, bits per weight, total) without writing.")
+    var dryRun = false
+
+    @Option(name: .long, help: "BPE pre-tokenizer name when converting an HF checkpoint with an unrecognized tokenizer.")
+    var pre: String?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func parseType(_ s: String, _ flag: String) throws -> GGMLType {
+        guard let t = GGMLType.named(s) else { throw ValidationError("\(flag): unknown ggml type \(s)") }
+        return t
+    }
+
+    func run() throws {
+        try guarded {
+            guard let preset = QuantPreset.named(type) else {
+                throw ValidationError("--type \(type) is not a preset (\(QuantPreset.all.map(\.name).joined(separator: " ")))")
+            }
+            var o = GGUFQuantizer.Options(preset: preset)
+            o.overrides.pure = pure
+            o.overrides.outputTensorType = try outputTensorType.map { try parseType($0, "--output-tensor-type") }
+            o.overrides.tokenEmbeddingType = try tokenEmbeddingType.map { try parseType($0, "--token-embedding-type") }
+            o.overrides.leaveOutputTensor = leaveOutputTensor
+            for tt in tensorType {
+                guard let eq = tt.lastIndex(of: "="), eq != tt.startIndex else { throw ValidationError("--tensor-type \(tt): expected REGEX=TYPE") }
+                o.overrides.tensorTypes.append((String(tt[..<eq]), try parseType(String(tt[tt.index(after: eq)...]), "--tensor-type")))
+            }
+            o.imatrixPath = imatrix
+            o.includeWeights = includeWeights
+            o.excludeWeights = excludeWeights
+            o.allowRequantize = allowRequantize
+            o.pre = pre
+            if dryRun {
+                let p = try GGUFQuantizer.plan(source, options: o)
+                if json {
+                    let rows: [JSONValue] = p.tensors.map {
+                        .object([("name", .string($0.name)), ("ne", .array($0.ne.map { .int(Int64($0)) })), ("from", .string($0.from.name)),
+                                 ("type", .string($0.to.name)), ("bytes", .int(Int64($0.bytes)))])
+                    }
+                    print(JSONValue.object([("preset", .string(preset.name)), ("tensors", .array(rows)), ("total_bytes", .int(Int64(p.totalBytes))),
+                                            ("bits_per_weight", .double(p.bitsPerWeight)), ("fallbacks", .int(Int64(p.fallbacks.count)))]).serialized())
+                } else {
+                    for t in p.tensors {
+                        print("\(t.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(t.ne.map(String.init).joined(separator: "x").padding(toLength: 14, withPad: " ", startingAt: 0)) \(t.from.name.padding(toLength: 6, withPad: " ", startingAt: 0)) -> \(t.to.name.padding(toLength: 7, withPad: " ", startingAt: 0)) \(t.bytes) bytes")
+                    }
+                    for f in p.fallbacks { print("fallback: \(f.name) \(f.from.name) -> \(f.to.name) (row length not a multiple of the block size)") }
+                    print(String(format: "total: %d bytes, %.4f bits per weight (%@)", p.totalBytes, p.bitsPerWeight, preset.name))
+                }
+                return
+            }
+            guard let output else { throw ValidationError("-o OUTPUT is required (or --dry-run)") }
+            let pr = ProgressPrinter()
+            let r = try GGUFQuantizer.quantize(source, to: output, options: o, progress: pr.update)
+            if json {
+                print(#"{"output": "\#(r.output)", "tensors": \#(r.tensors), "bytes": \#(r.bytes), "bits_per_weight": \#(r.bitsPerWeight)}"#)
+            } else {
+                print(String(format: "wrote %@: %d tensors, %d bytes, %.4f bits per weight", r.output, r.tensors, r.bytes, r.bitsPerWeight))
+            }
+        }
+    }
+}
