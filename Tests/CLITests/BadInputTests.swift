@@ -137,6 +137,46 @@ final class BadInputTests: XCTestCase {
         try expectFailure(["export", micro + "/model.safetensors", "-o", CLI.tmpDir() + "/e"], output: nil, contains: ["not a GGUF file"])
     }
 
+    func testQuantizeBadInputs() throws {
+        let k = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
+        let out = CLI.tmpDir() + "/q.gguf"
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q9_K"], output: out, contains: ["--type Q9_K is not a preset"])
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q4_K_M", "--tensor-type", "attn_v"], output: out, contains: ["expected REGEX=TYPE"])
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q4_K_M", "--tensor-type", "attn_v=q7_x"], output: out, contains: ["unknown ggml type q7_x"])
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q4_K_M", "--tensor-type", "([=q8_0"], output: out, contains: ["not a valid regular expression"])
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q2_K_S"], output: out, contains: ["Q2_K_S needs an importance matrix"])
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q4_0", "--imatrix", "/no/such.imatrix"], output: out, contains: ["/no/such.imatrix"])
+        let badIm = CLI.tmpDir() + "/bad.dat"
+        try Data([1, 0, 0, 0, 200, 0, 0, 0]).write(to: URL(fileURLWithPath: badIm))
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q4_0", "--imatrix", badIm], output: out, contains: [badIm])
+        // a quantized input is not requantized without --allow-requantize
+        let q = CLI.tmpDir() + "/q4.gguf"
+        XCTAssertEqual(try CLI.run(["quantize", k, "-o", q, "--type", "Q4_0"]).status, 0)
+        try expectFailure(["quantize", q, "-o", out, "--type", "Q8_0"], output: out, contains: ["is already Q6_K", "--allow-requantize"])
+        let rq = CLI.tmpDir() + "/rq.gguf"
+        XCTAssertEqual(try CLI.run(["quantize", q, "-o", rq, "--type", "Q8_0", "--allow-requantize"]).status, 0)
+        // NaN in a weight: the tensor is named
+        let dir = try microCopy(edit: { ts in
+            let i = ts.firstIndex { $0.0 == "model.layers.1.self_attn.v_proj.weight" }!
+            ts[i].2[40] = .nan
+        })
+        try expectFailure(["quantize", dir, "-o", out, "--type", "Q8_0"], output: out, contains: ["model.layers.1.self_attn.v_proj.weight", "non-finite"])
+    }
+
+    func testQuantizeDryRunPrintsThePlan() throws {
+        let k = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
+        let r = try CLI.run(["quantize", k, "--type", "Q4_K_M", "--dry-run", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try JSONParser.parse(Data(r.stdout.utf8), file: "stdout")
+        let types = Dictionary(uniqueKeysWithValues: (j["tensors"]?.array ?? []).map { ($0["name"]!.string!, $0["type"]!.string!) })
+        XCTAssertEqual(types["output.weight"], "Q6_K")
+        XCTAssertEqual(types["blk.1.attn_v.weight"], "Q6_K")
+        XCTAssertEqual(types["blk.0.attn_v.weight"], "Q4_K")
+        XCTAssertEqual(j["tensors"]?.array?.count, 21)
+        let total = (j["tensors"]?.array ?? []).reduce(0) { $0 + ($1["bytes"]?.int ?? 0) }
+        XCTAssertEqual(j["total_bytes"]?.int, total)
+    }
+
     func testGoodRunWritesAndInspects() throws {
         let out = CLI.tmpDir() + "/ok.gguf"
         let r = try CLI.run(["convert", micro, "-o", out, "--type", "q8_0"])
