@@ -1,0 +1,55 @@
+"""Interop with stock llama.cpp (tools built by Scripts/llama-tools):
+1. llama-tokenize with quantkit's SmolLM2 bf16 GGUF gives the golden ids (made with the original SmolLM2 GGUF).
+2. llama-quantize on quantkit's bf16 GGUF gives byte-identical files to quantkit's one-step quantize of the HF checkpoint.
+3. llama-perplexity loads and runs quantkit's Q8_0, Q4_0, Q4_K_M and IQ4_NL files; the numbers are printed."""
+import json, os, re, subprocess, sys
+
+bin_dir, work, model = sys.argv[1], sys.argv[2], sys.argv[3]
+chunks = int(os.environ.get("QUANTKIT_INTEROP_CHUNKS", "8"))
+qk = ".build/release/quantkit"
+gold = "Formats/golden/tokenize"
+run = lambda *a, **k: subprocess.run(list(a), check=True, capture_output=True, text=True, **k)
+
+bf16 = f"{work}/smol-bf16.gguf"
+run(qk, "convert", model, "-o", bf16, "--type", "bf16")
+
+# 1. tokenizer
+n = 0
+for f in sorted(os.listdir(f"{gold}/smollm2")):
+    if not f.endswith(".json") or f.startswith("_"):
+        continue
+    g = json.load(open(f"{gold}/smollm2/{f}"))
+    inp = f"{gold}/inputs/{f[:-5]}.txt"
+    for key, extra in [("llama_tokenize_default", []), ("llama_tokenize_no_bos", ["--no-bos"]),
+                       ("llama_tokenize_no_bos_no_parse_special", ["--no-bos", "--no-parse-special"])]:
+        out = run(f"{bin_dir}/llama-tokenize", "-m", bf16, "-f", inp, "--ids", "--no-escape", "--log-disable", *extra).stdout
+        ids = json.loads(out.strip().splitlines()[-1]) if out.strip() else []
+        if ids != g[key]:
+            raise SystemExit(f"interop FAIL: llama-tokenize {f} {key}: {ids[:12]} != {g[key][:12]}")
+        n += 1
+print(f"interop ok: llama-tokenize on quantkit's SmolLM2 GGUF matches the golden ids ({n} cases)")
+
+# 2. llama-quantize vs quantkit quantize, real model
+for t in ["Q8_0", "Q4_0", "Q4_K_M", "IQ4_NL"]:
+    ours, theirs = f"{work}/smol-{t}.gguf", f"{work}/lq-{t}.gguf"
+    run(qk, "quantize", model, "-o", ours, "--type", t)
+    run(f"{bin_dir}/llama-quantize", bf16, theirs, t, "2")
+    if open(ours, "rb").read() != open(theirs, "rb").read():
+        raise SystemExit(f"interop FAIL: quantkit quantize {t} differs from llama-quantize on the same model")
+    os.remove(theirs)
+    print(f"interop ok: SmolLM2 {t}: quantkit (HF -> GGUF in one step) == llama-quantize (bf16 GGUF), byte for byte")
+
+# 3. llama-perplexity
+ppl = {}
+for t in ["bf16", "Q8_0", "Q4_0", "Q4_K_M", "IQ4_NL"]:
+    r = run(f"{bin_dir}/llama-perplexity", "-m", f"{work}/smol-{t}.gguf", "-f", "../shared/data/wikitext-2-raw/wiki.test.raw"
+            if os.path.exists("../shared/data/wikitext-2-raw/wiki.test.raw") else "Formats/golden/tokenize/inputs/wiki.test.first50k.txt",
+            "-c", "512", "--chunks", str(chunks), "-t", "2")
+    m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", r.stdout + r.stderr)
+    if not m:
+        raise SystemExit(f"interop FAIL: llama-perplexity did not run {t}:\n{r.stderr[-2000:]}")
+    ppl[t] = float(m.group(1))
+    print(f"interop ok: llama-perplexity loads quantkit's SmolLM2 {t}: PPL = {m.group(1)} +/- {m.group(2)} ({chunks} chunks of 512)")
+if not (abs(ppl["Q8_0"] / ppl["bf16"] - 1) < 0.01 and ppl["bf16"] < ppl["Q4_K_M"] < ppl["Q4_0"]):
+    raise SystemExit(f"interop FAIL: perplexities out of the expected order: {ppl}")
+json.dump(ppl, open(".cache/llama-perplexity.json", "w"), indent=1)
