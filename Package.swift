@@ -18,14 +18,16 @@ let package = Package(
         // Layers, each depending only on the ones below it.
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
         .target(name: "ModelFormats", dependencies: ["TensorCore"]),
+        .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
-        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization"]),
+        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers"]),
         .executableTarget(name: "quantkit", dependencies: [
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TensorCore"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore"]),
         // End-to-end: runs the built `quantkit` binary.

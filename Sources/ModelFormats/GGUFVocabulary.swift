@@ -14,6 +14,23 @@ public struct GGUFVocabulary: Sendable {
     public var chatTemplate: String?
 
     public init(_ g: GGUFFile) throws {
+        try self.init(lookup: { g[$0] }, file: g.path)
+    }
+
+    /// From `tokenizer.*` keys as the converter writes them (e.g. TokenizerMetadata.fromHF for an HF directory).
+    public init(metadata: [(String, GGUFValue)], file: String = "tokenizer") throws {
+        var d: [String: GGUFValue] = [:]
+        for (k, v) in metadata { d[k] = v }
+        try self.init(lookup: { d[$0] }, file: file)
+    }
+
+    init(lookup: @escaping (String) -> GGUFValue?, file: String) throws {
+        struct Keys {
+            let path: String
+            let fetch: (String) -> GGUFValue?
+            subscript(k: String) -> GGUFValue? { fetch(k) }
+        }
+        let g = Keys(path: file, fetch: lookup)
         guard let m = g["tokenizer.ggml.model"]?.string else { throw QKError(file: g.path, "no tokenizer.ggml.model: the file carries no vocabulary") }
         model = m
         pre = g["tokenizer.ggml.pre"]?.string

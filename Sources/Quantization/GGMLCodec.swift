@@ -6,8 +6,8 @@ public enum GGMLCodec {
     /// Types `quantize` can write.
     public static let encodable: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0,
                                                   .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_NL, .iq4_XS, .tq1_0, .tq2_0]
-    /// Types `dequantize` can read.
-    public static let decodable: Set<GGMLType> = encodable
+    /// Types `dequantize` can read (Q8_K only appears inside ggml's dot products, but is cheap to read).
+    public static let decodable: Set<GGMLType> = encodable.union([.q8_K])
 
     /// Types whose quantizer uses an importance matrix (Q8_0 and the ternary types ignore it, as in ggml).
     public static let usesImatrix: Set<GGMLType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_NL, .iq4_XS]
@@ -109,6 +109,11 @@ public enum GGMLCodec {
         case .iq4_XS: NonLinearQuants.dequantizeIQ4XS(p, x, blocks: nb)
         case .tq1_0: NonLinearQuants.dequantizeTQ1_0(p, x, blocks: nb)
         case .tq2_0: NonLinearQuants.dequantizeTQ2_0(p, x, blocks: nb)
+        case .q8_K:  // f32 d; i8 qs[256]; i16 bsums[16]
+            for b in 0..<nb {
+                let d = Float(bitPattern: loadU32(p, 292 * b))
+                for j in 0..<256 { x[256 * b + j] = d * Float(p.load(fromByteOffset: 292 * b + 4 + j, as: Int8.self)) }
+            }
         default: break
         }
     }

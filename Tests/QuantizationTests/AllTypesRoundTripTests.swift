@@ -82,6 +82,29 @@ final class AllTypesRoundTripTests: XCTestCase {
         XCTAssertEqual(x.withUnsafeBufferPointer { GGMLCodec.firstNonFinite($0) }, 5)
     }
 
+    func testThreadCountDoesNotChangeBytes() throws {
+        var rng = SplitMix(seed: 11)
+        let x = (0..<(256 * 48)).map { _ in rng.normal() }
+        let im = (0..<256).map { _ in rng.uniform() + 0.1 }
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for t in Self.types {
+            Parallel.threads = 1
+            let a = try GGMLCodec.quantize(t, x, rowLength: 256, imatrix: im)
+            Parallel.threads = 3
+            let b = try GGMLCodec.quantize(t, x, rowLength: 256, imatrix: im)
+            XCTAssertTrue(a == b, t.name)
+        }
+    }
+
+    func testQ8KDequantizeByHand() throws {
+        var block = [UInt8](repeating: 0, count: 292)
+        withUnsafeBytes(of: Float(0.5).bitPattern.littleEndian) { for k in 0..<4 { block[k] = $0[k] } }
+        block[4] = 4; block[5] = UInt8(bitPattern: -6)
+        let y = try block.withUnsafeBytes { try GGMLCodec.dequantize(.q8_K, $0, count: 256) }
+        XCTAssertEqual(Array(y.prefix(3)), [2, -3, 0])
+    }
+
     func testPresetNames() {
         XCTAssertEqual(QuantPreset.named("q4_k_m")?.ftype, 15)
         XCTAssertEqual(QuantPreset.named("Q4_K")?.name, "Q4_K_M")

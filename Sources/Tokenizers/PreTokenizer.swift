@@ -1,0 +1,139 @@
+/// The regex splits of llama.cpp's / HF's byte-level BPE pre-tokenizers, as hand-written scanners over Unicode
+/// scalars (the regexes are fixed, so a scanner is exact and much faster than a regex engine):
+///
+/// - gpt2:  `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+/// - llama3 (`llama-bpe`): `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// - smollm: every digit alone (`\p{N}`), then gpt2 on the rest.
+public enum PreTokenizer: String, Sendable {
+    case gpt2, llama3, smollm
+
+    public init?(pre: String) {
+        switch pre {
+        case "gpt2", "gpt-2", "default": self = .gpt2
+        case "llama-bpe", "llama3": self = .llama3
+        case "smollm", "starcoder", "refact", "codeshell": self = .smollm
+        default: return nil
+        }
+    }
+
+    @inline(__always) static func isLetter(_ u: Unicode.Scalar) -> Bool {
+        switch u.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+
+    @inline(__always) static func isNumber(_ u: Unicode.Scalar) -> Bool {
+        switch u.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+
+    @inline(__always) static func isSpace(_ u: Unicode.Scalar) -> Bool { u.properties.isWhitespace }
+
+    /// Splits `text` into pre-tokens (as ranges of unicode scalars).
+    public func split(_ text: String) -> [String] {
+        let s = Array(text.unicodeScalars)
+        var out: [String] = []
+        func emit(_ a: Int, _ b: Int) {
+            var v = String.UnicodeScalarView()
+            v.append(contentsOf: s[a..<b])
+            out.append(String(v))
+        }
+        switch self {
+        case .gpt2: Self.scanGPT2(s, 0, s.count, emit)
+        case .llama3: Self.scanLlama3(s, emit)
+        case .smollm:
+            var start = 0
+            for i in 0..<s.count where Self.isNumber(s[i]) {
+                if start < i { Self.scanGPT2(s, start, i, emit) }
+                emit(i, i + 1)
+                start = i + 1
+            }
+            if start < s.count { Self.scanGPT2(s, start, s.count, emit) }
+        }
+        return out
+    }
+
+    static func contraction(_ s: [Unicode.Scalar], _ i: Int, _ end: Int, caseInsensitive: Bool) -> Int {
+        guard s[i] == "'", i + 1 < end else { return 0 }
+        func c(_ k: Int) -> Character? { k < end ? Character(caseInsensitive ? Unicode.Scalar(String(s[k]).lowercased()) ?? s[k] : s[k]) : nil }
+        switch c(i + 1) {
+        case "s", "t", "m", "d": return 2
+        case "r": return c(i + 2) == "e" ? 3 : 0
+        case "v": return c(i + 2) == "e" ? 3 : 0
+        case "l": return c(i + 2) == "l" ? 3 : 0
+        default: return 0
+        }
+    }
+
+    static func scanGPT2(_ s: [Unicode.Scalar], _ from: Int, _ end: Int, _ emit: (Int, Int) -> Void) {
+        var i = from
+        while i < end {
+            let n = contraction(s, i, end, caseInsensitive: false)
+            if n > 0 { emit(i, i + n); i += n; continue }
+            let j = s[i] == " " && i + 1 < end ? i + 1 : i
+            if isLetter(s[j]) {
+                var k = j
+                while k < end && isLetter(s[k]) { k += 1 }
+                emit(i, k); i = k; continue
+            }
+            if isNumber(s[j]) {
+                var k = j
+                while k < end && isNumber(s[k]) { k += 1 }
+                emit(i, k); i = k; continue
+            }
+            if !isSpace(s[j]) {
+                var k = j
+                while k < end && !isSpace(s[k]) && !isLetter(s[k]) && !isNumber(s[k]) { k += 1 }
+                emit(i, k); i = k; continue
+            }
+            // whitespace run: \s+(?!\S) keeps the last space for the next token when a non-space follows
+            var k = i
+            while k < end && isSpace(s[k]) { k += 1 }
+            if k < end && k - i >= 2 { k -= 1 }
+            emit(i, k); i = k
+        }
+    }
+
+    static func scanLlama3(_ s: [Unicode.Scalar], _ emit: (Int, Int) -> Void) {
+        let end = s.count
+        var i = 0
+        func isCRLF(_ u: Unicode.Scalar) -> Bool { u == "\r" || u == "\n" }
+        while i < end {
+            let n = contraction(s, i, end, caseInsensitive: true)
+            if n > 0 { emit(i, i + n); i += n; continue }
+            // [^\r\n\p{L}\p{N}]?\p{L}+
+            if isLetter(s[i]) || (!isCRLF(s[i]) && !isLetter(s[i]) && !isNumber(s[i]) && i + 1 < end && isLetter(s[i + 1])) {
+                var k = isLetter(s[i]) ? i : i + 1
+                while k < end && isLetter(s[k]) { k += 1 }
+                emit(i, k); i = k; continue
+            }
+            // \p{N}{1,3}
+            if isNumber(s[i]) {
+                var k = i
+                while k < end && k - i < 3 && isNumber(s[k]) { k += 1 }
+                emit(i, k); i = k; continue
+            }
+            // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+            let j = s[i] == " " && i + 1 < end ? i + 1 : i
+            if !isSpace(s[j]) && !isLetter(s[j]) && !isNumber(s[j]) {
+                var k = j
+                while k < end && !isSpace(s[k]) && !isLetter(s[k]) && !isNumber(s[k]) { k += 1 }
+                while k < end && isCRLF(s[k]) { k += 1 }
+                emit(i, k); i = k; continue
+            }
+            // \s*[\r\n]+ : the longest whitespace prefix that ends in a newline run
+            var k = i
+            while k < end && isSpace(s[k]) { k += 1 }
+            var lastNL = -1
+            for m in i..<k where isCRLF(s[m]) { lastNL = m }
+            if lastNL >= 0 {
+                emit(i, lastNL + 1); i = lastNL + 1; continue
+            }
+            if k < end && k - i >= 2 { k -= 1 }
+            emit(i, k); i = k
+        }
+    }
+}
