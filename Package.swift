@@ -20,7 +20,9 @@ let package = Package(
         .target(name: "ModelFormats", dependencies: ["TensorCore"]),
         .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
-        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers"]),
+        .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization"]),
+        .target(name: "Evaluation", dependencies: ["TensorCore", "ModelFormats", "Llama", "Tokenizers"]),
+        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama", "Evaluation"]),
         .executableTarget(name: "quantkit", dependencies: [
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -28,6 +30,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "ModelFormats", "TensorCore", "Quantization"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore"]),
         // End-to-end: runs the built `quantkit` binary.

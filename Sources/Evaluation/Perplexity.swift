@@ -1,0 +1,113 @@
+import Foundation
+import Llama
+import TensorCore
+
+/// Scores of one candidate against the reference, llama.cpp's perplexity protocol.
+public struct EvalResult {
+    public var name: String
+    public var nll: [Double] = []          // per scored token
+    public var kld: [Double] = []          // per scored token, KL(P_ref ‖ P_cand); empty for the reference
+    public var sameTop1 = 0
+    public var chunkPPL: [Double] = []
+
+    public var count: Int { nll.count }
+    public var ppl: Double { exp(nll.reduce(0, +) / Double(max(1, nll.count))) }
+    /// llama.cpp: sqrt((E[nll²] − E[nll]²)/(n−1)) · PPL.
+    public var pplError: Double {
+        let n = Double(nll.count)
+        guard n > 1 else { return 0 }
+        let m = nll.reduce(0, +) / n, m2 = nll.reduce(0) { $0 + $1 * $1 } / n
+        return (max(0, m2 - m * m) / (n - 1)).squareRoot() * ppl
+    }
+    public var kldMean: Double { kld.isEmpty ? 0 : kld.reduce(0, +) / Double(kld.count) }
+    public var kldError: Double {
+        let n = Double(kld.count)
+        guard n > 1 else { return 0 }
+        let m = kldMean, m2 = kld.reduce(0) { $0 + $1 * $1 } / n
+        return (max(0, m2 - m * m) / (n - 1)).squareRoot()
+    }
+    public func kldQuantile(_ q: Double) -> Double {
+        guard !kld.isEmpty else { return 0 }
+        let s = kld.sorted()
+        return s[min(s.count - 1, Int((q * Double(s.count - 1)).rounded()))]
+    }
+    public var sameTop1Percent: Double { kld.isEmpty ? 100 : 100 * Double(sameTop1) / Double(kld.count) }
+}
+
+public enum Perplexity {
+    /// llama.cpp's protocol: non-overlapping chunks of `ctx` tokens (the text tokenized once, BOS first in each
+    /// chunk when the vocabulary adds BOS), the second half of each chunk scored.
+    /// `paper`: windows of `ctx` tokens, every prediction scored, no BOS per window.
+    public enum EvalProtocol: String, Sendable { case llamaCpp = "llama.cpp", paper }
+
+    public struct Chunking {
+        public let starts: [Int]
+        public let ctx: Int
+        public let first: Int   // first logit row scored
+    }
+
+    public static func chunking(tokens: Int, ctx: Int, chunks: Int?, protocol p: EvalProtocol) throws -> Chunking {
+        guard ctx >= 8 else { throw QKError("--ctx \(ctx) is too small") }
+        let n = tokens / ctx
+        guard n >= (p == .llamaCpp ? 2 : 1) else {
+            throw QKError("the text has \(tokens) tokens; at least \(p == .llamaCpp ? 2 * ctx : ctx) are needed for --ctx \(ctx)")
+        }
+        let count = min(n, chunks ?? n)
+        return Chunking(starts: (0..<count).map { $0 * ctx }, ctx: ctx, first: p == .llamaCpp ? ctx / 2 : 0)
+    }
+
+    /// log-softmax of one row, in double.
+    static func logSoftmax(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Double>) {
+        var m = -Float.infinity
+        for i in 0..<n { m = max(m, row[i]) }
+        var s: Double = 0
+        for i in 0..<n { s += exp(Double(row[i] - m)) }
+        let ls = log(s) + Double(m)
+        for i in 0..<n { out[i] = Double(row[i]) - ls }
+    }
+
+    /// Runs the reference and every candidate on the same chunks.
+    public static func evaluate(reference: LlamaForward, candidates: [(String, LlamaForward)], tokens: [Int32], bos: Int32?,
+                                ctx: Int, chunks: Int?, protocol p: EvalProtocol, progress: ((Int, Int) -> Void)? = nil) throws -> (EvalResult, [EvalResult]) {
+        let ch = try chunking(tokens: tokens.count, ctx: ctx, chunks: chunks, protocol: p)
+        let V = reference.w.config.vocabSize
+        var ref = EvalResult(name: "reference")
+        var cands = candidates.map { EvalResult(name: $0.0) }
+        let rows = ch.first..<(ctx - 1)
+        var lpRef = [Double](repeating: 0, count: V), lpC = [Double](repeating: 0, count: V)
+        for (ci, start) in ch.starts.enumerated() {
+            progress?(ci, ch.starts.count)
+            var chunk = Array(tokens[start..<(start + ctx)])
+            if p == .llamaCpp, let bos { chunk[0] = bos }
+            let rl = try reference.logits(chunk, logitRows: rows)
+            let cl = try candidates.map { try $0.1.logits(chunk, logitRows: rows) }
+            var chunkNLL: [Double] = [], chunkC = [[Double]](repeating: [], count: candidates.count)
+            for (r, pos) in rows.enumerated() {
+                let target = Int(chunk[pos + 1])
+                rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef) }
+                chunkNLL.append(-lpRef[target])
+                var refTop = 0
+                for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
+                for (k, l) in cl.enumerated() {
+                    l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC) }
+                    chunkC[k].append(-lpC[target])
+                    var kl: Double = 0, top = 0
+                    for i in 0..<V {
+                        kl += exp(lpRef[i]) * (lpRef[i] - lpC[i])
+                        if lpC[i] > lpC[top] { top = i }
+                    }
+                    cands[k].kld.append(max(0, kl))
+                    if top == refTop { cands[k].sameTop1 += 1 }
+                }
+            }
+            ref.nll += chunkNLL
+            ref.chunkPPL.append(exp(chunkNLL.reduce(0, +) / Double(chunkNLL.count)))
+            for k in cands.indices {
+                cands[k].nll += chunkC[k]
+                cands[k].chunkPPL.append(exp(chunkC[k].reduce(0, +) / Double(chunkC[k].count)))
+            }
+        }
+        progress?(ch.starts.count, ch.starts.count)
+        return (ref, cands)
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import ModelFormats
+import TensorCore
+
+/// The LlamaForCausalLM forward pass on the CPU: batched prefill with a causal mask, RoPE (rope_theta, llama3
+/// scaling), GQA, SwiGLU, RMSNorm, tied or untied head. Every matmul is a cblas_sgemm; scratch is allocated once
+/// per sequence length.
+public final class LlamaForward {
+    public let w: LlamaWeights
+    let c: LlamaConfig
+    let invFreq: [Float]   // [headDim/2]
+
+    /// Called with the input of each linear layer: (layer, name, x [T × in]). For calibration.
+    public var captureLinearInput: ((Int, String, UnsafeBufferPointer<Float>, Int) -> Void)?
+
+    public init(_ w: LlamaWeights) {
+        self.w = w
+        let c = w.config
+        self.c = c
+        let hd = c.headDim
+        var f = (0..<(hd / 2)).map { i in Float(1 / pow(c.ropeTheta, Double(2 * i) / Double(hd))) }
+        if let rs = c.ropeScaling, rs.type.lowercased() == "llama3" {
+            let factor = Float(rs.factor ?? 8), low = Float(rs.lowFreqFactor ?? 1), high = Float(rs.highFreqFactor ?? 4)
+            let old = Float(rs.originalMaxPositionEmbeddings ?? 8192)
+            f = f.map { fr in
+                let wavelen = 2 * Float.pi / fr
+                if wavelen < old / high { return fr }
+                if wavelen > old / low { return fr / factor }
+                let smooth = (old / wavelen - low) / (high - low)
+                return (1 - smooth) * fr / factor + smooth * fr
+            }
+        } else if let rs = c.ropeScaling, rs.type == "linear", let factor = rs.factor {
+            f = f.map { $0 / Float(factor) }
+        }
+        invFreq = f
+    }
+
+    @inline(__always) static func rmsNorm(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, n: Int, eps: Float) {
+        var ss: Float = 0
+        for i in 0..<n { ss += x[i] * x[i] }
+        let r = 1 / (ss / Float(n) + eps).squareRoot()
+        for i in 0..<n { out[i] = x[i] * r * g[i] }
+    }
+
+    /// Rotate-half RoPE on `heads` heads of each row (row stride `stride`), positions pos0 + t.
+    func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, stride: Int, pos0: Int) {
+        let hd = c.headDim, half = hd / 2
+        for t in 0..<rows {
+            let pos = Float(pos0 + t)
+            for i in 0..<half {
+                let a = pos * invFreq[i]
+                let cs = cos(a), sn = sin(a)
+                for h in 0..<heads {
+                    let p = x + t * stride + h * hd
+                    let x1 = p[i], x2 = p[i + half]
+                    p[i] = x1 * cs - x2 * sn
+                    p[i + half] = x2 * cs + x1 * sn
+                }
+            }
+        }
+    }
+
+    /// Logits for `tokens` (one sequence from position 0), only for rows in `logitRows` (all when nil):
+    /// [rows.count × vocab] row-major.
+    public func logits(_ tokens: [Int32], logitRows: Range<Int>? = nil) throws -> [Float] {
+        let T = tokens.count
+        let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads, F = c.intermediateSize, V = c.vocabSize
+        let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
+        let eps = Float(c.rmsNormEps)
+        for t in tokens where t < 0 || Int(t) >= V { throw QKError("token id \(t) is outside the vocabulary (\(V))") }
+        var x = [Float](repeating: 0, count: T * H)       // residual stream [T, H]
+        var h = [Float](repeating: 0, count: T * H)       // normed [T, H]
+        var q = [Float](repeating: 0, count: T * qd)      // [T, nq·hd]
+        var k = [Float](repeating: 0, count: T * kvd)     // [T, nkv·hd]
+        var v = [Float](repeating: 0, count: T * kvd)
+        var att = [Float](repeating: 0, count: T * qd)    // attention output [T, nq·hd]
+        var scores = [Float](repeating: 0, count: T * T)  // one head [T, T]
+        var g = [Float](repeating: 0, count: T * F)       // [T, F]
+        var u = [Float](repeating: 0, count: T * F)
+        w.embed.withUnsafeBufferPointer { e in
+            for t in 0..<T { for i in 0..<H { x[t * H + i] = e[Int(tokens[t]) * H + i] } }
+        }
+        let scale = 1 / Float(hd).squareRoot()
+        for (l, L) in w.layers.enumerated() {
+            x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in L.attnNorm.withUnsafeBufferPointer { gp in
+                for t in 0..<T { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + t * H, n: H, eps: eps) }
+            } } }
+            if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
+            h.withUnsafeBufferPointer { hp in
+                L.wq.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: qd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &q, ldc: qd) }
+                L.wk.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &k, ldc: kvd) }
+                L.wv.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &v, ldc: kvd) }
+            }
+            q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: 0) }
+            k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: 0) }
+            q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+                scores.withUnsafeMutableBufferPointer { sp in att.withUnsafeMutableBufferPointer { ap in
+                    for hh in 0..<nq {
+                        let kvh = hh / group
+                        // S = Q_h · K_hᵀ · scale  [T, T]
+                        BLAS.gemmNT(m: T, n: T, k: hd, a: qp.baseAddress! + hh * hd, lda: qd, b: kp.baseAddress! + kvh * hd, ldb: kvd,
+                                    c: sp.baseAddress!, ldc: T, alpha: scale)
+                        for t in 0..<T {
+                            let row = sp.baseAddress! + t * T
+                            var m = -Float.infinity
+                            for j in 0...t { m = max(m, row[j]) }
+                            var s: Float = 0
+                            for j in 0...t { row[j] = exp(row[j] - m); s += row[j] }
+                            let inv = 1 / s
+                            for j in 0...t { row[j] *= inv }
+                            for j in (t + 1)..<T { row[j] = 0 }
+                        }
+                        // O_h = P · V_h  [T, hd]
+                        BLAS.gemmNN(m: T, n: hd, k: T, a: sp.baseAddress!, lda: T, b: vp.baseAddress! + kvh * hd, ldb: kvd,
+                                    c: ap.baseAddress! + hh * hd, ldc: qd)
+                    }
+                } }
+            } } }
+            if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
+            att.withUnsafeBufferPointer { ap in L.wo.withUnsafeBufferPointer {
+                BLAS.gemmNT(m: T, n: H, k: qd, a: ap.baseAddress!, lda: qd, b: $0.baseAddress!, ldb: qd, c: &x, ldc: H, beta: 1)
+            } }
+            x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in L.ffnNorm.withUnsafeBufferPointer { gp in
+                for t in 0..<T { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + t * H, n: H, eps: eps) }
+            } } }
+            if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
+            h.withUnsafeBufferPointer { hp in
+                L.wGate.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &g, ldc: F) }
+                L.wUp.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &u, ldc: F) }
+            }
+            g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
+                for i in 0..<(T * F) { let a = gp[i]; gp[i] = a / (1 + exp(-a)) * up[i] }
+            } }
+            if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
+            g.withUnsafeBufferPointer { gp in L.wDown.withUnsafeBufferPointer {
+                BLAS.gemmNT(m: T, n: H, k: F, a: gp.baseAddress!, lda: F, b: $0.baseAddress!, ldb: F, c: &x, ldc: H, beta: 1)
+            } }
+        }
+        let rows = logitRows ?? 0..<T
+        x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in w.norm.withUnsafeBufferPointer { gp in
+            for (r, t) in rows.enumerated() { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + r * H, n: H, eps: eps) }
+        } } }
+        var out = [Float](repeating: 0, count: rows.count * V)
+        let head = w.lmHead ?? w.embed
+        h.withUnsafeBufferPointer { hp in head.withUnsafeBufferPointer {
+            BLAS.gemmNT(m: rows.count, n: V, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &out, ldc: V)
+        } }
+        return out
+    }
+}
