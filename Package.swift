@@ -31,6 +31,7 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "TensorCore"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "ModelFormats", "TensorCore", "Quantization"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore"]),
         // End-to-end: runs the built `quantkit` binary.

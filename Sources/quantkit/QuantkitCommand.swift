@@ -5,11 +5,24 @@ import TensorCore
 
 @main
 struct Quantkit: ParsableCommand {
+    static func main() {
+        // Commands that run the model get OpenBLAS's fast kernels (see BLASCore); others start as they are.
+        if let cmd = CommandLine.arguments.dropFirst().first, ["eval", "generate", "imatrix", "--version"].contains(cmd) {
+            BLASCore.selectFastKernels()
+        }
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "quantkit",
         abstract: "Convert Llama-family checkpoints to GGUF, quantize them, and measure what quantization cost.",
         version: QuantKitInfo.versionString(),
-        subcommands: [Inspect.self, Convert.self, Export.self, Quantize.self, Synth.self]
+        subcommands: [Inspect.self, Convert.self, Export.self, Quantize.self, Eval.self, Synth.self, BLASSelfCheck.self]
     )
 }
 

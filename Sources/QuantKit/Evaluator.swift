@@ -1,0 +1,80 @@
+import Evaluation
+import Foundation
+import Llama
+import ModelFormats
+import TensorCore
+
+/// `eval`: the reference and each candidate on the same tokens; PPL, Δppl, KLD, top-1 agreement, size.
+public enum Evaluator {
+    public struct Row {
+        public let name: String
+        public let result: EvalResult
+        public let fileBytes: Int
+        public let bitsPerWeight: Double
+    }
+
+    public struct Report {
+        public let protocolName: String
+        public let ctx: Int
+        public let chunks: Int
+        public let tokens: Int
+        public let reference: Row
+        public let candidates: [Row]
+        public let blasCore: String
+        public let seconds: Double
+    }
+
+    public static func run(reference: String, candidates: [String], textFile: String, ctx: Int, chunks: Int?,
+                           protocol p: Perplexity.EvalProtocol, progress: Progress? = nil) throws -> Report {
+        let t0 = Date()
+        let text = try String(contentsOfFile: textFile, encoding: .utf8)
+        let ref = try LoadedModel.load(reference)
+        let cands = try candidates.map { try LoadedModel.load($0) }
+        for c in cands where c.forward.w.config.vocabSize != ref.forward.w.config.vocabSize {
+            throw QKError(file: c.path, "vocabulary size \(c.forward.w.config.vocabSize) differs from the reference's \(ref.forward.w.config.vocabSize)")
+        }
+        let tokens = ref.tokenizer.encode(text, addSpecial: p == .llamaCpp, parseSpecial: false)
+        let bos: Int32? = ref.tokenizer.addBos ? ref.tokenizer.vocabulary.bos.map(Int32.init) : nil
+        let (r, cs) = try Perplexity.evaluate(reference: ref.forward, candidates: zip(candidates, cands).map { ($0, $1.forward) },
+                                              tokens: tokens, bos: bos, ctx: ctx, chunks: chunks, protocol: p,
+                                              progress: { progress?("eval chunk", $0, $1) })
+        let rows = zip(cs, cands).map { Row(name: $1.path, result: $0, fileBytes: $1.fileBytes, bitsPerWeight: $1.bitsPerWeight) }
+        return Report(protocolName: p.rawValue, ctx: ctx, chunks: r.chunkPPL.count, tokens: tokens.count,
+                      reference: Row(name: reference, result: r, fileBytes: ref.fileBytes, bitsPerWeight: ref.bitsPerWeight),
+                      candidates: rows, blasCore: BLAS.coreName, seconds: Date().timeIntervalSince(t0))
+    }
+
+    public static func table(_ r: Report) -> String {
+        var s = "protocol \(r.protocolName), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens; OpenBLAS core \(r.blasCore)\n"
+        s += String(format: "reference %@: PPL %.4f ± %.5f  (%.2f bpw, %d bytes)\n", r.reference.name, r.reference.result.ppl, r.reference.result.pplError,
+                    r.reference.bitsPerWeight, r.reference.fileBytes)
+        s += "candidate".padding(toLength: 44, withPad: " ", startingAt: 0) + "   PPL ± err         Δppl     ratio    KLD mean ± err       median     p99       max      top-1 %   bpw    bytes\n"
+        for c in r.candidates {
+            let e = c.result
+            let d = e.ppl - r.reference.result.ppl
+            s += String(c.name.suffix(44)).padding(toLength: 44, withPad: " ", startingAt: 0)
+            s += String(format: "  %8.4f ± %.4f  %+8.4f  %.5f  %.6f ± %.6f  %.6f  %.5f  %.4f  %6.2f  %5.2f  %d\n", e.ppl, e.pplError, d, e.ppl / r.reference.result.ppl,
+                        e.kldMean, e.kldError, e.kldQuantile(0.5), e.kldQuantile(0.99), e.kld.max() ?? 0, e.sameTop1Percent, c.bitsPerWeight, c.fileBytes)
+        }
+        return s
+    }
+
+    public static func json(_ r: Report) -> JSONValue {
+        func row(_ c: Row, ref: Bool) -> JSONValue {
+            var kv: [(String, JSONValue)] = [("path", .string(c.name)), ("ppl", .double(c.result.ppl)), ("ppl_error", .double(c.result.pplError)),
+                                            ("file_bytes", .int(Int64(c.fileBytes))), ("bits_per_weight", .double(c.bitsPerWeight)),
+                                            ("chunk_ppl", .array(c.result.chunkPPL.map { .double($0) }))]
+            if !ref {
+                kv += [("delta_ppl", .double(c.result.ppl - r.reference.result.ppl)), ("ppl_ratio", .double(c.result.ppl / r.reference.result.ppl)),
+                       ("kld_mean", .double(c.result.kldMean)), ("kld_error", .double(c.result.kldError)),
+                       ("kld_median", .double(c.result.kldQuantile(0.5))), ("kld_p99", .double(c.result.kldQuantile(0.99))),
+                       ("kld_max", .double(c.result.kld.max() ?? 0)), ("same_top1_percent", .double(c.result.sameTop1Percent))]
+            }
+            return .object(kv)
+        }
+        return .object([("protocol", .string(r.protocolName)), ("ctx", .int(Int64(r.ctx))), ("chunks", .int(Int64(r.chunks))),
+                        ("tokens", .int(Int64(r.tokens))), ("scored_tokens", .int(Int64(r.reference.result.count))),
+                        ("blas_core", .string(r.blasCore)), ("seconds", .double(r.seconds)),
+                        ("reference", row(r.reference, ref: true)), ("candidates", .array(r.candidates.map { row($0, ref: false) }))])
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Llama
+import ModelFormats
+import Tokenizers
+import TensorCore
+
+/// A model ready to run: weights as f32, its tokenizer, and what it costs on disk.
+public struct LoadedModel {
+    public let path: String
+    public let forward: LlamaForward
+    public let tokenizer: Tokenizer
+    public let fileBytes: Int
+    /// Bits per weight of the stored matrices (file bytes of the weights / parameters).
+    public let bitsPerWeight: Double
+
+    /// An HF checkpoint directory (or ORG/NAME in the HF cache) or a GGUF file of any type quantkit reads.
+    public static func load(_ path: String) throws -> LoadedModel {
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        if exists && !isDir.boolValue && (path.hasSuffix(".gguf") || isGGUF(path)) {
+            let g = try GGUFFile(path: path)
+            let c = try Exporter.config(of: g)
+            let w = try LlamaWeights.load(gguf: g, config: c)
+            let tok = try Tokenizer(GGUFVocabulary(g))
+            let params = g.tensors.reduce(0) { $0 + $1.elementCount }, bytes = g.tensors.reduce(0) { $0 + $1.byteCount }
+            return LoadedModel(path: path, forward: LlamaForward(w), tokenizer: tok, fileBytes: g.file.size,
+                               bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
+        }
+        let ck = try HFCheckpoint.open(path)
+        let w = try LlamaWeights.load(hfCheckpoint: ck.weights, config: ck.config)
+        let v = try GGUFVocabulary(metadata: TokenizerMetadata.fromHF(dir: ck.dir, vocabSize: ck.config.vocabSize), file: ck.dir)
+        let size = ck.weights.files.reduce(0) { $0 + $1.file.size }
+        let params = ck.weights.names.compactMap { ck.weights.info($0)?.elementCount }.reduce(0, +)
+        let bytes = ck.weights.names.compactMap { ck.weights.info($0)?.range.count }.reduce(0, +)
+        return LoadedModel(path: path, forward: LlamaForward(w), tokenizer: try Tokenizer(v), fileBytes: size,
+                           bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
+    }
+
+    static func isGGUF(_ path: String) -> Bool {
+        guard let m = try? MappedFile(path: path), m.size >= 4 else { return false }
+        return m.bytes.loadUnaligned(as: UInt32.self) == GGUF.magic
+    }
+}

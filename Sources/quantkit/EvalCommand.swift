@@ -1,0 +1,59 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+import QuantKit
+import TensorCore
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Perplexity, KL divergence and top-1 agreement of candidates against a reference model on the same text.",
+        discussion: """
+        REF and CAND are HF checkpoint directories or GGUF files. llama.cpp's protocol by default (text tokenized once,
+        non-overlapping chunks of --ctx tokens, BOS first in each chunk when the vocabulary adds BOS, second half scored);
+        --protocol paper scores every token of each window.
+        Examples:
+          quantkit eval models/smollm2-135m-instruct smollm2-q4_k_m.gguf smollm2-q8_0.gguf --text wiki.test.raw --chunks 40
+          quantkit eval ref.gguf cand.gguf --text wiki.test.raw --json eval.json
+        """
+    )
+
+    @Argument(help: "Reference model.")
+    var reference: String
+
+    @Argument(help: "Candidate models.")
+    var candidates: [String] = []
+
+    @Option(name: .long, help: "Text file to score.")
+    var text: String
+
+    @Option(name: .long, help: "Tokens per chunk.")
+    var ctx: Int = 512
+
+    @Option(name: .long, help: "Number of chunks (default: all).")
+    var chunks: Int?
+
+    @Option(name: .customLong("protocol"), help: "llama.cpp or paper.")
+    var proto: String = "llama.cpp"
+
+    @Option(name: .long, help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try guarded {
+            guard let p = Perplexity.EvalProtocol(rawValue: proto) else { throw ValidationError("--protocol must be llama.cpp or paper") }
+            if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
+            let pr = ProgressPrinter()
+            let r = try Evaluator.run(reference: reference, candidates: candidates, textFile: text, ctx: ctx, chunks: chunks, protocol: p, progress: pr.update)
+            print(Evaluator.table(r), terminator: "")
+            if let json { try writeFileAtomically(json, Array(Evaluator.json(r).serialized().utf8)) }
+        }
+    }
+}
+
+struct BLASSelfCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "blas-selfcheck", abstract: "Check OpenBLAS sgemm against a reference.", shouldDisplay: false)
+    func run() throws {
+        print(BLAS.coreName)
+        if !BLASCore.selfCheck() { throw ExitCode(1) }
+    }
+}
