@@ -60,10 +60,31 @@ public final class LlamaForward {
         }
     }
 
+    /// Keys and values of the positions seen so far, per layer: [capacity × nkv·hd] each.
+    public final class KVCache {
+        public let capacity: Int
+        public internal(set) var length = 0
+        var k: [[Float]], v: [[Float]]
+        public init(config c: LlamaConfig, capacity: Int) {
+            self.capacity = capacity
+            let kvd = c.numKVHeads * c.headDim
+            k = Array(repeating: [Float](repeating: 0, count: capacity * kvd), count: c.numLayers)
+            v = k
+        }
+    }
+
     /// Logits for `tokens` (one sequence from position 0), only for rows in `logitRows` (all when nil):
     /// [rows.count × vocab] row-major.
     public func logits(_ tokens: [Int32], logitRows: Range<Int>? = nil) throws -> [Float] {
+        try logits(tokens, cache: KVCache(config: c, capacity: tokens.count), logitRows: logitRows)
+    }
+
+    /// Appends `tokens` to the sequence held in `cache` (positions cache.length ..< cache.length + T) and returns
+    /// logits for `logitRows` of these T tokens.
+    public func logits(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>? = nil) throws -> [Float] {
         let T = tokens.count
+        let P = cache.length
+        guard P + T <= cache.capacity else { throw QKError("sequence of \(P + T) tokens exceeds the cache (\(cache.capacity))") }
         let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads, F = c.intermediateSize, V = c.vocabSize
         let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
         let eps = Float(c.rmsNormEps)
@@ -71,10 +92,11 @@ public final class LlamaForward {
         var x = [Float](repeating: 0, count: T * H)       // residual stream [T, H]
         var h = [Float](repeating: 0, count: T * H)       // normed [T, H]
         var q = [Float](repeating: 0, count: T * qd)      // [T, nq·hd]
-        var k = [Float](repeating: 0, count: T * kvd)     // [T, nkv·hd]
+        var k = [Float](repeating: 0, count: T * kvd)     // [T, nkv·hd] (new positions)
         var v = [Float](repeating: 0, count: T * kvd)
         var att = [Float](repeating: 0, count: T * qd)    // attention output [T, nq·hd]
-        var scores = [Float](repeating: 0, count: T * T)  // one head [T, T]
+        let S = P + T                                      // keys visible to the last new token
+        var scores = [Float](repeating: 0, count: T * S)  // one head [T, S]
         var g = [Float](repeating: 0, count: T * F)       // [T, F]
         var u = [Float](repeating: 0, count: T * F)
         w.embed.withUnsafeBufferPointer { e in
@@ -91,27 +113,29 @@ public final class LlamaForward {
                 L.wk.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &k, ldc: kvd) }
                 L.wv.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &v, ldc: kvd) }
             }
-            q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: 0) }
-            k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: 0) }
-            q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+            q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: P) }
+            k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: P) }
+            for i in 0..<(T * kvd) { cache.k[l][P * kvd + i] = k[i]; cache.v[l][P * kvd + i] = v[i] }
+            q.withUnsafeBufferPointer { qp in cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
                 scores.withUnsafeMutableBufferPointer { sp in att.withUnsafeMutableBufferPointer { ap in
                     for hh in 0..<nq {
                         let kvh = hh / group
-                        // S = Q_h · K_hᵀ · scale  [T, T]
-                        BLAS.gemmNT(m: T, n: T, k: hd, a: qp.baseAddress! + hh * hd, lda: qd, b: kp.baseAddress! + kvh * hd, ldb: kvd,
-                                    c: sp.baseAddress!, ldc: T, alpha: scale)
+                        // scores = Q_h · K_hᵀ · scale  [T, S]; new token t sees keys 0 ... P + t
+                        BLAS.gemmNT(m: T, n: S, k: hd, a: qp.baseAddress! + hh * hd, lda: qd, b: kp.baseAddress! + kvh * hd, ldb: kvd,
+                                    c: sp.baseAddress!, ldc: S, alpha: scale)
                         for t in 0..<T {
-                            let row = sp.baseAddress! + t * T
+                            let row = sp.baseAddress! + t * S
+                            let last = P + t
                             var m = -Float.infinity
-                            for j in 0...t { m = max(m, row[j]) }
+                            for j in 0...last { m = max(m, row[j]) }
                             var s: Float = 0
-                            for j in 0...t { row[j] = exp(row[j] - m); s += row[j] }
+                            for j in 0...last { row[j] = exp(row[j] - m); s += row[j] }
                             let inv = 1 / s
-                            for j in 0...t { row[j] *= inv }
-                            for j in (t + 1)..<T { row[j] = 0 }
+                            for j in 0...last { row[j] *= inv }
+                            for j in (last + 1)..<S { row[j] = 0 }
                         }
-                        // O_h = P · V_h  [T, hd]
-                        BLAS.gemmNN(m: T, n: hd, k: T, a: sp.baseAddress!, lda: T, b: vp.baseAddress! + kvh * hd, ldb: kvd,
+                        // O_h = softmax · V_h  [T, hd]
+                        BLAS.gemmNN(m: T, n: hd, k: S, a: sp.baseAddress!, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
                                     c: ap.baseAddress! + hh * hd, ldc: qd)
                     }
                 } }
@@ -136,6 +160,7 @@ public final class LlamaForward {
                 BLAS.gemmNT(m: T, n: H, k: F, a: gp.baseAddress!, lda: F, b: $0.baseAddress!, ldb: F, c: &x, ldc: H, beta: 1)
             } }
         }
+        cache.length = P + T
         let rows = logitRows ?? 0..<T
         x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in w.norm.withUnsafeBufferPointer { gp in
             for (r, t) in rows.enumerated() { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + r * H, n: H, eps: eps) }

@@ -114,6 +114,19 @@ final class ForwardReferenceTests: XCTestCase {
         for (a, b) in zip(part, full[(6 * 64)..<(11 * 64)]) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
     }
 
+    /// KV-cache decoding (a prefix, then one token at a time) gives the prefill's logits.
+    func testIncrementalDecodingMatchesPrefill() throws {
+        let c = Self.config(), w = Self.weights(c, seed: 4)
+        let fwd = LlamaForward(try LlamaWeights.load(config: c) { w[$0] })
+        let full = try fwd.logits(tokens)
+        let cache = LlamaForward.KVCache(config: c, capacity: 16)
+        var got = try fwd.logits(Array(tokens[0..<5]), cache: cache)
+        for t in 5..<tokens.count { got += try fwd.logits([tokens[t]], cache: cache) }
+        XCTAssertEqual(cache.length, tokens.count)
+        for (a, b) in zip(got, full) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b))) }
+        XCTAssertThrowsError(try fwd.logits([1, 2, 3, 4, 5], cache: cache))
+    }
+
     func testBF16CheckpointMatchesReference() throws {
         let c = Self.config()
         var w = Self.weights(c, seed: 2)

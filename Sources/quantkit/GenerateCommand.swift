@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import QuantKit
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A quick look at what a (quantized) model says: greedy by default, or --temperature/--top-p with a --seed.",
+        discussion: """
+        Examples:
+          quantkit generate models/smollm2-135m-instruct --prompt "What is the capital of France?" --chat
+          quantkit generate smollm2-q4_k_m.gguf --prompt "Once upon a time" --max-tokens 40 --temperature 0.8 --top-p 0.9 --seed 1
+        """
+    )
+
+    @Argument(help: "HF checkpoint directory or GGUF file.")
+    var model: String
+
+    @Option(name: .long, help: "Prompt text.")
+    var prompt: String
+
+    @Flag(name: .long, help: "Wrap the prompt in the model's chat template.")
+    var chat = false
+
+    @Option(name: .long, help: "System message for --chat.")
+    var system: String?
+
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate.")
+    var maxTokens: Int = 64
+
+    @Option(name: .long, help: "Sampling temperature (0 = greedy).")
+    var temperature: Float = 0
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold.")
+    var topP: Float = 1
+
+    @Option(name: .long, help: "Random seed for sampling.")
+    var seed: UInt64 = 0
+
+    @Flag(name: .long, help: "Print the prompt and generated token ids as JSON instead of text.")
+    var ids = false
+
+    func run() throws {
+        try guarded {
+            guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
+            guard temperature >= 0, topP > 0, topP <= 1 else { throw ValidationError("--temperature must be ≥ 0 and --top-p in (0, 1]") }
+            let m = try LoadedModel.load(model)
+            var o = Generator.Options()
+            o.maxTokens = maxTokens; o.temperature = temperature; o.topP = topP; o.seed = seed; o.chat = chat; o.system = system
+            let r = try Generator.generate(m, prompt: prompt, options: o)
+            if ids {
+                print(#"{"prompt": [\#(r.prompt.map(String.init).joined(separator: ", "))], "output": [\#(r.output.map(String.init).joined(separator: ", "))]}"#)
+            } else {
+                print(m.tokenizer.decode(r.output, skipSpecial: true))
+            }
+        }
+    }
+}
