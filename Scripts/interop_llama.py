@@ -53,3 +53,39 @@ for t in ["bf16", "Q8_0", "Q4_0", "Q4_K_M", "IQ4_NL"]:
 if not (abs(ppl["Q8_0"] / ppl["bf16"] - 1) < 0.01 and ppl["bf16"] < ppl["Q4_K_M"] < ppl["Q4_0"]):
     raise SystemExit(f"interop FAIL: perplexities out of the expected order: {ppl}")
 json.dump(ppl, open(".cache/llama-perplexity.json", "w"), indent=1)
+
+# 4. quantkit eval against llama-perplexity on F32 copies (both sides do the same math), and greedy generation.
+text = "../shared/data/wikitext-2-raw/wiki.test.raw"
+if not os.path.exists(text):
+    text = "Formats/golden/tokenize/inputs/wiki.test.first50k.txt"
+f32 = {}
+for t in ["bf16", "Q8_0", "Q4_0", "Q4_K_M"]:
+    f32[t] = f"{work}/f32-{t}.gguf"
+    run(qk, "quantize", f"{work}/smol-{t}.gguf", "-o", f32[t], "--type", "F32", "--allow-requantize")
+evj = f"{work}/eval.json"
+run(qk, "eval", model, *[f"{work}/smol-{t}.gguf" for t in ["bf16", "Q8_0", "Q4_0", "Q4_K_M"]], "--text", text, "--chunks", str(chunks), "--json", evj)
+ev = json.load(open(evj))
+ours = {"bf16": ev["candidates"][0]["ppl"], "Q8_0": ev["candidates"][1]["ppl"], "Q4_0": ev["candidates"][2]["ppl"], "Q4_K_M": ev["candidates"][3]["ppl"]}
+print(f"quantkit eval: HF reference PPL = {ev['reference']['ppl']:.4f}")
+for t in ["bf16", "Q8_0", "Q4_0", "Q4_K_M"]:
+    r = run(f"{bin_dir}/llama-perplexity", "-m", f32[t], "-f", text, "-c", "512", "--chunks", str(chunks), "-t", "2")
+    theirs = float(re.search(r"Final estimate: PPL = ([0-9.]+)", r.stdout + r.stderr).group(1))
+    rel = abs(ours[t] / theirs - 1)
+    print(f"interop ok: {t}: quantkit eval PPL {ours[t]:.4f}, llama-perplexity on its F32 copy {theirs:.4f} (diff {100 * rel:.4f} %), "
+          f"llama-perplexity on the {t} file itself {ppl[t]:.4f}")
+    if rel > 0.001:
+        raise SystemExit(f"interop FAIL: {t}: quantkit eval and llama-perplexity differ by {100 * rel:.3f} % (> 0.1 %)")
+    os.remove(f32[t])
+
+for prompt in ["Write a short poem about the sea.", "What is the capital of France?"]:
+    ours = run(qk, "generate", f"{work}/smol-bf16.gguf", "--prompt", prompt, "--chat", "--max-tokens", "32").stdout.rstrip("\n")
+    f32g = f"{work}/f32-gen.gguf"
+    if not os.path.exists(f32g):
+        run(qk, "quantize", f"{work}/smol-bf16.gguf", "-o", f32g, "--type", "F32")
+    chat = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n")
+    theirs = run(f"{bin_dir}/llama-completion", "-m", f32g, "-p", chat, "-n", "32", "--temp", "0", "-no-cnv", "--no-display-prompt",
+                 "-t", "2", "--no-warmup").stdout.rstrip("\n").removesuffix(" [end of text]")
+    if ours.strip() != theirs.strip():
+        raise SystemExit(f"interop FAIL: greedy generation differs for {prompt!r}:\nquantkit: {ours!r}\nllama.cpp: {theirs!r}")
+    print(f"interop ok: greedy chat generation of {prompt!r} equals llama.cpp's (32 tokens): {ours[:60]!r}...")

@@ -38,6 +38,9 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Also write the results as JSON to this file.")
     var json: String?
 
+    @Option(name: .long, help: "Also write an HTML report with plots to this file.")
+    var report: String?
+
     func run() throws {
         try guarded {
             guard let p = Perplexity.EvalProtocol(rawValue: proto) else { throw ValidationError("--protocol must be llama.cpp or paper") }
@@ -46,6 +49,7 @@ struct Eval: ParsableCommand {
             let r = try Evaluator.run(reference: reference, candidates: candidates, textFile: text, ctx: ctx, chunks: chunks, protocol: p, progress: pr.update)
             print(Evaluator.table(r), terminator: "")
             if let json { try writeFileAtomically(json, Array(Evaluator.json(r).serialized().utf8)) }
+            if let report { try writeFileAtomically(report, Array(HTMLReport.render(r).utf8)) }
         }
     }
 }
