@@ -74,31 +74,48 @@ public enum Perplexity {
         var ref = EvalResult(name: "reference")
         var cands = candidates.map { EvalResult(name: $0.0) }
         let rows = ch.first..<(ctx - 1)
-        var lpRef = [Double](repeating: 0, count: V), lpC = [Double](repeating: 0, count: V)
         for (ci, start) in ch.starts.enumerated() {
             progress?(ci, ch.starts.count)
             var chunk = Array(tokens[start..<(start + ctx)])
             if p == .llamaCpp, let bos { chunk[0] = bos }
             let rl = try reference.logits(chunk, logitRows: rows)
             let cl = try candidates.map { try $0.1.logits(chunk, logitRows: rows) }
-            var chunkNLL: [Double] = [], chunkC = [[Double]](repeating: [], count: candidates.count)
-            for (r, pos) in rows.enumerated() {
-                let target = Int(chunk[pos + 1])
-                rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef) }
-                chunkNLL.append(-lpRef[target])
-                var refTop = 0
-                for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
-                for (k, l) in cl.enumerated() {
-                    l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC) }
-                    chunkC[k].append(-lpC[target])
-                    var kl: Double = 0, top = 0
-                    for i in 0..<V {
-                        kl += exp(lpRef[i]) * (lpRef[i] - lpC[i])
-                        if lpC[i] > lpC[top] { top = i }
+            // rows are independent: score them in parallel into per-row slots (order kept)
+            let nr = rows.count, nc = candidates.count
+            var refNLL = [Double](repeating: 0, count: nr)
+            var cNLL = [Double](repeating: 0, count: nr * nc), cKLD = [Double](repeating: 0, count: nr * nc)
+            var cSame = [Bool](repeating: false, count: nr * nc)
+            refNLL.withUnsafeMutableBufferPointer { rn in cNLL.withUnsafeMutableBufferPointer { cn in
+            cKLD.withUnsafeMutableBufferPointer { ck in cSame.withUnsafeMutableBufferPointer { cs in
+                nonisolated(unsafe) let (rnp, cnp, ckp, csp) = (rn.baseAddress!, cn.baseAddress!, ck.baseAddress!, cs.baseAddress!)
+                Parallel.forRanges(nr) { range in
+                    var lpRef = [Double](repeating: 0, count: V), lpC = [Double](repeating: 0, count: V)
+                    for r in range {
+                        let target = Int(chunk[rows.lowerBound + r + 1])
+                        rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef) }
+                        rnp[r] = -lpRef[target]
+                        var refTop = 0
+                        for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
+                        for (k, l) in cl.enumerated() {
+                            l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC) }
+                            var kl: Double = 0, top = 0
+                            for i in 0..<V {
+                                kl += exp(lpRef[i]) * (lpRef[i] - lpC[i])
+                                if lpC[i] > lpC[top] { top = i }
+                            }
+                            cnp[r * nc + k] = -lpC[target]
+                            ckp[r * nc + k] = max(0, kl)
+                            csp[r * nc + k] = top == refTop
+                        }
                     }
-                    cands[k].kld.append(max(0, kl))
-                    if top == refTop { cands[k].sameTop1 += 1 }
                 }
+            } } } }
+            let chunkNLL = refNLL
+            var chunkC = [[Double]](repeating: [], count: nc)
+            for k in 0..<nc {
+                chunkC[k] = (0..<nr).map { cNLL[$0 * nc + k] }
+                cands[k].kld += (0..<nr).map { cKLD[$0 * nc + k] }
+                cands[k].sameTop1 += (0..<nr).filter { cSame[$0 * nc + k] }.count
             }
             ref.nll += chunkNLL
             ref.chunkPPL.append(exp(chunkNLL.reduce(0, +) / Double(chunkNLL.count)))

@@ -14,6 +14,7 @@ public final class LlamaForward {
     public var captureLinearInput: ((Int, String, UnsafeBufferPointer<Float>, Int) -> Void)?
 
     public init(_ w: LlamaWeights) {
+        BLAS.setThreads(1)  // parallel at this level instead (see BLAS.gemmNTParallel)
         self.w = w
         let c = w.config
         self.c = c
@@ -40,6 +41,15 @@ public final class LlamaForward {
         for i in 0..<n { ss += x[i] * x[i] }
         let r = 1 / (ss / Float(n) + eps).squareRoot()
         for i in 0..<n { out[i] = x[i] * r * g[i] }
+    }
+
+    static func normRows(_ x: [Float], _ g: [Float], _ h: inout [Float], rows: Int, n: Int, eps: Float) {
+        x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in g.withUnsafeBufferPointer { gp in
+            nonisolated(unsafe) let (xs, hs, gs) = (xp.baseAddress!, hp.baseAddress!, gp.baseAddress!)
+            Parallel.forRanges(rows, minChunk: 16) { r in
+                for t in r { rmsNorm(xs + t * n, gs, hs + t * n, n: n, eps: eps) }
+            }
+        } } }
     }
 
     /// Rotate-half RoPE on `heads` heads of each row (row stride `stride`), positions pos0 + t.
@@ -96,7 +106,8 @@ public final class LlamaForward {
         var v = [Float](repeating: 0, count: T * kvd)
         var att = [Float](repeating: 0, count: T * qd)    // attention output [T, nq·hd]
         let S = P + T                                      // keys visible to the last new token
-        var scores = [Float](repeating: 0, count: T * S)  // one head [T, S]
+        let nThreads = max(1, min(Parallel.threads, nq))
+        var scores = [Float](repeating: 0, count: nThreads * T * S)  // one [T, S] block per thread
         var g = [Float](repeating: 0, count: T * F)       // [T, F]
         var u = [Float](repeating: 0, count: T * F)
         w.embed.withUnsafeBufferPointer { e in
@@ -104,21 +115,24 @@ public final class LlamaForward {
         }
         let scale = 1 / Float(hd).squareRoot()
         for (l, L) in w.layers.enumerated() {
-            x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in L.attnNorm.withUnsafeBufferPointer { gp in
-                for t in 0..<T { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + t * H, n: H, eps: eps) }
-            } } }
+            Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
             if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
             h.withUnsafeBufferPointer { hp in
-                L.wq.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: qd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &q, ldc: qd) }
-                L.wk.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &k, ldc: kvd) }
-                L.wv.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &v, ldc: kvd) }
+                L.wq.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: qd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &q, ldc: qd) }
+                L.wk.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &k, ldc: kvd) }
+                L.wv.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &v, ldc: kvd) }
             }
             q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: P) }
             k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: P) }
             for i in 0..<(T * kvd) { cache.k[l][P * kvd + i] = k[i]; cache.v[l][P * kvd + i] = v[i] }
             q.withUnsafeBufferPointer { qp in cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
-                scores.withUnsafeMutableBufferPointer { sp in att.withUnsafeMutableBufferPointer { ap in
-                    for hh in 0..<nq {
+                scores.withUnsafeMutableBufferPointer { spAll in att.withUnsafeMutableBufferPointer { ap in
+                  nonisolated(unsafe) let (qs, ks, vs, ss, aps) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, spAll.baseAddress!, ap.baseAddress!)
+                  DispatchQueue.concurrentPerform(iterations: nThreads) { th in
+                    let sp = UnsafeMutableBufferPointer(start: ss + th * T * S, count: T * S)
+                    let qp = UnsafeBufferPointer(start: qs, count: T * qd), kp = UnsafeBufferPointer(start: ks, count: cache.capacity * kvd)
+                    let vp = UnsafeBufferPointer(start: vs, count: cache.capacity * kvd), ap = UnsafeMutableBufferPointer(start: aps, count: T * qd)
+                    for hh in stride(from: th, to: nq, by: nThreads) {
                         let kvh = hh / group
                         // scores = Q_h · K_hᵀ · scale  [T, S]; new token t sees keys 0 ... P + t
                         BLAS.gemmNT(m: T, n: S, k: hd, a: qp.baseAddress! + hh * hd, lda: qd, b: kp.baseAddress! + kvh * hd, ldb: kvd,
@@ -138,26 +152,28 @@ public final class LlamaForward {
                         BLAS.gemmNN(m: T, n: hd, k: S, a: sp.baseAddress!, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
                                     c: ap.baseAddress! + hh * hd, ldc: qd)
                     }
+                  }
                 } }
             } } }
             if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
             att.withUnsafeBufferPointer { ap in L.wo.withUnsafeBufferPointer {
-                BLAS.gemmNT(m: T, n: H, k: qd, a: ap.baseAddress!, lda: qd, b: $0.baseAddress!, ldb: qd, c: &x, ldc: H, beta: 1)
+                BLAS.gemmNTParallel(m: T, n: H, k: qd, a: ap.baseAddress!, lda: qd, b: $0.baseAddress!, ldb: qd, c: &x, ldc: H, beta: 1)
             } }
-            x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in L.ffnNorm.withUnsafeBufferPointer { gp in
-                for t in 0..<T { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + t * H, n: H, eps: eps) }
-            } } }
+            Self.normRows(x, L.ffnNorm, &h, rows: T, n: H, eps: eps)
             if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
             h.withUnsafeBufferPointer { hp in
-                L.wGate.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &g, ldc: F) }
-                L.wUp.withUnsafeBufferPointer { BLAS.gemmNT(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &u, ldc: F) }
+                L.wGate.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &g, ldc: F) }
+                L.wUp.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &u, ldc: F) }
             }
             g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
-                for i in 0..<(T * F) { let a = gp[i]; gp[i] = a / (1 + exp(-a)) * up[i] }
+                nonisolated(unsafe) let (gs, us) = (gp.baseAddress!, up.baseAddress!)
+                Parallel.forRanges(T * F, minChunk: 4096) { r in
+                    for i in r { let a = gs[i]; gs[i] = a / (1 + exp(-a)) * us[i] }
+                }
             } }
             if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
             g.withUnsafeBufferPointer { gp in L.wDown.withUnsafeBufferPointer {
-                BLAS.gemmNT(m: T, n: H, k: F, a: gp.baseAddress!, lda: F, b: $0.baseAddress!, ldb: F, c: &x, ldc: H, beta: 1)
+                BLAS.gemmNTParallel(m: T, n: H, k: F, a: gp.baseAddress!, lda: F, b: $0.baseAddress!, ldb: F, c: &x, ldc: H, beta: 1)
             } }
         }
         cache.length = P + T
@@ -168,7 +184,7 @@ public final class LlamaForward {
         var out = [Float](repeating: 0, count: rows.count * V)
         let head = w.lmHead ?? w.embed
         h.withUnsafeBufferPointer { hp in head.withUnsafeBufferPointer {
-            BLAS.gemmNT(m: rows.count, n: V, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &out, ldc: V)
+            BLAS.gemmNTParallel(m: rows.count, n: V, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &out, ldc: V)
         } }
         return out
     }

@@ -18,5 +18,26 @@ public enum BLAS {
 
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
+    /// gemmNT split over our own threads (by rows of C, or by columns when there are few rows), each calling a
+    /// single-threaded OpenBLAS: OpenBLAS's own threads spin between calls and starve the non-GEMM work.
+    /// The split never changes which products are summed, so results do not depend on the thread count... except
+    /// for OpenBLAS's blocking, which can differ by a rounding for a different M; use a fixed split when exactness
+    /// across thread counts matters.
+    public static func gemmNTParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
+        nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
+        if m >= 64 {
+            Parallel.forRanges(m, minChunk: 32) { r in
+                gemmNT(m: r.count, n: n, k: k, a: ap + r.lowerBound * lda, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
+                       alpha: alpha, beta: beta)
+            }
+        } else {
+            Parallel.forRanges(n, minChunk: 256) { r in
+                gemmNT(m: m, n: r.count, k: k, a: ap, lda: lda, b: bp + r.lowerBound * ldb, ldb: ldb, c: cp + r.lowerBound, ldc: ldc,
+                       alpha: alpha, beta: beta)
+            }
+        }
+    }
+
     public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 }

@@ -7,7 +7,7 @@ import TensorCore
 struct Quantkit: ParsableCommand {
     static func main() {
         // Commands that run the model get OpenBLAS's fast kernels (see BLASCore); others start as they are.
-        if let cmd = CommandLine.arguments.dropFirst().first, ["eval", "generate", "imatrix", "--version"].contains(cmd) {
+        if let cmd = CommandLine.arguments.dropFirst().first, ["eval", "generate", "imatrix", "--version", "bench-sgemm"].contains(cmd) {
             BLASCore.selectFastKernels()
         }
         do {
@@ -22,7 +22,7 @@ struct Quantkit: ParsableCommand {
         commandName: "quantkit",
         abstract: "Convert Llama-family checkpoints to GGUF, quantize them, and measure what quantization cost.",
         version: QuantKitInfo.versionString(),
-        subcommands: [Inspect.self, Convert.self, Export.self, Quantize.self, Eval.self, Generate.self, Synth.self, BLASSelfCheck.self]
+        subcommands: [Inspect.self, Convert.self, Export.self, Quantize.self, Eval.self, Generate.self, Synth.self, BLASSelfCheck.self, BenchSgemm.self, BenchTokenizer.self]
     )
 }
 

@@ -1,0 +1,56 @@
+"""Scripts/bench eval: tokens/s of `quantkit eval` on SmolLM2-135M (bf16 GGUF and HF checkpoint) at ctx 512 beside
+llama-perplexity (2 threads) on the same file in the same run; the GFLOP/s the forward pass reaches beside a bare
+cblas_sgemm of the same shapes; tokenizer MB/s on WikiText. Runs once with the environment as it is, and once more
+with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (letting quantkit pick the kernels itself) when they are set."""
+import json, os, re, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_common import table
+
+qk = ".build/release/quantkit"
+llama_bin = subprocess.run(["Scripts/llama-tools"], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+model = "models/smollm2-135m-instruct"
+text = "../shared/data/wikitext-2-raw/wiki.test.raw"
+if not os.path.exists(text):
+    text = "Formats/golden/tokenize/inputs/wiki.test.first50k.txt"
+chunks = int(os.environ.get("BENCH_CHUNKS", "8"))
+os.makedirs("bench-out", exist_ok=True)
+gguf = "bench-out/smollm2-bf16.gguf"
+if not os.path.exists(gguf):
+    subprocess.check_call([qk, "convert", model, "-o", gguf, "--type", "bf16"], stdout=subprocess.DEVNULL)
+# forward-pass FLOPs per 512-token chunk (matmuls, full attention, half the LM head)
+L, H, F, V, q, kv, T = 30, 576, 1536, 49152, 576, 192, 512
+flops = L * 2 * T * (H * q + 2 * H * kv + q * H + 3 * H * F) + L * 9 * 2 * 2 * T * T * 64 + 2 * 256 * H * V
+
+def timed(cmd, env=None):
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    return time.perf_counter() - t0, r.stdout + r.stderr
+
+rows, out = [], {}
+envs = [("as set", dict(os.environ))]
+if "OPENBLAS_CORETYPE" in os.environ:
+    e = dict(os.environ); e.pop("OPENBLAS_CORETYPE", None); e.pop("OPENBLAS_L2_SIZE", None)
+    envs.append(("unset", e))
+for label, env in envs:
+    sg = json.loads(subprocess.run([qk, "bench-sgemm"], capture_output=True, text=True, env=env, check=True).stdout)
+    for name, m in [("bf16 GGUF", gguf), ("HF bf16", model)]:
+        w, _ = timed([qk, "eval", m, "--text", text, "--chunks", str(chunks), "--json", "bench-out/eval-bench.json"], env)
+        # subtract the one-off load and tokenization: time a 1-chunk run too
+        w1, _ = timed([qk, "eval", m, "--text", text, "--chunks", "1", "--json", "bench-out/eval-bench.json"], env)
+        per_chunk = (w - w1) / (chunks - 1)
+        tps = 512 / per_chunk
+        rows.append([f"quantkit eval {name} (env {label}, core {sg['core']})", f"{tps:.0f}", f"{flops / per_chunk / 1e9:.0f}", f"{sg['gflops']:.0f}"])
+        out[f"quantkit {name} {label}"] = {"tokens_per_s": tps, "gflops": flops / per_chunk / 1e9, "sgemm_gflops": sg["gflops"], "core": sg["core"]}
+    w, log = timed([f"{llama_bin}/llama-perplexity", "-m", gguf, "-f", text, "-c", "512", "--chunks", str(chunks), "-t", "2"], env)
+    w1, _ = timed([f"{llama_bin}/llama-perplexity", "-m", gguf, "-f", text, "-c", "512", "--chunks", "1", "-t", "2"], env)
+    tps = 512 * (chunks - 1) / (w - w1)
+    rows.append([f"llama-perplexity bf16 GGUF, 2 threads (env {label})", f"{tps:.0f}", "", ""])
+    out[f"llama-perplexity {label}"] = {"tokens_per_s": tps}
+tok = json.loads(subprocess.run([qk, "bench-tokenizer", gguf, text], capture_output=True, text=True, check=True).stdout)
+print(f"eval bench: SmolLM2-135M, ctx 512, {chunks} chunks (per-chunk time after load), {os.cpu_count()} cores")
+table(rows, ["run", "tokens/s", "forward GFLOP/s", "bare sgemm GFLOP/s"])
+print(f"tokenizer (byte-level BPE, smollm): {tok['mb_per_s']:.2f} MB/s on one core ({tok['tokens']} tokens)")
+out["tokenizer_mb_per_s"] = tok["mb_per_s"]
+json.dump(out, open("bench-out/eval.json", "w"), indent=2)
