@@ -54,6 +54,18 @@ if not (abs(ppl["Q8_0"] / ppl["bf16"] - 1) < 0.01 and ppl["bf16"] < ppl["Q4_K_M"
     raise SystemExit(f"interop FAIL: perplexities out of the expected order: {ppl}")
 json.dump(ppl, open(".cache/llama-perplexity.json", "w"), indent=1)
 
+# 3b. quantkit's imatrix is accepted by llama-quantize, and both quantizers give the same bytes with it
+im = f"{work}/smol.imatrix.gguf"
+run(qk, "imatrix", model, "--calibration", "Formats/golden/wiki.valid.first20k.txt", "-o", im, "--ctx", "128", "--chunks", "8")
+for t in ["Q4_0", "IQ4_XS"]:
+    ours, theirs = f"{work}/imq-{t}.gguf", f"{work}/imlq-{t}.gguf"
+    run(qk, "quantize", bf16, "-o", ours, "--type", t, "--imatrix", im)
+    run(f"{bin_dir}/llama-quantize", "--imatrix", im, bf16, theirs, t, "2")
+    if open(ours, "rb").read() != open(theirs, "rb").read():
+        raise SystemExit(f"interop FAIL: {t} with quantkit's imatrix differs between quantkit and llama-quantize")
+    os.remove(ours); os.remove(theirs)
+    print(f"interop ok: llama-quantize accepts quantkit's imatrix; SmolLM2 {t} with it is byte-identical to quantkit's")
+
 # 4. quantkit eval against llama-perplexity on F32 copies (both sides do the same math), and greedy generation.
 text = "../shared/data/wikitext-2-raw/wiki.test.raw"
 if not os.path.exists(text):

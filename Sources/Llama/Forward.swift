@@ -181,6 +181,7 @@ public final class LlamaForward {
         x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in w.norm.withUnsafeBufferPointer { gp in
             for (r, t) in rows.enumerated() { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + r * H, n: H, eps: eps) }
         } } }
+        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(-1, "lm_head", UnsafeBufferPointer(rebasing: $0[0..<(rows.count * H)]), H) } }
         var out = [Float](repeating: 0, count: rows.count * V)
         let head = w.lmHead ?? w.embed
         h.withUnsafeBufferPointer { hp in head.withUnsafeBufferPointer {

@@ -1,0 +1,109 @@
+import Foundation
+import Llama
+import ModelFormats
+import TensorCore
+
+/// `imatrix`: Σx² per input column of every linear layer over calibration text, with llama-imatrix's conventions
+/// (text tokenized once with BOS, chunks of n_ctx with BOS first, every token of a chunk counted, sums in f32 in
+/// row order), written in llama.cpp's GGUF imatrix format or the legacy .dat.
+public enum ImatrixCollector {
+    public struct Options {
+        public var ctx = 512
+        public var chunks: Int?
+        public var processOutput = false
+        public var legacyFormat = false
+        public init() {}
+    }
+
+    /// GGUF weight names fed by each captured input.
+    static func targets(_ layer: Int, _ name: String) -> [String] {
+        let p = "blk.\(layer)."
+        switch name {
+        case "self_attn.q_proj": return [p + "attn_k.weight", p + "attn_q.weight", p + "attn_v.weight"]
+        case "self_attn.o_proj": return [p + "attn_output.weight"]
+        case "mlp.gate_proj": return [p + "ffn_gate.weight", p + "ffn_up.weight"]
+        case "mlp.down_proj": return [p + "ffn_down.weight"]
+        case "lm_head": return ["output.weight"]
+        default: return []
+        }
+    }
+
+    public struct Result {
+        public var sums: [String: [Float]] = [:]
+        public var counts: [String: Int] = [:]
+        public var chunks = 0
+        public var chunkSize = 0
+    }
+
+    public static func collect(model: LoadedModel, text: String, options o: Options, progress: Progress? = nil) throws -> Result {
+        let tokens = model.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+        guard tokens.count >= 2 * o.ctx else {
+            throw QKError("the calibration text tokenizes to \(tokens.count) tokens; at least \(2 * o.ctx) are needed for --ctx \(o.ctx)")
+        }
+        let n = min(tokens.count / o.ctx, o.chunks ?? Int.max)
+        var r = Result()
+        r.chunkSize = o.ctx
+        let lock = NSLock()
+        model.forward.captureLinearInput = { layer, name, x, width in
+            if name == "lm_head" && !o.processOutput { return }
+            let rows = x.count / width
+            lock.lock(); defer { lock.unlock() }
+            for t in targets(layer, name) {
+                var acc = r.sums[t] ?? [Float](repeating: 0, count: width)
+                acc.withUnsafeMutableBufferPointer { a in
+                    for row in 0..<rows {
+                        let xr = x.baseAddress! + row * width
+                        for j in 0..<width { a[j] += xr[j] * xr[j] }
+                    }
+                }
+                r.sums[t] = acc
+                r.counts[t, default: 0] += rows
+            }
+        }
+        defer { model.forward.captureLinearInput = nil }
+        let bos: Int32? = model.tokenizer.addBos ? model.tokenizer.vocabulary.bos.map(Int32.init) : nil
+        for c in 0..<n {
+            progress?("imatrix chunk", c, n)
+            var chunk = Array(tokens[(c * o.ctx)..<((c + 1) * o.ctx)])
+            if let bos { chunk[0] = bos }
+            _ = try model.forward.logits(chunk, logitRows: o.processOutput ? 0..<o.ctx : (o.ctx - 1)..<o.ctx)
+            r.chunks += 1
+        }
+        progress?("imatrix", n, n)
+        for (k, v) in r.sums where !v.allSatisfy(\.isFinite) { throw QKError("non-finite values detected in \(k)") }
+        return r
+    }
+
+    /// llama.cpp's GGUF imatrix: general.type, imatrix.datasets/chunk_count/chunk_size; per weight
+    /// `<name>.in_sum2` [ne0, 1] and `<name>.counts` [1, 1], names sorted.
+    public static func writeGGUF(_ r: Result, dataset: String, to path: String) throws {
+        let md: [(String, GGUFValue)] = [("general.type", .string("imatrix")), ("imatrix.datasets", .array(.string, [.string(dataset)])),
+                                         ("imatrix.chunk_count", .uint32(UInt32(r.chunks))), ("imatrix.chunk_size", .uint32(UInt32(r.chunkSize)))]
+        var ts: [(name: String, ne: [Int], type: GGMLType)] = []
+        let names = r.sums.keys.sorted()
+        for n in names { ts += [(n + ".in_sum2", [r.sums[n]!.count, 1], .f32), (n + ".counts", [1, 1], .f32)] }
+        let w = try GGUFWriter(path: path, metadata: md, tensors: ts)
+        for n in names {
+            try w.writeTensor(r.sums[n]!.withUnsafeBytes { Array($0) })
+            try w.writeTensor([Float(r.counts[n] ?? 0)].withUnsafeBytes { Array($0) })
+        }
+        try w.finish()
+    }
+
+    /// The legacy .dat: values stored as (Σx²/count)·ncall with ncall = count/chunk_size.
+    public static func writeDat(_ r: Result, dataset: String, to path: String) throws {
+        var w = ByteWriter()
+        let names = r.sums.keys.sorted()
+        w.i32(Int32(names.count))
+        for n in names {
+            let count = r.counts[n] ?? 0
+            let ncall = count / max(1, r.chunkSize)
+            w.i32(Int32(n.utf8.count)); w.raw(Array(n.utf8))
+            w.i32(Int32(ncall)); w.i32(Int32(r.sums[n]!.count))
+            for v in r.sums[n]! { w.f32(count > 0 ? v / Float(count) * Float(ncall) : 1) }
+        }
+        w.i32(Int32(r.chunks))
+        w.i32(Int32(dataset.utf8.count)); w.raw(Array(dataset.utf8))
+        try writeFileAtomically(path, w.bytes)
+    }
+}

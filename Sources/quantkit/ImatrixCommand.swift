@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import QuantKit
+
+struct Imatrix: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Importance matrix (Σx² per input column of every linear layer) over calibration text, in llama.cpp's imatrix format.",
+        discussion: """
+        Examples:
+          quantkit imatrix models/smollm2-135m-instruct --calibration ../shared/data/wikitext-2-raw/wiki.valid.raw -o smollm2.imatrix.gguf --chunks 64
+          quantkit quantize models/smollm2-135m-instruct -o smollm2-q4_0-imat.gguf --type Q4_0 --imatrix smollm2.imatrix.gguf
+        """
+    )
+
+    @Argument(help: "HF checkpoint directory or GGUF file.")
+    var model: String
+
+    @Option(name: .long, help: "Calibration text file.")
+    var calibration: String
+
+    @Option(name: .shortAndLong, help: "Output path.")
+    var output: String
+
+    @Option(name: .long, help: "Tokens per chunk.")
+    var ctx: Int = 512
+
+    @Option(name: .long, help: "Number of chunks (default: all).")
+    var chunks: Int?
+
+    @Option(name: .customLong("output-format"), help: "gguf or dat.")
+    var outputFormat: String = "gguf"
+
+    @Flag(name: .customLong("process-output"), help: "Also collect output.weight.")
+    var processOutput = false
+
+    func run() throws {
+        try guarded {
+            guard outputFormat == "gguf" || outputFormat == "dat" else { throw ValidationError("--output-format must be gguf or dat") }
+            guard ctx >= 8 else { throw ValidationError("--ctx must be at least 8") }
+            let m = try LoadedModel.load(model)
+            let text = try String(contentsOfFile: calibration, encoding: .utf8)
+            var o = ImatrixCollector.Options()
+            o.ctx = ctx; o.chunks = chunks; o.processOutput = processOutput
+            let pr = ProgressPrinter()
+            let r = try ImatrixCollector.collect(model: m, text: text, options: o, progress: pr.update)
+            let dataset = calibration
+            if outputFormat == "dat" { try ImatrixCollector.writeDat(r, dataset: dataset, to: output) }
+            else { try ImatrixCollector.writeGGUF(r, dataset: dataset, to: output) }
+            print("wrote \(output): \(r.sums.count) entries, \(r.chunks) chunks of \(ctx) tokens")
+        }
+    }
+}
