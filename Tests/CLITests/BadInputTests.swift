@@ -177,6 +177,38 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(j["total_bytes"]?.int, total)
     }
 
+    func testEvalGenerateImatrixErrorsAndRuns() throws {
+        let k = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
+        let text = CLI.repo.appendingPathComponent("Formats/golden/wiki.valid.first20k.txt").path
+        let short = CLI.tmpDir() + "/short.txt"
+        try "just a few words".write(toFile: short, atomically: true, encoding: .utf8)
+        try expectFailure(["eval", k, k, "--text", text, "--protocol", "bogus"], output: nil, contains: ["--protocol must be llama.cpp or paper"])
+        try expectFailure(["eval", k, k, "--text", short], output: nil, contains: ["at least 1024 are needed"])
+        try expectFailure(["eval", k, "--text", "/no/such/text"], output: nil, contains: ["/no/such/text"])
+        try expectFailure(["generate", k, "--prompt", "hi", "--chat"], output: nil, contains: ["no chat template"])
+        try expectFailure(["generate", k, "--prompt", "hi", "--top-p", "0"], output: nil, contains: ["--top-p"])
+        let im = CLI.tmpDir() + "/x.imatrix"
+        try expectFailure(["imatrix", k, "--calibration", text, "-o", im, "--output-format", "npz"], output: im, contains: ["--output-format must be gguf or dat"])
+        try expectFailure(["imatrix", k, "--calibration", short, "-o", im], output: im, contains: ["at least 1024 are needed"])
+
+        // real runs on the micro model
+        let json = CLI.tmpDir() + "/e.json", html = CLI.tmpDir() + "/e.html"
+        let r = try CLI.run(["eval", k, k, "--text", text, "--ctx", "128", "--chunks", "3", "--json", json, "--report", html])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try JSONParser.parse(file: json)
+        XCTAssertEqual(j["scored_tokens"]?.int, 3 * 63)
+        XCTAssertEqual(j["candidates"]?.array?.first?["kld_mean"]?.double, 0)
+        XCTAssertEqual(j["candidates"]?.array?.first?["same_top1_percent"]?.double, 100)
+        XCTAssertTrue(try String(contentsOfFile: html, encoding: .utf8).contains("<svg"))
+        let g = try CLI.run(["generate", k, "--prompt", "The", "--max-tokens", "5", "--ids"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        let gj = try JSONParser.parse(Data(g.stdout.utf8), file: "stdout")
+        XCTAssertEqual(gj["prompt"]?.array?.first?.int, 1)  // BOS
+        XCTAssertEqual(gj["output"]?.array?.count, 5)
+        XCTAssertEqual(try CLI.run(["imatrix", k, "--calibration", text, "-o", im, "--ctx", "128", "--chunks", "2"]).status, 0)
+        XCTAssertEqual(try ImatrixFile.load(path: im).chunkCount, 2)
+    }
+
     func testGoodRunWritesAndInspects() throws {
         let out = CLI.tmpDir() + "/ok.gguf"
         let r = try CLI.run(["convert", micro, "-o", out, "--type", "q8_0"])
