@@ -95,11 +95,30 @@ public final class LlamaForward {
         let T = tokens.count
         let P = cache.length
         guard P + T <= cache.capacity else { throw QKError("sequence of \(P + T) tokens exceeds the cache (\(cache.capacity))") }
-        let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads, F = c.intermediateSize, V = c.vocabSize
+        var x = try embed(tokens)
+        for (l, L) in w.layers.enumerated() { runLayer(l, L, x: &x, T: T, P: P, cache: cache) }
+        cache.length = P + T
+        return head(x, T: T, logitRows: logitRows)
+    }
+
+    /// The embedding rows of `tokens`: [T, hidden].
+    public func embed(_ tokens: [Int32]) throws -> [Float] {
+        let H = c.hiddenSize, V = c.vocabSize
+        for t in tokens where t < 0 || Int(t) >= V { throw QKError("token id \(t) is outside the vocabulary (\(V))") }
+        var x = [Float](repeating: 0, count: tokens.count * H)
+        w.embed.withUnsafeBufferPointer { e in
+            for t in 0..<tokens.count { for i in 0..<H { x[t * H + i] = e[Int(tokens[t]) * H + i] } }
+        }
+        return x
+    }
+
+    /// One decoder layer on the residual stream x [T, hidden] at positions P ..< P + T (keys/values of earlier
+    /// positions from `cache`, this layer's new ones written into it). `L` may be another copy of layer l's weights
+    /// (calibration runs quantized copies).
+    public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache) {
+        let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads, F = c.intermediateSize
         let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
         let eps = Float(c.rmsNormEps)
-        for t in tokens where t < 0 || Int(t) >= V { throw QKError("token id \(t) is outside the vocabulary (\(V))") }
-        var x = [Float](repeating: 0, count: T * H)       // residual stream [T, H]
         var h = [Float](repeating: 0, count: T * H)       // normed [T, H]
         var q = [Float](repeating: 0, count: T * qd)      // [T, nq·hd]
         var k = [Float](repeating: 0, count: T * kvd)     // [T, nkv·hd] (new positions)
@@ -110,73 +129,74 @@ public final class LlamaForward {
         var scores = [Float](repeating: 0, count: nThreads * T * S)  // one [T, S] block per thread
         var g = [Float](repeating: 0, count: T * F)       // [T, F]
         var u = [Float](repeating: 0, count: T * F)
-        w.embed.withUnsafeBufferPointer { e in
-            for t in 0..<T { for i in 0..<H { x[t * H + i] = e[Int(tokens[t]) * H + i] } }
-        }
         let scale = 1 / Float(hd).squareRoot()
-        for (l, L) in w.layers.enumerated() {
-            Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
-            if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
-            h.withUnsafeBufferPointer { hp in
-                L.wq.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: qd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &q, ldc: qd) }
-                L.wk.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &k, ldc: kvd) }
-                L.wv.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &v, ldc: kvd) }
-            }
-            q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: P) }
-            k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: P) }
-            for i in 0..<(T * kvd) { cache.k[l][P * kvd + i] = k[i]; cache.v[l][P * kvd + i] = v[i] }
-            q.withUnsafeBufferPointer { qp in cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
-                scores.withUnsafeMutableBufferPointer { spAll in att.withUnsafeMutableBufferPointer { ap in
-                  nonisolated(unsafe) let (qs, ks, vs, ss, aps) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, spAll.baseAddress!, ap.baseAddress!)
-                  DispatchQueue.concurrentPerform(iterations: nThreads) { th in
-                    let sp = UnsafeMutableBufferPointer(start: ss + th * T * S, count: T * S)
-                    let qp = UnsafeBufferPointer(start: qs, count: T * qd), kp = UnsafeBufferPointer(start: ks, count: cache.capacity * kvd)
-                    let vp = UnsafeBufferPointer(start: vs, count: cache.capacity * kvd), ap = UnsafeMutableBufferPointer(start: aps, count: T * qd)
-                    for hh in stride(from: th, to: nq, by: nThreads) {
-                        let kvh = hh / group
-                        // scores = Q_h · K_hᵀ · scale  [T, S]; new token t sees keys 0 ... P + t
-                        BLAS.gemmNT(m: T, n: S, k: hd, a: qp.baseAddress! + hh * hd, lda: qd, b: kp.baseAddress! + kvh * hd, ldb: kvd,
-                                    c: sp.baseAddress!, ldc: S, alpha: scale)
-                        for t in 0..<T {
-                            let row = sp.baseAddress! + t * S
-                            let last = P + t
-                            var m = -Float.infinity
-                            for j in 0...last { m = max(m, row[j]) }
-                            var s: Float = 0
-                            for j in 0...last { row[j] = exp(row[j] - m); s += row[j] }
-                            let inv = 1 / s
-                            for j in 0...last { row[j] *= inv }
-                            for j in (last + 1)..<S { row[j] = 0 }
-                        }
-                        // O_h = softmax · V_h  [T, hd]
-                        BLAS.gemmNN(m: T, n: hd, k: S, a: sp.baseAddress!, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
-                                    c: ap.baseAddress! + hh * hd, ldc: qd)
-                    }
-                  }
-                } }
-            } } }
-            if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
-            att.withUnsafeBufferPointer { ap in L.wo.withUnsafeBufferPointer {
-                BLAS.gemmNTParallel(m: T, n: H, k: qd, a: ap.baseAddress!, lda: qd, b: $0.baseAddress!, ldb: qd, c: &x, ldc: H, beta: 1)
-            } }
-            Self.normRows(x, L.ffnNorm, &h, rows: T, n: H, eps: eps)
-            if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
-            h.withUnsafeBufferPointer { hp in
-                L.wGate.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &g, ldc: F) }
-                L.wUp.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &u, ldc: F) }
-            }
-            g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
-                nonisolated(unsafe) let (gs, us) = (gp.baseAddress!, up.baseAddress!)
-                Parallel.forRanges(T * F, minChunk: 4096) { r in
-                    for i in r { let a = gs[i]; gs[i] = a / (1 + exp(-a)) * us[i] }
-                }
-            } }
-            if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
-            g.withUnsafeBufferPointer { gp in L.wDown.withUnsafeBufferPointer {
-                BLAS.gemmNTParallel(m: T, n: H, k: F, a: gp.baseAddress!, lda: F, b: $0.baseAddress!, ldb: F, c: &x, ldc: H, beta: 1)
-            } }
+        Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
+        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
+        h.withUnsafeBufferPointer { hp in
+            L.wq.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: qd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &q, ldc: qd) }
+            L.wk.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &k, ldc: kvd) }
+            L.wv.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &v, ldc: kvd) }
         }
-        cache.length = P + T
+        q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: P) }
+        k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: P) }
+        for i in 0..<(T * kvd) { cache.k[l][P * kvd + i] = k[i]; cache.v[l][P * kvd + i] = v[i] }
+        q.withUnsafeBufferPointer { qp in cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
+            scores.withUnsafeMutableBufferPointer { spAll in att.withUnsafeMutableBufferPointer { ap in
+              nonisolated(unsafe) let (qs, ks, vs, ss, aps) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, spAll.baseAddress!, ap.baseAddress!)
+              DispatchQueue.concurrentPerform(iterations: nThreads) { th in
+                let sp = UnsafeMutableBufferPointer(start: ss + th * T * S, count: T * S)
+                let qp = UnsafeBufferPointer(start: qs, count: T * qd), kp = UnsafeBufferPointer(start: ks, count: cache.capacity * kvd)
+                let vp = UnsafeBufferPointer(start: vs, count: cache.capacity * kvd), ap = UnsafeMutableBufferPointer(start: aps, count: T * qd)
+                for hh in stride(from: th, to: nq, by: nThreads) {
+                    let kvh = hh / group
+                    // scores = Q_h · K_hᵀ · scale  [T, S]; new token t sees keys 0 ... P + t
+                    BLAS.gemmNT(m: T, n: S, k: hd, a: qp.baseAddress! + hh * hd, lda: qd, b: kp.baseAddress! + kvh * hd, ldb: kvd,
+                                c: sp.baseAddress!, ldc: S, alpha: scale)
+                    for t in 0..<T {
+                        let row = sp.baseAddress! + t * S
+                        let last = P + t
+                        var m = -Float.infinity
+                        for j in 0...last { m = max(m, row[j]) }
+                        var s: Float = 0
+                        for j in 0...last { row[j] = exp(row[j] - m); s += row[j] }
+                        let inv = 1 / s
+                        for j in 0...last { row[j] *= inv }
+                        for j in (last + 1)..<S { row[j] = 0 }
+                    }
+                    // O_h = softmax · V_h  [T, hd]
+                    BLAS.gemmNN(m: T, n: hd, k: S, a: sp.baseAddress!, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
+                                c: ap.baseAddress! + hh * hd, ldc: qd)
+                }
+              }
+            } }
+        } } }
+        if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
+        att.withUnsafeBufferPointer { ap in L.wo.withUnsafeBufferPointer {
+            BLAS.gemmNTParallel(m: T, n: H, k: qd, a: ap.baseAddress!, lda: qd, b: $0.baseAddress!, ldb: qd, c: &x, ldc: H, beta: 1)
+        } }
+        Self.normRows(x, L.ffnNorm, &h, rows: T, n: H, eps: eps)
+        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
+        h.withUnsafeBufferPointer { hp in
+            L.wGate.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &g, ldc: F) }
+            L.wUp.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &u, ldc: F) }
+        }
+        g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
+            nonisolated(unsafe) let (gs, us) = (gp.baseAddress!, up.baseAddress!)
+            Parallel.forRanges(T * F, minChunk: 4096) { r in
+                for i in r { let a = gs[i]; gs[i] = a / (1 + exp(-a)) * us[i] }
+            }
+        } }
+        if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
+        g.withUnsafeBufferPointer { gp in L.wDown.withUnsafeBufferPointer {
+            BLAS.gemmNTParallel(m: T, n: H, k: F, a: gp.baseAddress!, lda: F, b: $0.baseAddress!, ldb: F, c: &x, ldc: H, beta: 1)
+        } }
+    }
+
+    /// Final norm and LM head for `logitRows` of x [T, hidden]: [rows × vocab].
+    public func head(_ x: [Float], T: Int, logitRows: Range<Int>?) -> [Float] {
+        let H = c.hiddenSize, V = c.vocabSize
+        let eps = Float(c.rmsNormEps)
+        var h = [Float](repeating: 0, count: T * H)
         let rows = logitRows ?? 0..<T
         x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in w.norm.withUnsafeBufferPointer { gp in
             for (r, t) in rows.enumerated() { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + r * H, n: H, eps: eps) }
