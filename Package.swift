@@ -21,8 +21,9 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization"]),
+        .target(name: "Calibration", dependencies: ["CZstd", "TensorCore", "ModelFormats"]),
         .target(name: "Evaluation", dependencies: ["TensorCore", "ModelFormats", "Llama", "Tokenizers"]),
-        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama", "Evaluation"]),
+        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama", "Evaluation", "Calibration"]),
         .executableTarget(name: "quantkit", dependencies: [
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -32,6 +33,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "TensorCore"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "ModelFormats", "TensorCore", "Quantization"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "TensorCore", "CZstd"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
         .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore"]),
         // End-to-end: runs the built `quantkit` binary.

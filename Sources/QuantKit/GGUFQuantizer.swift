@@ -112,7 +112,10 @@ public enum GGUFQuantizer {
         public let fallbacks: Int
     }
 
-    public static func quantize(_ source: String, to output: String, options: Options, progress: Progress? = nil) throws -> Report {
+    /// `replacements`: encoded bytes to write instead of round-to-nearest for some tensors (GGUF name → type, bytes);
+    /// used only when the planned type matches.
+    public static func quantize(_ source: String, to output: String, options: Options, replacements: [String: (GGMLType, [UInt8])] = [:],
+                                progress: Progress? = nil) throws -> Report {
         let p = try plan(source, options: options)
         let src = p.source
         let writer = try GGUFWriter(path: output, metadata: p.metadata, tensors: p.tensors.map { ($0.name, $0.ne, $0.to) })
@@ -120,7 +123,9 @@ public enum GGUFQuantizer {
         for (k, t) in p.tensors.enumerated() {
             progress?("quantize \(t.name) → \(t.to.name)", k, p.tensors.count)
             guard let st = byName[t.name] else { throw QKError("missing tensor \(t.name)") }
-            if t.to == t.from, let raw = try src.bytes(st) {
+            if let (rt, bytes) = replacements[t.name], rt == t.to {
+                try writer.writeTensor(bytes)
+            } else if t.to == t.from, let raw = try src.bytes(st) {
                 try writer.writeTensor(raw)
             } else {
                 let x = try src.floats(st)

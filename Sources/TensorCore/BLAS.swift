@@ -16,6 +16,33 @@ public enum BLAS {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// C[M×N] += alpha · Aᵀ · B with A [K×M] and B [K×N] (e.g. H += XᵀX).
+    @inline(__always)
+    public static func gemmTN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                              c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 1) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// In-place Cholesky factor of a symmetric positive-definite n×n matrix (row-major, f64): lower = true gives
+    /// L with A = L·Lᵀ in the lower triangle. Returns LAPACK's info (0 = success, > 0 = not positive definite).
+    public static func cholesky(_ a: inout [Double], n: Int, lower: Bool) -> Int {
+        // row-major lower == column-major upper
+        var uplo: CChar = lower ? 85 : 76  // "U" : "L" in column-major terms
+        var nn = Int32(n), lda = Int32(n), info: Int32 = 0
+        a.withUnsafeMutableBufferPointer { dpotrf_(&uplo, &nn, $0.baseAddress!, &lda, &info) }
+        return Int(info)
+    }
+
+    /// Inverse of an SPD matrix from its Cholesky factor (as left by `cholesky(lower:)`), filled symmetric.
+    public static func choleskyInverse(_ a: inout [Double], n: Int, lower: Bool) -> Int {
+        var uplo: CChar = lower ? 85 : 76
+        var nn = Int32(n), lda = Int32(n), info: Int32 = 0
+        a.withUnsafeMutableBufferPointer { dpotri_(&uplo, &nn, $0.baseAddress!, &lda, &info) }
+        if info != 0 { return Int(info) }
+        for i in 0..<n { for j in 0..<i { if lower { a[j * n + i] = a[i * n + j] } else { a[i * n + j] = a[j * n + i] } } }
+        return 0
+    }
+
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
     /// gemmNT split over our own threads (by rows of C, or by columns when there are few rows), each calling a

@@ -61,6 +61,36 @@ struct Quantize: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    @Option(name: .long, help: "rtn (round to nearest, llama-quantize's rules) or gptq (calibrated, written in the preset's block type).")
+    var method: String = "rtn"
+
+    @Option(name: .long, help: "Calibration text (.txt, .jsonl, .zst of either); repeatable.")
+    var calibration: [String] = []
+
+    @Option(name: .customLong("text-field"), help: "JSON field holding the text in .jsonl calibration files.")
+    var textField: String = "text"
+
+    @Option(name: .long, help: "Calibration windows.")
+    var samples: Int = 128
+
+    @Option(name: .customLong("seq-len"), help: "Tokens per calibration window.")
+    var seqLen: Int = 512
+
+    @Option(name: .long, help: "Seed for sampling the calibration windows.")
+    var seed: UInt64 = 0
+
+    @Flag(name: .customLong("act-order"), help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (needs --static-groups for GGUF).")
+    var actOrder = false
+
+    @Flag(name: .customLong("static-groups"), help: "GPTQ: group parameters from the unmodified weights.")
+    var staticGroups = false
+
+    @Option(name: .long, help: "GPTQ damping, as a fraction of the mean Hessian diagonal (raised automatically if Cholesky fails).")
+    var damp: Float = 0.01
+
+    @Flag(name: .customLong("no-true-sequential"), help: "GPTQ: capture all linears of a layer in one pass instead of stage by stage.")
+    var noTrueSequential = false
+
     func parseType(_ s: String, _ flag: String) throws -> GGMLType {
         guard let t = GGMLType.named(s) else { throw ValidationError("\(flag): unknown ggml type \(s)") }
         return t
@@ -104,8 +134,22 @@ struct Quantize: ParsableCommand {
                 return
             }
             guard let output else { throw ValidationError("-o OUTPUT is required (or --dry-run)") }
+            guard method == "rtn" || method == "gptq" else { throw ValidationError("--method must be rtn or gptq (got \(method))") }
             let pr = ProgressPrinter()
-            let r = try GGUFQuantizer.quantize(source, to: output, options: o, progress: pr.update)
+            let r: GGUFQuantizer.Report
+            if method == "gptq" {
+                guard samples > 0, seqLen >= 8 else { throw ValidationError("--samples must be positive and --seq-len at least 8") }
+                guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
+                var g = GPTQPipeline.Options()
+                g.calibration = calibration; g.textField = textField; g.samples = samples; g.seqLen = seqLen; g.seed = seed
+                g.gptq.actOrder = actOrder; g.gptq.staticGroups = staticGroups; g.gptq.damp = damp; g.trueSequential = !noTrueSequential
+                let (qr, rep) = try GPTQPipeline.quantizeToGGUF(source: source, output: output, preset: preset, options: g, quantizeOptions: o, progress: pr.update)
+                r = qr
+                if !json { print(String(format: "GPTQ: %d linears, mean loss %.6g", rep.count, rep.map(\.loss).reduce(0, +) / Double(max(1, rep.count)))) }
+            } else {
+                guard calibration.isEmpty else { throw ValidationError("--calibration is for --method gptq (round-to-nearest uses --imatrix)") }
+                r = try GGUFQuantizer.quantize(source, to: output, options: o, progress: pr.update)
+            }
             if json {
                 print(#"{"output": "\#(r.output)", "tensors": \#(r.tensors), "bytes": \#(r.bytes), "bits_per_weight": \#(r.bitsPerWeight)}"#)
             } else {

@@ -1,0 +1,249 @@
+import Foundation
+import ModelFormats
+import TensorCore
+
+/// The grid each column is rounded to: an integer grid with per-row, per-group scale/zero (GPTQ's min-max
+/// quantizer), or the block grid of a ggml type (32 columns per block, the block's own scale rules) so the result
+/// packs exactly into that type.
+public enum GPTQGrid: Equatable, Sendable {
+    case minmax(bits: Int, sym: Bool)
+    case ggml(GGMLType)  // .q4_0, .q4_1, .q8_0
+}
+
+public struct GPTQOptions: Sendable {
+    public var grid: GPTQGrid = .minmax(bits: 4, sym: true)
+    /// Columns per group (−1: one group per row). ggml grids use their block size.
+    public var groupSize = 128
+    public var actOrder = false
+    public var staticGroups = false
+    public var damp: Float = 0.01
+    public var blockSize = 128
+    public init() {}
+}
+
+/// Per-row, per-group quantization parameters.
+public struct GroupParams {
+    public var scale: [Float]  // [rows]
+    public var zero: [Float]   // [rows] (integer zero point, or the ggml min for Q4_1)
+}
+
+/// GPTQ (Frantar et al.): quantize W column by column, each rounding error spread over the columns not yet
+/// quantized through the inverse Hessian of the layer's inputs, H = 2XᵀX/n. Ported from the reference
+/// `fasterquant` (lazy 128-column blocks, damping, dead columns, act-order, static groups); Cholesky in f64.
+public enum GPTQ {
+    public struct Result {
+        /// Quantized weights, dequantized: [rows × cols], original column order.
+        public var Q: [Float]
+        /// Integer codes [rows × cols] and per-group params (group g covers columns of group index g, in the
+        /// order `groupIndex` gives).
+        public var codes: [Int32]
+        public var params: [GroupParams]
+        /// Group of each (original) column.
+        public var groupIndex: [Int]
+        public var perm: [Int]?
+        /// Σ (w − q)² / Hinv[i,i]² / 2 over all columns (the GPTQ loss).
+        public var loss: Double
+        public var dampUsed: Float
+    }
+
+    static func maxq(_ g: GPTQGrid) -> Int {
+        switch g {
+        case let .minmax(bits, _): return (1 << bits) - 1
+        case .ggml(.q8_0): return 255
+        default: return 15
+        }
+    }
+
+    /// Parameters for one group of columns (values x[r*stride + c] for c in cols) per row.
+    static func findParams(_ grid: GPTQGrid, _ w: UnsafePointer<Float>, rows: Int, stride: Int, cols: [Int]) -> GroupParams {
+        var p = GroupParams(scale: [Float](repeating: 0, count: rows), zero: [Float](repeating: 0, count: rows))
+        for r in 0..<rows {
+            var lo = Float.infinity, hi = -Float.infinity, amax: Float = 0, vmax: Float = 0
+            for c in cols {
+                let v = w[r * stride + c]
+                lo = min(lo, v); hi = max(hi, v)
+                if abs(v) > amax { amax = abs(v); vmax = v }
+            }
+            switch grid {
+            case let .minmax(bits, sym):
+                let mq = Float((1 << bits) - 1)
+                var xmin = min(lo, 0), xmax = max(hi, 0)
+                if sym {
+                    xmax = max(abs(xmin), xmax)
+                    if xmin < 0 { xmin = -xmax }
+                }
+                if xmin == 0 && xmax == 0 { xmin = -1; xmax = 1 }
+                let s = (xmax - xmin) / mq
+                p.scale[r] = s
+                p.zero[r] = sym ? (mq + 1) / 2 : (-xmin / s).rounded(.toNearestOrEven)
+            case .ggml(.q4_0):
+                p.scale[r] = HalfFloat.roundF16(vmax / -8)
+            case .ggml(.q8_0):
+                p.scale[r] = HalfFloat.roundF16(amax / 127)
+            case .ggml(.q4_1):
+                p.scale[r] = HalfFloat.roundF16((hi - lo) / 15)
+                p.zero[r] = HalfFloat.roundF16(lo)
+            default: break
+            }
+        }
+        return p
+    }
+
+    /// The code and the dequantized value of x under one row's params.
+    @inline(__always) static func quantize(_ grid: GPTQGrid, _ x: Float, _ s: Float, _ z: Float) -> (Int32, Float) {
+        switch grid {
+        case let .minmax(bits, _):
+            let mq = Float((1 << bits) - 1)
+            let q = min(max((x / s).rounded(.toNearestOrEven) + z, 0), mq)
+            return (Int32(q), s * (q - z))
+        case .ggml(.q4_0):
+            guard s != 0 else { return (8, 0) }
+            let q = min(max((x / s).rounded(.toNearestOrEven) + 8, 0), 15)
+            return (Int32(q), s * (q - 8))
+        case .ggml(.q8_0):
+            guard s != 0 else { return (0, 0) }
+            let q = min(max((x / s).rounded(.toNearestOrEven), -127), 127)
+            return (Int32(q), s * q)
+        case .ggml(.q4_1):
+            guard s != 0 else { return (0, z) }
+            let q = min(max(((x - z) / s).rounded(.toNearestOrEven), 0), 15)
+            return (Int32(q), s * q + z)
+        default:
+            return (0, x)
+        }
+    }
+
+    /// Quantizes W [rows × cols] (HF [out, in]) given H [cols × cols].
+    public static func run(W w0: [Float], rows: Int, cols: Int, H h0: [Float], options o: GPTQOptions) throws -> Result {
+        guard w0.count == rows * cols, h0.count == cols * cols else { throw QKError("GPTQ: W is \(w0.count) values, H \(h0.count); expected \(rows)×\(cols) and \(cols)²") }
+        var groupSize = o.groupSize
+        if case let .ggml(t) = o.grid {
+            groupSize = t.blockSize
+            guard cols % groupSize == 0 else { throw QKError("GPTQ into \(t.name): \(cols) columns are not whole blocks of \(groupSize)") }
+            if o.actOrder && !o.staticGroups { throw QKError("GPTQ into ggml blocks with --act-order needs --static-groups (blocks are fixed in column order)") }
+        }
+        if groupSize <= 0 || groupSize > cols { groupSize = cols }
+        var W = w0
+        var H = h0.map(Double.init)
+        // dead columns: no signal, weight zeroed
+        for i in 0..<cols where H[i * cols + i] == 0 {
+            H[i * cols + i] = 1
+            for r in 0..<rows { W[r * cols + i] = 0 }
+        }
+        let groupOf = (0..<cols).map { $0 / groupSize }
+        // static groups: params from the unmodified weights, in original column order
+        var staticParams: [GroupParams] = []
+        if o.staticGroups || o.actOrder && o.staticGroups {
+            W.withUnsafeBufferPointer { wp in
+                for g in 0..<((cols + groupSize - 1) / groupSize) {
+                    staticParams.append(findParams(o.grid, wp.baseAddress!, rows: rows, stride: cols, cols: Array((g * groupSize)..<min(cols, (g + 1) * groupSize))))
+                }
+            }
+        }
+        var perm: [Int]? = nil
+        if o.actOrder {
+            let p = (0..<cols).sorted { H[$0 * cols + $0] > H[$1 * cols + $1] || (H[$0 * cols + $0] == H[$1 * cols + $1] && $0 < $1) }
+            perm = p
+            var W2 = W, H2 = H
+            for r in 0..<rows { for c in 0..<cols { W2[r * cols + c] = W[r * cols + p[c]] } }
+            for i in 0..<cols { for j in 0..<cols { H2[i * cols + j] = H[p[i] * cols + p[j]] } }
+            W = W2; H = H2
+        }
+        // damping, with automatic increase when Cholesky fails
+        var meanDiag = 0.0
+        for i in 0..<cols { meanDiag += H[i * cols + i] }
+        meanDiag /= Double(cols)
+        var damp = o.damp
+        var Hinv: [Double] = []
+        while true {
+            var A = H
+            for i in 0..<cols { A[i * cols + i] += Double(damp) * meanDiag }
+            if BLAS.cholesky(&A, n: cols, lower: true) == 0, BLAS.choleskyInverse(&A, n: cols, lower: true) == 0,
+               BLAS.cholesky(&A, n: cols, lower: false) == 0 {
+                // keep the upper factor U (Hinv = UᵀU); zero the strictly lower part
+                for i in 0..<cols { for j in 0..<i { A[i * cols + j] = 0 } }
+                Hinv = A
+                break
+            }
+            damp += 0.01
+            if damp > 1 { throw QKError("GPTQ: the Hessian is not positive definite even with damp \(damp)") }
+        }
+        let HinvF = Hinv.map(Float.init)
+        var Q = [Float](repeating: 0, count: rows * cols)
+        var codes = [Int32](repeating: 0, count: rows * cols)
+        var params: [GroupParams?] = staticParams.isEmpty ? Array(repeating: nil, count: (cols + groupSize - 1) / groupSize) : staticParams
+        var cur = GroupParams(scale: [], zero: [])
+        var loss = 0.0
+        let B = max(1, o.blockSize)
+        var W1 = [Float](repeating: 0, count: rows * B), Err1 = [Float](repeating: 0, count: rows * B)
+        for i1 in stride(from: 0, to: cols, by: B) {
+            let i2 = min(i1 + B, cols), count = i2 - i1
+            for r in 0..<rows { for i in 0..<count { W1[r * B + i] = W[r * cols + i1 + i] } }
+            for i in 0..<count {
+                let col = i1 + i
+                let orig = perm?[col] ?? col
+                if !staticParams.isEmpty {
+                    cur = staticParams[groupOf[orig]]
+                } else if col % groupSize == 0 {
+                    // from W (this block's updates not yet applied), as the reference does
+                    cur = W.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: cols, cols: Array(col..<min(cols, col + groupSize))) }
+                    params[col / groupSize] = cur
+                }
+                let d = HinvF[col * cols + col]
+                for r in 0..<rows {
+                    let wv = W1[r * B + i]
+                    let (code, qv) = quantize(o.grid, wv, cur.scale[r], cur.zero[r])
+                    Q[r * cols + orig] = qv
+                    codes[r * cols + orig] = code
+                    let err = (wv - qv) / d
+                    loss += Double((wv - qv) * (wv - qv) / (d * d) / 2)
+                    Err1[r * B + i] = err
+                    // W1[r, i:] -= err · Hinv[col, col:i2]
+                    for j in (i + 1)..<count { W1[r * B + j] -= err * HinvF[col * cols + i1 + j] }
+                }
+            }
+            // W[:, i2:] -= Err1 · Hinv[i1:i2, i2:]
+            if i2 < cols {
+                Err1.withUnsafeBufferPointer { ep in HinvF.withUnsafeBufferPointer { hp in W.withUnsafeMutableBufferPointer { wp in
+                    BLAS.gemmNN(m: rows, n: cols - i2, k: count, a: ep.baseAddress!, lda: B, b: hp.baseAddress! + i1 * cols + i2, ldb: cols,
+                                c: wp.baseAddress! + i2, ldc: cols, alpha: -1, beta: 1)
+                } } }
+            }
+        }
+        let gIdx = (0..<cols).map { orig -> Int in
+            if !staticParams.isEmpty { return groupOf[orig] }
+            let pos = perm.map { p in p.firstIndex(of: orig)! } ?? orig
+            return pos / groupSize
+        }
+        return Result(Q: Q, codes: codes, params: params.map { $0 ?? GroupParams(scale: [Float](repeating: 0, count: rows), zero: [Float](repeating: 0, count: rows)) },
+                      groupIndex: gIdx, perm: perm, loss: loss, dampUsed: damp)
+    }
+
+    /// Packs a GPTQ result on a ggml grid into that type's blocks ([rows × cols/32] blocks, row-major).
+    public static func packGGML(_ r: Result, type: GGMLType, rows: Int, cols: Int) throws -> [UInt8] {
+        let nb = cols / 32
+        var out = [UInt8](repeating: 0, count: rows * nb * type.typeSize)
+        for row in 0..<rows {
+            for b in 0..<nb {
+                let p = r.params[r.groupIndex[b * 32]]
+                let o = (row * nb + b) * type.typeSize
+                let c = { (j: Int) in r.codes[row * cols + b * 32 + j] }
+                let d16 = HalfFloat.f32ToF16(p.scale[row])
+                out[o] = UInt8(d16 & 0xff); out[o + 1] = UInt8(d16 >> 8)
+                switch type {
+                case .q4_0:
+                    for j in 0..<16 { out[o + 2 + j] = UInt8(c(j)) | UInt8(c(j + 16)) << 4 }
+                case .q4_1:
+                    let m16 = HalfFloat.f32ToF16(p.zero[row])
+                    out[o + 2] = UInt8(m16 & 0xff); out[o + 3] = UInt8(m16 >> 8)
+                    for j in 0..<16 { out[o + 4 + j] = UInt8(c(j)) | UInt8(c(j + 16)) << 4 }
+                case .q8_0:
+                    for j in 0..<32 { out[o + 2 + j] = UInt8(bitPattern: Int8(c(j))) }
+                default:
+                    throw QKError("GPTQ cannot pack into \(type.name)")
+                }
+            }
+        }
+        return out
+    }
+}

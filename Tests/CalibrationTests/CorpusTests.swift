@@ -1,0 +1,42 @@
+import XCTest
+import TensorCore
+@testable import Calibration
+import CZstd
+
+final class CorpusTests: XCTestCase {
+    func tmp(_ name: String, _ data: Data) -> String {
+        let p = NSTemporaryDirectory() + "qk-cal-\(UUID().uuidString)-" + name
+        FileManager.default.createFile(atPath: p, contents: data)
+        return p
+    }
+
+    /// Compressed with libzstd's one-shot encoder (the reader under test streams through the decoder).
+    func zstd(_ s: String) throws -> Data {
+        let src = Array(s.utf8)
+        var dst = [UInt8](repeating: 0, count: ZSTD_compressBound(src.count))
+        let n = dst.withUnsafeMutableBytes { d in src.withUnsafeBytes { ZSTD_compress(d.baseAddress, d.count, $0.baseAddress, $0.count, 3) } }
+        XCTAssertEqual(ZSTD_isError(n), 0)
+        return Data(dst.prefix(n))
+    }
+
+    func testReadsTxtJsonlAndZst() throws {
+        XCTAssertEqual(try Corpus.read(tmp("a.txt", Data("hello\nworld".utf8))), "hello\nworld")
+        let jsonl = "{\"text\": \"one\", \"id\": 1}\n{\"text\": \"two\"}\n"
+        XCTAssertEqual(try Corpus.read(tmp("a.jsonl", Data(jsonl.utf8))), "one\n\ntwo")
+        XCTAssertEqual(try Corpus.read(tmp("b.jsonl", Data("{\"content\": \"x\"}\n".utf8)), textField: "content"), "x")
+        XCTAssertThrowsError(try Corpus.read(tmp("c.jsonl", Data("{\"content\": \"x\"}\n".utf8)))) { XCTAssertTrue("\($0)".contains("--text-field"), "\($0)") }
+        let big = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 5000)
+        XCTAssertEqual(try Corpus.read(tmp("d.txt.zst", try zstd(big))), big)
+        XCTAssertEqual(try Corpus.read(tmp("e.jsonl.zst", try zstd(jsonl))), "one\n\ntwo")
+        XCTAssertThrowsError(try Corpus.read(tmp("f.txt.zst", Data([0x28, 0xB5, 0x2F, 0xFD, 1, 2, 3])))) { XCTAssertTrue("\($0)".contains("zstd"), "\($0)") }
+    }
+
+    func testSamplingIsSeededAndInRange() throws {
+        let tokens = (0..<1000).map { Int32($0) }
+        let a = try Corpus.sample(tokens, count: 16, length: 64, seed: 0), b = try Corpus.sample(tokens, count: 16, length: 64, seed: 0)
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, try Corpus.sample(tokens, count: 16, length: 64, seed: 1))
+        for w in a { XCTAssertEqual(w.count, 64); XCTAssertEqual(w.last! - w.first!, 63) }
+        XCTAssertThrowsError(try Corpus.sample(tokens, count: 2, length: 5000, seed: 0))
+    }
+}
