@@ -1,3 +1,4 @@
+import Foundation
 import ModelFormats
 import TensorCore
 
@@ -89,8 +90,17 @@ public enum GGMLCodec {
         guard count % type.blockSize == 0, y.count >= count / type.blockSize * type.typeSize else {
             throw QKError("\(type.name): \(y.count) bytes do not hold \(count) values")
         }
-        guard count > 0, let p = y.baseAddress else { return }
-        let nb = count / type.blockSize
+        guard count > 0, let p0 = y.baseAddress else { return }
+        // blocks are independent: decode contiguous block ranges in parallel
+        let totalBlocks = count / type.blockSize
+        nonisolated(unsafe) let (src, dst) = (p0, x)
+        Parallel.forRanges(totalBlocks, minChunk: max(1, 65536 / type.blockSize)) { r in
+            decodeBlocks(type, src + r.lowerBound * type.typeSize, dst + r.lowerBound * type.blockSize, blocks: r.count)
+        }
+    }
+
+    static func decodeBlocks(_ type: GGMLType, _ p: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks nb: Int) {
+        let count = nb * type.blockSize
         switch type {
         case .f32: for k in 0..<count { x[k] = Float(bitPattern: loadU32(p, 4 * k)) }
         case .f16: for k in 0..<count { x[k] = HalfFloat.f16ToF32Fast(loadU16(p, 2 * k)) }
@@ -126,8 +136,17 @@ public enum GGMLCodec {
 
     /// The first non-finite value of a tensor's f32 data, if any (llama-quantize refuses NaN/Inf).
     public static func firstNonFinite(_ x: UnsafeBufferPointer<Float>) -> Int? {
-        for (k, v) in x.enumerated() where !v.isFinite { return k }
-        return nil
+        guard let base = x.baseAddress else { return nil }
+        nonisolated(unsafe) let b = base
+        let lock = NSLock()
+        nonisolated(unsafe) var first = Int.max
+        Parallel.forRanges(x.count, minChunk: 1 << 16) { r in
+            for k in r where (b[k].bitPattern & 0x7f80_0000) == 0x7f80_0000 {
+                lock.lock(); first = min(first, k); lock.unlock()
+                return
+            }
+        }
+        return first == Int.max ? nil : first
     }
 
     /// Byte offsets of the f16 scale fields (d, m/dmin) in a block, as ggml_validate_row_data checks them.

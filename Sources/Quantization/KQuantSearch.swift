@@ -29,15 +29,19 @@ enum KQuantSearch {
         var rmseType = rt
         var returnEarly = false
         if rmseType < 0 { rmseType = -rmseType; returnEarly = true }
-        @inline(__always) func weight(_ i: Int) -> Float {
-            if let qw { return qw[i] }
+        // the weights are a pure function of x: computed once (n ≤ 32 everywhere ggml calls this)
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { wb in
+        let wbuf = wb.baseAddress!
+        for i in 0..<n {
+            if let qw { wbuf[i] = qw[i]; continue }
             switch rmseType {
-            case 1: return x[i] * x[i]
-            case 2: return 1
-            case 3: return abs(x[i])
-            default: return abs(x[i]).squareRoot()
+            case 1: wbuf[i] = x[i] * x[i]
+            case 2: wbuf[i] = 1
+            case 3: wbuf[i] = abs(x[i])
+            default: wbuf[i] = abs(x[i]).squareRoot()
             }
         }
+        @inline(__always) func weight(_ i: Int) -> Float { wbuf[i] }
         var sumlx: Float = 0, suml2: Float = 0
         for i in 0..<n {
             var l = Int(nearestInt(iscale * x[i]))
@@ -70,6 +74,7 @@ enum KQuantSearch {
             }
         }
         return scale
+        }
     }
 
     /// Q3_K's symmetric search with x² weights and coordinate descent.

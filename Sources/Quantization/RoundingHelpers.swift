@@ -5,17 +5,24 @@ import TensorCore
 @inline(__always) func truncInt8(_ f: Float) -> Int32 {
     if !(f > -129) { return -128 }
     if !(f < 128) { return 127 }
-    return Int32(f.rounded(.towardZero))
+    return Int32(f)  // Float → Int32 conversion truncates toward zero, like C's cast
 }
 
-/// ggml's `nearest_int`: round half to even.
+/// ggml's `nearest_int`: add 1.5·2²³ and read the mantissa, which rounds half to even for |f| ≤ 4194303
+/// (the range ggml asserts); the same bit trick, so no conversion checks in the hot loops.
 @inline(__always) func nearestInt(_ f: Float) -> Int32 {
-    if !(abs(f) < 4_194_303) { return f > 0 ? 4_194_303 : -4_194_303 }
-    return Int32(f.rounded(.toNearestOrEven))
+    let v = f + 12_582_912
+    return Int32(bitPattern: v.bitPattern & 0x007f_ffff) &- 0x0040_0000
 }
 
-/// C's `roundf`: round half away from zero.
-@inline(__always) func roundAway(_ f: Float) -> Float { f.rounded(.toNearestOrAwayFromZero) }
+/// C's `roundf`: round half away from zero (for |f| < 2²³, as in the quantizers: truncate, then step away when the
+/// remainder is at least one half; both steps are exact).
+@inline(__always) func roundAway(_ f: Float) -> Float {
+    guard abs(f) < 8_388_608 else { return f }
+    let t = Float(Int32(f))
+    let r = f - t
+    return r >= 0.5 ? t + 1 : r <= -0.5 ? t - 1 : t
+}
 
 @inline(__always) func fp16(_ f: Float) -> UInt16 { HalfFloat.f32ToF16(f) }
 @inline(__always) func fromFP16(_ b: UInt16) -> Float { HalfFloat.f16ToF32(b) }
