@@ -101,3 +101,27 @@ for prompt in ["Write a short poem about the sea.", "What is the capital of Fran
     if ours.strip() != theirs.strip():
         raise SystemExit(f"interop FAIL: greedy generation differs for {prompt!r}:\nquantkit: {ours!r}\nllama.cpp: {theirs!r}")
     print(f"interop ok: greedy chat generation of {prompt!r} equals llama.cpp's (32 tokens): {ours[:60]!r}...")
+
+# 5. GPTQ into Q4_0: stock llama.cpp loads and runs it; against the reference it has a lower KLD than llama-quantize's
+#    own Q4_0 of the same model (same types, same size).
+gq = f"{work}/gptq-Q4_0.gguf"
+run(qk, "quantize", model, "-o", gq, "--type", "Q4_0", "--method", "gptq", "--calibration",
+    "../shared/data/wikitext-2-raw/wiki.valid.raw" if os.path.exists("../shared/data/wikitext-2-raw/wiki.valid.raw") else "Formats/golden/wiki.valid.first20k.txt",
+    "--samples", os.environ.get("QUANTKIT_INTEROP_GPTQ_SAMPLES", "32"), "--seq-len", "512", "--seed", "0")
+lq = f"{work}/lq-Q4_0.gguf"
+run(f"{bin_dir}/llama-quantize", bf16, lq, "Q4_0", "2")
+if os.path.getsize(gq) != os.path.getsize(lq):
+    raise SystemExit("interop FAIL: GPTQ Q4_0 file size differs from llama-quantize's Q4_0")
+r = run(f"{bin_dir}/llama-perplexity", "-m", gq, "-f", text, "-c", "512", "--chunks", str(chunks), "-t", "2")
+m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", r.stdout + r.stderr)
+if not m:
+    raise SystemExit("interop FAIL: llama-perplexity did not run the GPTQ Q4_0 file")
+print(f"interop ok: llama-perplexity loads quantkit's GPTQ Q4_0: PPL = {m.group(1)} +/- {m.group(2)}")
+evj = f"{work}/eval-gptq.json"
+run(qk, "eval", model, lq, gq, "--text", text, "--chunks", str(chunks), "--json", evj)
+ev = json.load(open(evj))
+k_lq, k_gq = ev["candidates"][0]["kld_mean"], ev["candidates"][1]["kld_mean"]
+print(f"interop: KLD vs bf16: llama-quantize Q4_0 {k_lq:.6f} (PPL {ev['candidates'][0]['ppl']:.4f}, top-1 {ev['candidates'][0]['same_top1_percent']:.2f} %), "
+      f"GPTQ Q4_0 {k_gq:.6f} (PPL {ev['candidates'][1]['ppl']:.4f}, top-1 {ev['candidates'][1]['same_top1_percent']:.2f} %), same size {os.path.getsize(gq)} bytes")
+if not k_gq < k_lq:
+    raise SystemExit("interop FAIL: GPTQ Q4_0 does not have a lower KLD than llama-quantize's Q4_0")
