@@ -40,3 +40,16 @@ final class CorpusTests: XCTestCase {
         XCTAssertThrowsError(try Corpus.sample(tokens, count: 2, length: 5000, seed: 0))
     }
 }
+
+/// The shipped corpora: present, equal to their MANIFEST sha256, and the .zst decodes to the same text.
+final class ShippedCorpusTests: XCTestCase {
+    func testManifestMatchesFiles() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Calibration")
+        let manifest = try String(contentsOf: dir.appendingPathComponent("MANIFEST.md"), encoding: .utf8)
+        let txt = try Corpus.read(dir.appendingPathComponent("wikitext2-valid-excerpt.txt").path)
+        let zst = try Corpus.read(dir.appendingPathComponent("wikitext2-valid-excerpt.txt.zst").path)
+        XCTAssertEqual(txt, zst)
+        XCTAssertTrue(manifest.contains("| \(txt.utf8.count) |"))
+        XCTAssertFalse(txt.contains(" = Robert Boulter = "))  // the first article of the *test* split
+    }
+}
