@@ -185,10 +185,33 @@ public enum Converter {
         let ck = try HFCheckpoint.open(source)
         let p = try plan(ck, outType: outType, pre: pre)
         let writer = try GGUFWriter(path: output, metadata: p.metadata, tensors: p.tensors.map { ($0.ggufName, $0.ne, $0.type) })
+        // Encoding (CPU) of tensor k+1 overlaps writing (I/O) of tensor k: one tensor in flight.
         var total = 0
+        let queue = DispatchQueue(label: "quantkit.convert.encode")
+        /// The tensor in flight; the semaphore orders the producer's write before the consumer's read.
+        final class Slot: @unchecked Sendable { var value: (Int, Result<Encoded, Error>)? }
+        let slot = Slot()
+        let ready = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) let plan = p, checkpoint = ck
+        func start(_ k: Int) {
+            guard k < plan.tensors.count else { return }
+            queue.async {
+                slot.value = (k, Result { try encode(plan.tensors[k], ck: checkpoint, ropeFreqs: plan.ropeFreqs) })
+                ready.signal()
+            }
+        }
+        start(0)
         for (k, t) in p.tensors.enumerated() {
             progress?("convert \(t.ggufName)", k, p.tensors.count)
-            total += try writeTensor(t, ck: ck, ropeFreqs: p.ropeFreqs, to: writer)
+            ready.wait()
+            guard let (pk, r) = slot.value, pk == k else { throw QKError("internal: conversion pipeline out of order") }
+            slot.value = nil
+            let enc = try r.get()
+            start(k + 1)
+            switch enc {
+            case let .borrowed(b): try writer.writeTensor(b); total += b.count
+            case let .owned(b): try writer.writeTensor(b); total += b.count
+            }
             if !t.hfName.isEmpty { ck.weights.release(t.hfName) }
         }
         try writer.finish()
@@ -196,14 +219,17 @@ public enum Converter {
         return Report(output: output, tensors: p.tensors.count, bytes: total, fileType: p.fileType)
     }
 
-    /// Encodes one planned tensor and writes it; returns the bytes written.
-    /// Same type in and out moves the mapped bytes as they are; bf16 → f16 converts bits directly; anything
-    /// else goes through f32.
-    static func writeTensor(_ t: TensorPlan, ck: HFCheckpoint, ropeFreqs: [Float]?, to writer: GGUFWriter) throws -> Int {
+    /// A tensor's GGUF bytes: the mapped source bytes as they are, or newly encoded ones.
+    enum Encoded {
+        case borrowed(UnsafeRawBufferPointer)
+        case owned([UInt8])
+    }
+
+    /// Encodes one planned tensor. Same type in and out moves the mapped bytes as they are; bf16 → f16 converts
+    /// bits directly; anything else goes through f32.
+    static func encode(_ t: TensorPlan, ck: HFCheckpoint, ropeFreqs: [Float]?) throws -> Encoded {
         if t.hfName.isEmpty, let f = ropeFreqs {
-            let b = try GGMLCodec.quantize(.f32, f, rowLength: f.count)
-            try writer.writeTensor(b)
-            return b.count
+            return .owned(try GGMLCodec.quantize(.f32, f, rowLength: f.count))
         }
         guard let info = ck.weights.info(t.hfName), let src = ck.weights.bytes(t.hfName) else { throw QKError("missing tensor \(t.hfName)") }
         let file = ck.weights.path(of: t.hfName) ?? ck.dir
@@ -217,12 +243,9 @@ public enum Converter {
         }
         if sameType {
             if let perm, info.shape.count == 2 {
-                let b = LlamaTensorNames.gatherRowBytes(src, rowBytes: rowLength * info.dtype.size, src: perm)
-                try writer.writeTensor(b)
-            } else {
-                try writer.writeTensor(src)
+                return .owned(LlamaTensorNames.gatherRowBytes(src, rowBytes: rowLength * info.dtype.size, src: perm))
             }
-            return src.count
+            return .borrowed(src)
         }
         var out: [UInt8]
         if info.dtype == .bf16 && t.type == .f16 {
@@ -239,8 +262,7 @@ public enum Converter {
         if info.dtype == .bf16 && t.type == .f16, let perm, info.shape.count == 2 {
             out = out.withUnsafeBytes { LlamaTensorNames.gatherRowBytes($0, rowBytes: rowLength * 2, src: perm) }
         }
-        try writer.writeTensor(out)
-        return out.count
+        return .owned(out)
     }
 
     /// bf16 → f16 bits (exact widening, then round-to-nearest-even), in parallel.
