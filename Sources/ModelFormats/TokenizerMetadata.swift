@@ -20,7 +20,12 @@ public enum TokenizerMetadata {
         if FileManager.default.fileExists(atPath: spm) {
             kv += try sentencePiece(dir: dir, modelPath: spm, vocabSize: vocabSize, tokenizerConfig: tc)
         } else if FileManager.default.fileExists(atPath: tj) {
-            kv += try byteLevelBPE(dir: dir, tokenizerJSON: tj, vocabSize: vocabSize, tokenizerConfig: tc, preOverride: preOverride)
+            let j = try JSONParser.parse(file: tj)
+            if let spm = try llamaHF(dir: dir, tokenizerJSON: j, path: tj, tokenizerConfig: tc) {
+                kv += spm
+            } else {
+                kv += try byteLevelBPE(dir: dir, tokenizerJSON: tj, vocabSize: vocabSize, tokenizerConfig: tc, preOverride: preOverride)
+            }
         } else {
             throw QKError(file: dir, "no tokenizer.model or tokenizer.json: cannot write the vocabulary")
         }
@@ -81,6 +86,49 @@ public enum TokenizerMetadata {
             ("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0.rawValue) })),
         ]
         kv += try SpecialVocab(dir: dir, loadMerges: false, nVocab: vocabSize).metadata()
+        return kv
+    }
+
+    /// A SentencePiece-style BPE tokenizer.json (byte fallback, Sequence decoder) without tokenizer.model: the
+    /// converter's LlamaHfVocab path — model "llama", every score −1000, `<0xNN>` pieces BYTE, special tokens CONTROL,
+    /// added tokens past the base vocabulary appended. Returns nil when the file is not of that kind.
+    static func llamaHF(dir: String, tokenizerJSON j: JSONValue, path: String, tokenizerConfig tc: JSONValue?) throws -> [(String, GGUFValue)]? {
+        guard let model = j["model"], model["type"]?.string == "BPE", model["byte_fallback"]?.bool == true,
+              j["decoder"]?["type"]?.string == "Sequence", let vocab = model["vocab"]?.object else { return nil }
+        var reverse: [Int: String] = [:]
+        for (tok, v) in vocab { if let id = v.int { reverse[id] = tok } }
+        let base = vocab.count
+        var added: [(Int, String, Bool)] = []
+        for a in j["added_tokens"]?.array ?? [] {
+            guard let id = a["id"]?.int, let c = a["content"]?.string else { continue }
+            added.append((id, c, a["special"]?.bool ?? false))
+        }
+        // HF's all_special_ids: the tokens tokenizer_config names (bos, eos, unk, pad, ...) and additional_special_tokens
+        var specialTexts = Set<String>()
+        for k in ["bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"] {
+            if let s = tc?[k]?.string { specialTexts.insert(s) } else if let s = tc?[k]?["content"]?.string { specialTexts.insert(s) }
+        }
+        for a in tc?["additional_special_tokens"]?.array ?? [] { if let s = a.string ?? a["content"]?.string { specialTexts.insert(s) } }
+        let byteRE = try NSRegularExpression(pattern: "^<0x[0-9A-Fa-f]{2}>$")
+        var tokens: [String] = [], types: [GGUFTokenType] = []
+        for id in 0..<base {  // (added tokens inside the base vocabulary stay where they are)
+            guard let t = reverse[id] else { throw QKError(file: path, "vocabulary has no token with id \(id)") }
+            tokens.append(t)
+            if byteRE.firstMatch(in: t, range: NSRange(t.startIndex..., in: t)) != nil { types.append(.byte) }
+            else { types.append(specialTexts.contains(t) ? .control : .normal) }
+        }
+        for (id, text, _) in added.sorted(by: { $0.0 < $1.0 }) where id >= base {
+            tokens.append(text)
+            types.append(specialTexts.contains(text) ? .control : .userDefined)
+        }
+        var kv: [(String, GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("llama")),
+            ("tokenizer.ggml.pre", .string("default")),
+            ("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) })),
+            ("tokenizer.ggml.scores", .array(.float32, tokens.map { _ in .float32(-1000) })),
+            ("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0.rawValue) })),
+        ]
+        kv += try SpecialVocab(dir: dir, loadMerges: false, nVocab: tokens.count).metadata()
         return kv
     }
 

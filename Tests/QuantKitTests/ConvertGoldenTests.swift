@@ -56,3 +56,26 @@ final class ConvertGoldenTests: XCTestCase {
         XCTAssertEqual(GeneralMetadata.sizeLabel(parameters: 1_100_048_384), "1.1B")
     }
 }
+
+/// A Llama checkpoint whose SentencePiece-style tokenizer ships only as tokenizer.json (no tokenizer.model).
+final class LlamaHFTokenizerJSONTests: XCTestCase {
+    func testConvertsWithTheConvertersLlamaHfVocabRules() throws {
+        let dir = Support.tmpDir() + "/no-spm-model"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+            try FileManager.default.copyItem(atPath: Support.microHF + "/" + f, toPath: dir + "/" + f)
+        }
+        _ = try Converter.convert(dir, to: dir + "/m.gguf", outType: .f16)
+        _ = try Converter.convert(Support.microHF, to: dir + "/ref.gguf", outType: .f16)
+        let g = try GGUFFile(path: dir + "/m.gguf"), ref = try GGUFFile(path: dir + "/ref.gguf")
+        XCTAssertEqual(g["tokenizer.ggml.model"], .string("llama"))
+        XCTAssertTrue(g["tokenizer.ggml.tokens"] == ref["tokenizer.ggml.tokens"])  // the same 32000 pieces in the same order
+        XCTAssertTrue(g["tokenizer.ggml.scores"]?.array?.allSatisfy { $0 == .float32(-1000) } ?? false)
+        let types = g["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
+        XCTAssertEqual(Array(types.prefix(4)), [3, 3, 3, 6])  // <unk> <s> </s> are special → CONTROL; <0x00> BYTE
+        XCTAssertEqual(types.filter { $0 == 6 }.count, 256)
+        XCTAssertEqual(g["tokenizer.ggml.bos_token_id"], .uint32(1))
+        XCTAssertEqual(g["tokenizer.ggml.add_bos_token"], .bool(true))
+        for t in ref.tensors { XCTAssertTrue(Array(g.bytes(of: g.tensor(t.name)!)) == Array(ref.bytes(of: t)), t.name) }
+    }
+}
