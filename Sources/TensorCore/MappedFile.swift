@@ -26,6 +26,9 @@ public final class MappedFile: @unchecked Sendable {
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         if p == MAP_FAILED || p == nil { throw QKError(file: path, "cannot map \(size) bytes (\(String(cString: strerror(errno))))") }
         base = p
+        // tensors are read front to back: ask for read-ahead
+        _ = madvise(p, size, Int32(MADV_SEQUENTIAL))
+        _ = madvise(p, size, Int32(MADV_WILLNEED))
     }
 
     deinit {
