@@ -5,15 +5,21 @@
 enum KQuantSearch {
     static let groupMaxEps: Float = 1e-15
 
-    /// Symmetric: L[i] in [0, 2·nmax), x ≈ scale·(L − nmax). Weights `qw`, else by `rmseType`.
-    static func makeQxQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>,
-                             rmseType rt: Int, qw: UnsafePointer<Float>?) -> Float {
+    /// The value of largest magnitude (the first one on ties), 0 for an all-zero group.
+    @inline(__always) static func signedMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var vmax: Float = 0, amax: Float = 0
         for i in 0..<n {
             let ax = abs(x[i])
             if ax > amax { amax = ax; vmax = x[i] }
         }
-        if amax < groupMaxEps {
+        return vmax
+    }
+
+    /// Symmetric: L[i] in [0, 2·nmax), x ≈ scale·(L − nmax). Weights `qw`, else by `rmseType`.
+    static func makeQxQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>,
+                             rmseType rt: Int, qw: UnsafePointer<Float>?) -> Float {
+        let vmax = signedMax(x, n)
+        if abs(vmax) < groupMaxEps {
             for i in 0..<n { L[i] = 0 }
             return 0
         }
@@ -79,12 +85,8 @@ enum KQuantSearch {
 
     /// Q3_K's symmetric search with x² weights and coordinate descent.
     static func makeQ3Quants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>, doRmse: Bool) -> Float {
-        var vmax: Float = 0, amax: Float = 0
-        for i in 0..<n {
-            let ax = abs(x[i])
-            if ax > amax { amax = ax; vmax = x[i] }
-        }
-        if amax < groupMaxEps {
+        let vmax = signedMax(x, n)
+        if abs(vmax) < groupMaxEps {
             for i in 0..<n { L[i] = 0 }
             return 0
         }
