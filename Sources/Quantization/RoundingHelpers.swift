@@ -15,17 +15,18 @@ import TensorCore
     return Int32(bitPattern: v.bitPattern & 0x007f_ffff) &- 0x0040_0000
 }
 
-/// C's `roundf`: round half away from zero (for |f| < 2²³, as in the quantizers: truncate, then step away when the
-/// remainder is at least one half; both steps are exact).
+/// C's `roundf`: round half away from zero. Branch-free and exact for |f| < 2²³ (the quantizers' range), as gguf-py
+/// computes it: floor(a) + floor(2·(a − floor(a))) with a = |f|, then f's sign.
 @inline(__always) func roundAway(_ f: Float) -> Float {
-    guard abs(f) < 8_388_608 else { return f }
-    let t = Float(Int32(f))
-    let r = f - t
-    return r >= 0.5 ? t + 1 : r <= -0.5 ? t - 1 : t
+    let a = abs(f)
+    guard a < 8_388_608 else { return f }
+    let fl = Float(Int32(a))               // floor, a ≥ 0
+    let b = fl + Float(Int32(2 * (a - fl)))  // + 1 when the fraction is at least one half
+    return Float(signOf: f, magnitudeOf: b)
 }
 
-@inline(__always) func fp16(_ f: Float) -> UInt16 { HalfFloat.f32ToF16(f) }
-@inline(__always) func fromFP16(_ b: UInt16) -> Float { HalfFloat.f16ToF32(b) }
+@inline(__always) func fp16(_ f: Float) -> UInt16 { HalfFloat.f32ToF16Fast(f) }  // bit-identical to Float16(f) (tested)
+@inline(__always) func fromFP16(_ b: UInt16) -> Float { HalfFloat.f16ToF32Fast(b) }
 
 @inline(__always) func storeU16(_ p: UnsafeMutableRawPointer, _ off: Int, _ v: UInt16) {
     p.storeBytes(of: v.littleEndian, toByteOffset: off, as: UInt16.self)

@@ -111,3 +111,14 @@ final class LegacyQuantTests: XCTestCase {
         }
     }
 }
+
+final class RoundingHelperTests: XCTestCase {
+    /// roundAway equals Swift's toNearestOrAwayFromZero (C's roundf) on ties, near-ties and random values.
+    func testRoundAwayMatchesRoundf() {
+        var rng = SplitMix(seed: 1)
+        var xs: [Float] = [0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, 0.49999997, -0.49999997, 126.5, -127.5, 8_388_607.5, 1e-30]
+        for _ in 0..<200_000 { xs.append(rng.normal() * 60) }
+        for x in xs { XCTAssertEqual(roundAway(x), x.rounded(.toNearestOrAwayFromZero), "\(x)") }
+        for x in xs.prefix(2000) where abs(x) <= 4_194_303 { XCTAssertEqual(nearestInt(x), Int32(x.rounded(.toNearestOrEven)), "\(x)") }  // ggml asserts this range
+    }
+}
