@@ -64,7 +64,7 @@ public enum GGMLType: UInt32, CaseIterable, Sendable {
         case .mxfp4: return "MXFP4"
         default:
             let s = String(describing: self)
-            return s.prefix(1).uppercased() + s.dropFirst().uppercased().replacingOccurrences(of: "_K", with: "_K")
+            return s.uppercased()
         }
     }
 

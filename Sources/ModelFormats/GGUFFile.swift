@@ -103,7 +103,6 @@ public final class GGUFFile: @unchecked Sendable {
             let type = try GGMLType.from(id: tid, file: path, tensor: name)
             let off64 = try r.u64("offset of \(name)")
             let count = try Checked.product(ne, "\(path): tensor \(name)")
-            _ = count
             guard ne[0] % type.blockSize == 0 else {
                 throw QKError(file: path, "tensor \(name): row length \(ne[0]) is not a multiple of \(type.name)'s block size \(type.blockSize)")
             }

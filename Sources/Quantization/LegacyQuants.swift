@@ -3,14 +3,11 @@ import TensorCore
 /// The 32-element ggml block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): the `quantize_row_*_ref` routines of
 /// ggml-quants.c, which llama-quantize uses when there is no importance matrix, and their dequantizers.
 ///
-/// `fusedMultiplyAdd`: ggml built by GCC with FMA available contracts `x*id + 8.5f` into one fused
-/// operation (gguf-py calls Q4_0's rounding "cursed" for this reason). llama-quantize builds do; so do we by default.
+/// The float expressions keep the reference's order and are not fused: llama-quantize runs these routines from
+/// ggml-base, which is built without -march flags, so GCC cannot contract `x*id + 8.5f` into an FMA (the golden
+/// files confirm it byte for byte).
 public enum LegacyQuants {
-    nonisolated(unsafe) public static var fusedMultiplyAdd = false
-
-    @inline(__always) static func madd(_ a: Float, _ b: Float, _ c: Float) -> Float {
-        fusedMultiplyAdd ? c.addingProduct(a, b) : a * b + c
-    }
+    @inline(__always) static func madd(_ a: Float, _ b: Float, _ c: Float) -> Float { a * b + c }
 
     // MARK: Q4_0: f16 d; u8 qs[16]; x = d·(q−8)
 

@@ -48,13 +48,13 @@ final class SafetensorsTests: XCTestCase {
         try SafetensorsWriter.write(path: dir + "/model-00002-of-00002.safetensors", entries: [.init(name: "b", dtype: .f32, shape: [2])]) { _ in one.withUnsafeBytes { Array($0) } }
         try SafetensorsWriter.write(path: dir + "/model-00001-of-00002.safetensors", entries: [.init(name: "a", dtype: .f32, shape: [2])]) { _ in one.withUnsafeBytes { Array($0) } }
         let index = #"{"metadata": {}, "weight_map": {"b": "model-00002-of-00002.safetensors", "a": "model-00001-of-00002.safetensors"}}"#
-        FileManager.default.createFile(atPath: dir + "/model.safetensors.index.json", contents: Data(index.utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/model.safetensors.index.json", contents: Data(index.utf8)))
         let ck = try SafetensorsCheckpoint.open(dir)
         XCTAssertEqual(ck.names, ["a", "b"])
         XCTAssertEqual(try ck.floats("b"), one)
         // an index naming a tensor no shard holds is an error
         let bad = #"{"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors", "c": "model-00002-of-00002.safetensors"}}"#
-        FileManager.default.createFile(atPath: dir + "/model.safetensors.index.json", contents: Data(bad.utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/model.safetensors.index.json", contents: Data(bad.utf8)))
         XCTAssertThrowsError(try SafetensorsCheckpoint.open(dir)) { XCTAssertTrue("\($0)".contains("tensor c is listed in the index but found in no shard"), "\($0)") }
     }
 
