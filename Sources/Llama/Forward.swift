@@ -43,7 +43,8 @@ public final class LlamaForward {
         for i in 0..<n { out[i] = x[i] * r * g[i] }
     }
 
-    static func normRows(_ x: [Float], _ g: [Float], _ h: inout [Float], rows: Int, n: Int, eps: Float) {
+    /// RMSNorm of each row of x [rows × n] with gain g into h.
+    public static func normRows(_ x: [Float], _ g: [Float], _ h: inout [Float], rows: Int, n: Int, eps: Float) {
         x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in g.withUnsafeBufferPointer { gp in
             nonisolated(unsafe) let (xs, hs, gs) = (xp.baseAddress!, hp.baseAddress!, gp.baseAddress!)
             Parallel.forRanges(rows, minChunk: 16) { r in
@@ -75,10 +76,10 @@ public final class LlamaForward {
         public let capacity: Int
         public internal(set) var length = 0
         var k: [[Float]], v: [[Float]]
-        public init(config c: LlamaConfig, capacity: Int) {
+        public init(config c: LlamaConfig, capacity: Int, layers: Int? = nil) {
             self.capacity = capacity
             let kvd = c.numKVHeads * c.headDim
-            k = Array(repeating: [Float](repeating: 0, count: capacity * kvd), count: c.numLayers)
+            k = Array(repeating: [Float](repeating: 0, count: capacity * kvd), count: layers ?? c.numLayers)
             v = k
         }
     }
@@ -116,10 +117,68 @@ public final class LlamaForward {
     /// positions from `cache`, this layer's new ones written into it). `L` may be another copy of layer l's weights
     /// (calibration runs quantized copies).
     public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache) {
-        let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads, F = c.intermediateSize
-        let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
+        let H = c.hiddenSize, qd = c.numHeads * c.headDim, F = c.intermediateSize
         let eps = Float(c.rmsNormEps)
         var h = [Float](repeating: 0, count: T * H)       // normed [T, H]
+        Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
+        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
+        let att = attentionCore(l, L, normed: h, T: T, P: P, cache: cache)  // [T, nq·hd]
+        if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
+        Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: &x, accumulate: true)
+        Self.normRows(x, L.ffnNorm, &h, rows: T, n: H, eps: eps)
+        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
+        let g = mlpHidden(L, normed: h, T: T)             // [T, F]
+        if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
+        Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: &x, accumulate: true)
+    }
+
+    /// y [rows, outDim] (+)= x [rows, inDim] · Wᵀ, W [outDim, inDim].
+    public static func linear(_ x: [Float], rows: Int, W: [Float], inDim: Int, outDim: Int, into y: inout [Float], accumulate: Bool = false) {
+        x.withUnsafeBufferPointer { xp in W.withUnsafeBufferPointer {
+            BLAS.gemmNTParallel(m: rows, n: outDim, k: inDim, a: xp.baseAddress!, lda: inDim, b: $0.baseAddress!, ldb: inDim, c: &y, ldc: outDim, beta: accumulate ? 1 : 0)
+        } }
+    }
+
+    /// The self-attention block's output (after o_proj) for normed inputs h [T, hidden] of one sequence from
+    /// position 0: [T, hidden]. For calibration (AWQ inspects this block).
+    public func selfAttention(_ l: Int, _ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
+        let H = c.hiddenSize, qd = c.numHeads * c.headDim
+        let att = attentionCore(l, L, normed: h, T: T, P: 0, cache: KVCache(config: c, capacity: T, layers: l + 1))
+        var y = [Float](repeating: 0, count: T * H)
+        Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: &y)
+        return y
+    }
+
+    /// The MLP block's output (after down_proj) for normed inputs h [T, hidden]: [T, hidden].
+    public func mlp(_ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
+        let H = c.hiddenSize, F = c.intermediateSize
+        let g = mlpHidden(L, normed: h, T: T)
+        var y = [Float](repeating: 0, count: T * H)
+        Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: &y)
+        return y
+    }
+
+    /// silu(h·Wgateᵀ) ⊙ (h·Wupᵀ): [T, intermediate], the input of down_proj.
+    public func mlpHidden(_ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
+        let H = c.hiddenSize, F = c.intermediateSize
+        var g = [Float](repeating: 0, count: T * F)       // [T, F]
+        var u = [Float](repeating: 0, count: T * F)
+        Self.linear(h, rows: T, W: L.wGate, inDim: H, outDim: F, into: &g)
+        Self.linear(h, rows: T, W: L.wUp, inDim: H, outDim: F, into: &u)
+        g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
+            nonisolated(unsafe) let (gs, us) = (gp.baseAddress!, up.baseAddress!)
+            Parallel.forRanges(T * F, minChunk: 4096) { r in
+                for i in r { let a = gs[i]; gs[i] = a / (1 + exp(-a)) * us[i] }
+            }
+        } }
+        return g
+    }
+
+    /// q/k/v projections, RoPE, causal softmax attention with GQA: the input of o_proj, [T, nq·hd]. Writes this
+    /// layer's keys and values for positions P ..< P + T into `cache`.
+    func attentionCore(_ l: Int, _ L: LlamaWeights.Layer, normed h: [Float], T: Int, P: Int, cache: KVCache) -> [Float] {
+        let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads
+        let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
         var q = [Float](repeating: 0, count: T * qd)      // [T, nq·hd]
         var k = [Float](repeating: 0, count: T * kvd)     // [T, nkv·hd] (new positions)
         var v = [Float](repeating: 0, count: T * kvd)
@@ -127,16 +186,10 @@ public final class LlamaForward {
         let S = P + T                                      // keys visible to the last new token
         let nThreads = max(1, min(Parallel.threads, nq))
         var scores = [Float](repeating: 0, count: nThreads * T * S)  // one [T, S] block per thread
-        var g = [Float](repeating: 0, count: T * F)       // [T, F]
-        var u = [Float](repeating: 0, count: T * F)
         let scale = 1 / Float(hd).squareRoot()
-        Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
-        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
-        h.withUnsafeBufferPointer { hp in
-            L.wq.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: qd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &q, ldc: qd) }
-            L.wk.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &k, ldc: kvd) }
-            L.wv.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &v, ldc: kvd) }
-        }
+        Self.linear(h, rows: T, W: L.wq, inDim: H, outDim: qd, into: &q)
+        Self.linear(h, rows: T, W: L.wk, inDim: H, outDim: kvd, into: &k)
+        Self.linear(h, rows: T, W: L.wv, inDim: H, outDim: kvd, into: &v)
         q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: P) }
         k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: P) }
         for i in 0..<(T * kvd) { cache.k[l][P * kvd + i] = k[i]; cache.v[l][P * kvd + i] = v[i] }
@@ -170,26 +223,7 @@ public final class LlamaForward {
               }
             } }
         } } }
-        if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
-        att.withUnsafeBufferPointer { ap in L.wo.withUnsafeBufferPointer {
-            BLAS.gemmNTParallel(m: T, n: H, k: qd, a: ap.baseAddress!, lda: qd, b: $0.baseAddress!, ldb: qd, c: &x, ldc: H, beta: 1)
-        } }
-        Self.normRows(x, L.ffnNorm, &h, rows: T, n: H, eps: eps)
-        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
-        h.withUnsafeBufferPointer { hp in
-            L.wGate.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &g, ldc: F) }
-            L.wUp.withUnsafeBufferPointer { BLAS.gemmNTParallel(m: T, n: F, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &u, ldc: F) }
-        }
-        g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
-            nonisolated(unsafe) let (gs, us) = (gp.baseAddress!, up.baseAddress!)
-            Parallel.forRanges(T * F, minChunk: 4096) { r in
-                for i in r { let a = gs[i]; gs[i] = a / (1 + exp(-a)) * us[i] }
-            }
-        } }
-        if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
-        g.withUnsafeBufferPointer { gp in L.wDown.withUnsafeBufferPointer {
-            BLAS.gemmNTParallel(m: T, n: H, k: F, a: gp.baseAddress!, lda: F, b: $0.baseAddress!, ldb: F, c: &x, ldc: H, beta: 1)
-        } }
+        return att
     }
 
     /// Final norm and LM head for `logitRows` of x [T, hidden]: [rows × vocab].

@@ -22,7 +22,23 @@ public enum GPTQPipeline {
         public init() {}
     }
 
-    public struct LinearReport { public let name: String; public let loss: Double; public let damp: Float }
+    /// Per linear: the GPTQ loss, the damping used, and the mean squared output error per element on the
+    /// calibration inputs (d·(H/2)·dᵀ per row, d = W − Q) of round-to-nearest on the same grid and of GPTQ.
+    public struct LinearReport {
+        public let name: String; public let loss: Double; public let damp: Float
+        public let outputMSERTN: Double; public let outputMSE: Double
+    }
+
+    /// Round-to-nearest on a GPTQ grid (the baseline of the report).
+    static func roundToNearest(_ W: [Float], rows: Int, cols: Int, options o: GPTQOptions) throws -> [Float] {
+        switch o.grid {
+        case let .minmax(bits, sym):
+            return try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: IntegerScheme(bits: bits, groupSize: o.groupSize, sym: sym), quantizer: .gptq).dequantized()
+        case let .ggml(t):
+            let b = try GGMLCodec.quantize(t, W, rowLength: cols)
+            return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+        }
+    }
 
     /// The four linear stages of a Llama layer: the captured input name and the linears it feeds.
     static let stages: [(input: String, linears: [String])] = [
@@ -104,7 +120,10 @@ public enum GPTQPipeline {
                         setWeight(&L, lin, r.Q)
                         let name = "model.layers.\(l).\(lin).weight"
                         results[name] = r
-                        report.append(LinearReport(name: name, loss: r.loss, damp: r.dampUsed))
+                        let rtn = try roundToNearest(w, rows: rows, cols: width, options: o.gptq)
+                        report.append(LinearReport(name: name, loss: r.loss, damp: r.dampUsed,
+                                                   outputMSERTN: OutputError.mse(w, rtn, gram: h, rows: rows, cols: width, gramScale: 0.5),
+                                                   outputMSE: OutputError.mse(w, r.Q, gram: h, rows: rows, cols: width, gramScale: 0.5)))
                     }
                 }
             }

@@ -27,11 +27,18 @@ public struct LoadedModel {
                                bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
         }
         let ck = try HFCheckpoint.open(path)
-        let w = try LlamaWeights.load(hfCheckpoint: ck.weights, config: ck.config)
         let v = try GGUFVocabulary(metadata: TokenizerMetadata.fromHF(dir: ck.dir, vocabSize: ck.config.vocabSize), file: ck.dir)
         let size = ck.weights.files.reduce(0) { $0 + $1.file.size }
-        let params = ck.weights.names.compactMap { ck.weights.info($0)?.elementCount }.reduce(0, +)
-        let bytes = ck.weights.names.compactMap { ck.weights.info($0)?.range.count }.reduce(0, +)
+        let w: LlamaWeights, params: Int, bytes: Int
+        if let packed = try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) {
+            // GPTQ / AWQ / compressed-tensors: packed linears dequantized once
+            w = try LlamaWeights.load(config: ck.config) { try packed.floats($0) }
+            (params, bytes) = try packed.sizes()
+        } else {
+            w = try LlamaWeights.load(hfCheckpoint: ck.weights, config: ck.config)
+            params = ck.weights.names.compactMap { ck.weights.info($0)?.elementCount }.reduce(0, +)
+            bytes = ck.weights.names.compactMap { ck.weights.info($0)?.range.count }.reduce(0, +)
+        }
         return LoadedModel(path: path, forward: LlamaForward(w), tokenizer: try Tokenizer(v), fileBytes: size,
                            bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
     }

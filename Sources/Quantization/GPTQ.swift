@@ -66,16 +66,11 @@ public enum GPTQ {
             }
             switch grid {
             case let .minmax(bits, sym):
-                let mq = Float((1 << bits) - 1)
-                var xmin = min(lo, 0), xmax = max(hi, 0)
-                if sym {
-                    xmax = max(abs(xmin), xmax)
-                    if xmin < 0 { xmin = -xmax }
-                }
-                if xmin == 0 && xmax == 0 { xmin = -1; xmax = 1 }
-                let s = (xmax - xmin) / mq
+                // the integer schemes' min-max quantizer (f16 scale, as packed checkpoints store it)
+                let x = cols.map { w[r * stride + $0] }
+                let (s, z) = x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: IntegerScheme(bits: bits, groupSize: -1, sym: sym), quantizer: .gptq) }
                 p.scale[r] = s
-                p.zero[r] = sym ? (mq + 1) / 2 : (-xmin / s).rounded(.toNearestOrEven)
+                p.zero[r] = Float(z)
             case .ggml(.q4_0):
                 p.scale[r] = HalfFloat.roundF16(vmax / -8)
             case .ggml(.q8_0):
@@ -217,6 +212,15 @@ public enum GPTQ {
         }
         return Result(Q: Q, codes: codes, params: params.map { $0 ?? GroupParams(scale: [Float](repeating: 0, count: rows), zero: [Float](repeating: 0, count: rows)) },
                       groupIndex: gIdx, perm: perm, loss: loss, dampUsed: damp)
+    }
+
+    /// A result on a min-max grid as an integer-coded linear (codes, f16 scales, integer zeros, g_idx).
+    public static func integerLinear(_ r: Result, rows: Int, cols: Int, scheme: IntegerScheme) -> QuantizedLinear {
+        let G = r.params.count
+        var scales = [Float](repeating: 0, count: rows * G), zeros = [Int32](repeating: 0, count: rows * G)
+        for g in 0..<G { for row in 0..<rows { scales[row * G + g] = r.params[g].scale[row]; zeros[row * G + g] = Int32(r.params[g].zero[row]) } }
+        return QuantizedLinear(rows: rows, cols: cols, scheme: scheme, codes: r.codes.map { UInt8(truncatingIfNeeded: $0) },
+                               scales: scales, zeros: zeros, gIdx: r.groupIndex.map { Int32($0) })
     }
 
     /// Packs a GPTQ result on a ggml grid into that type's blocks ([rows × cols/32] blocks, row-major).

@@ -6,13 +6,19 @@ import Quantization
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Quantize an HF checkpoint or an F32/F16/BF16 GGUF into GGUF block types with llama-quantize's presets and rules.",
+        abstract: "Quantize an HF checkpoint or an F32/F16/BF16 GGUF: GGUF block types with llama-quantize's presets and rules, or packed int4/int8 checkpoints (GPTQ, AWQ GEMM, compressed-tensors), by round-to-nearest, GPTQ or AWQ.",
         discussion: """
         Presets: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q2_K_S Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0
         Examples:
           quantkit quantize models/smollm2-135m-instruct -o smollm2-q4_k_m.gguf --type Q4_K_M
           quantkit quantize model-f16.gguf -o model-q4_0.gguf --type Q4_0 --imatrix imatrix.gguf
           quantkit quantize model-f16.gguf -o x.gguf --type Q4_K_M --tensor-type 'attn_v=q8_0' --dry-run
+          quantkit quantize models/smollm2-135m-instruct -o smollm2-q4_0-gptq.gguf --type Q4_0 --method gptq --calibration Calibration/wikitext2-valid-excerpt.txt
+          quantkit quantize models/smollm2-135m-instruct -o smollm2-gptq-w4g64 --format gptq --method gptq --bits 4 --group-size 64 --calibration Calibration/wikitext2-valid-excerpt.txt
+          quantkit quantize models/smollm2-135m-instruct -o smollm2-awq-w4g64 --format awq --method awq --group-size 64 --calibration Calibration/wikitext2-valid-excerpt.txt
+          quantkit quantize models/smollm2-135m-instruct -o smollm2-w8a16 --format compressed-tensors --bits 8 --group-size -1
+        Packed outputs are directories (model.safetensors, config.json with quantization_config, tokenizer files);
+        eval, generate and export read them back.
         """
     )
 
@@ -22,8 +28,35 @@ struct Quantize: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output GGUF path.")
     var output: String?
 
-    @Option(name: .long, help: "Preset (llama-quantize name or ftype number).")
-    var type: String
+    @Option(name: .long, help: "Preset (llama-quantize name or ftype number); required for --format gguf.")
+    var type: String?
+
+    @Option(name: .long, help: "gguf (default), gptq (GPTQ v1 packed), awq (AWQ GEMM packed) or compressed-tensors (pack-quantized).")
+    var format: String = "gguf"
+
+    @Option(name: .long, help: "Packed formats: bits per weight (2, 4 or 8; AWQ GEMM: 4).")
+    var bits: Int = 4
+
+    @Option(name: .customLong("group-size"), help: "Packed formats: input columns per scale group (-1: per channel). AWQ into GGUF: the group of its weight statistic (default 32, the ggml block).")
+    var groupSize: Int?
+
+    @Flag(name: .customLong("sym"), help: "Packed formats: symmetric (no zero point). Default for rtn and gptq.")
+    var sym = false
+
+    @Flag(name: .customLong("asym"), help: "Packed formats: with a zero point. Default for awq.")
+    var asym = false
+
+    @Option(name: .customLong("rtn-grid"), help: "RTN into packed formats: gptq (min-max grid including 0, default) or awq (AutoAWQ's quantizer).")
+    var rtnGrid: String = "gptq"
+
+    @Option(name: .customLong("awq-search-samples"), help: "AWQ: calibration windows used for the scale-search losses (default: all --samples).")
+    var awqSearchSamples: Int?
+
+    @Flag(name: .customLong("no-clip"), help: "AWQ: skip the clip search.")
+    var noClip = false
+
+    @Flag(name: .customLong("no-duo-scaling"), help: "AWQ: scales from activations alone (llm-awq) instead of activations and weights (AutoAWQ).")
+    var noDuoScaling = false
 
     @Flag(name: .long, help: "Disable the per-tensor mixture: every quantizable tensor gets the preset's type.")
     var pure = false
@@ -61,7 +94,7 @@ struct Quantize: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
-    @Option(name: .long, help: "rtn (round to nearest, llama-quantize's rules) or gptq (calibrated, written in the preset's block type).")
+    @Option(name: .long, help: "rtn (round to nearest; into GGUF with llama-quantize's rules), gptq or awq (calibrated).")
     var method: String = "rtn"
 
     @Option(name: .long, help: "Calibration text (.txt, .jsonl, .zst of either); repeatable.")
@@ -98,6 +131,18 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         try guarded {
+            guard ["rtn", "gptq", "awq"].contains(method) else { throw ValidationError("--method must be rtn, gptq or awq (got \(method))") }
+            if method != "rtn" {
+                guard samples > 0, seqLen >= 8 else { throw ValidationError("--samples must be positive and --seq-len at least 8") }
+                guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
+                guard !calibration.isEmpty else { throw ValidationError("--method \(method) needs --calibration FILE") }
+            } else if !calibration.isEmpty {
+                throw ValidationError("--calibration is for --method gptq or awq (round-to-nearest into GGUF uses --imatrix)")
+            }
+            if let n = awqSearchSamples, n <= 0 { throw ValidationError("--awq-search-samples must be positive") }
+            if sym && asym { throw ValidationError("--sym and --asym exclude each other") }
+            if format != "gguf" { return try runPacked() }
+            guard let type else { throw ValidationError("--type PRESET is required for --format gguf") }
             guard let preset = QuantPreset.named(type) else {
                 throw ValidationError("--type \(type) is not a preset (\(QuantPreset.all.map(\.name).joined(separator: " ")))")
             }
@@ -134,27 +179,74 @@ struct Quantize: ParsableCommand {
                 return
             }
             guard let output else { throw ValidationError("-o OUTPUT is required (or --dry-run)") }
-            guard method == "rtn" || method == "gptq" else { throw ValidationError("--method must be rtn or gptq (got \(method))") }
             let pr = ProgressPrinter()
             let r: GGUFQuantizer.Report
+            var extra: [(String, JSONValue)] = []
             if method == "gptq" {
-                guard samples > 0, seqLen >= 8 else { throw ValidationError("--samples must be positive and --seq-len at least 8") }
-                guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
                 var g = GPTQPipeline.Options()
                 g.calibration = calibration; g.textField = textField; g.samples = samples; g.seqLen = seqLen; g.seed = seed
                 g.gptq.actOrder = actOrder; g.gptq.staticGroups = staticGroups; g.gptq.damp = damp; g.trueSequential = !noTrueSequential
                 let (qr, rep) = try GPTQPipeline.quantizeToGGUF(source: source, output: output, preset: preset, options: g, quantizeOptions: o, progress: pr.update)
                 r = qr
-                if !json { print(String(format: "GPTQ: %d linears, mean loss %.6g", rep.count, rep.map(\.loss).reduce(0, +) / Double(max(1, rep.count)))) }
+                extra.append(("linears", ReportJSON.linears(rep)))
+                if !json { print(ReportJSON.gptqSummary(rep)) }
+            } else if method == "awq" {
+                var a = awqOptions()
+                a.groupSize = groupSize ?? 32
+                let (qr, rep) = try AWQPipeline.quantizeToGGUF(source: source, output: output, options: a, quantizeOptions: o, progress: pr.update)
+                r = qr
+                extra.append(("layers", ReportJSON.awqLayers(rep)))
+                if !json { print(ReportJSON.awqSummary(rep)) }
             } else {
-                guard calibration.isEmpty else { throw ValidationError("--calibration is for --method gptq (round-to-nearest uses --imatrix)") }
                 r = try GGUFQuantizer.quantize(source, to: output, options: o, progress: pr.update)
             }
             if json {
-                print(#"{"output": "\#(r.output)", "tensors": \#(r.tensors), "bytes": \#(r.bytes), "bits_per_weight": \#(r.bitsPerWeight)}"#)
+                print(JSONValue.object([("output", .string(r.output)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes))),
+                                        ("bits_per_weight", .double(r.bitsPerWeight))] + extra).serialized())
             } else {
                 print(String(format: "wrote %@: %d tensors, %d bytes, %.4f bits per weight", r.output, r.tensors, r.bytes, r.bitsPerWeight))
             }
+        }
+    }
+
+    func awqOptions() -> AWQPipeline.Options {
+        var a = AWQPipeline.Options()
+        a.calibration = calibration; a.textField = textField; a.samples = samples; a.seqLen = seqLen; a.seed = seed
+        a.searchSamples = awqSearchSamples; a.clip = !noClip; a.duoScaling = !noDuoScaling
+        return a
+    }
+
+    /// --format gptq | awq | compressed-tensors
+    func runPacked() throws {
+        guard let layout = PackedLayout(rawValue: format) else { throw ValidationError("--format must be gguf, gptq, awq or compressed-tensors (got \(format))") }
+        guard let output else { throw ValidationError("-o OUTPUT (a directory) is required") }
+        if type != nil { throw ValidationError("--type is a GGUF preset; packed formats take --bits, --group-size and --sym/--asym") }
+        if imatrix != nil || dryRun || pure || !tensorType.isEmpty { throw ValidationError("--imatrix, --dry-run, --pure and --tensor-type apply to --format gguf") }
+        guard [2, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 4 or 8 for packed formats (got \(bits))") }
+        guard let grid = IntegerQuantizer(rawValue: rtnGrid) else { throw ValidationError("--rtn-grid must be gptq or awq (got \(rtnGrid))") }
+        var p = PackedQuantizer.Options()
+        p.method = PackedQuantizer.Method(rawValue: method) ?? .rtn
+        p.layout = layout
+        p.scheme = IntegerScheme(bits: bits, groupSize: groupSize ?? 128, sym: sym || (!asym && p.method != .awq))
+        p.rtnQuantizer = grid
+        p.gptq.calibration = calibration; p.gptq.textField = textField; p.gptq.samples = samples; p.gptq.seqLen = seqLen; p.gptq.seed = seed
+        p.gptq.gptq.actOrder = actOrder; p.gptq.gptq.staticGroups = staticGroups; p.gptq.gptq.damp = damp; p.gptq.trueSequential = !noTrueSequential
+        p.awq = awqOptions()
+        let pr = ProgressPrinter()
+        let r = try PackedQuantizer.quantize(source, to: output, options: p, progress: pr.update)
+        let ck = r.checkpoint
+        if json {
+            var kv: [(String, JSONValue)] = [("output", .string(ck.dir)), ("format", .string(ck.checkpointFormat)), ("method", .string(method)),
+                                             ("scheme", .string(p.scheme.description)), ("tensors", .int(Int64(ck.tensors))), ("bytes", .int(Int64(ck.bytes))),
+                                             ("bits_per_weight", .double(ck.bitsPerWeight)), ("seconds", .double(r.seconds))]
+            if !r.linears.isEmpty { kv.append(("linears", ReportJSON.linears(r.linears))) }
+            if !r.awqLayers.isEmpty { kv.append(("layers", ReportJSON.awqLayers(r.awqLayers))) }
+            print(JSONValue.object(kv).serialized())
+        } else {
+            if !r.linears.isEmpty { print(ReportJSON.gptqSummary(r.linears)) }
+            if !r.awqLayers.isEmpty { print(ReportJSON.awqSummary(r.awqLayers)) }
+            print(String(format: "wrote %@ (%@, %@, %@): %d tensors, %d bytes, %.4f bits per weight, %.1f s", ck.dir, ck.checkpointFormat, method,
+                         p.scheme.description, ck.tensors, ck.bytes, ck.bitsPerWeight, r.seconds))
         }
     }
 }

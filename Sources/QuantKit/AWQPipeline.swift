@@ -1,0 +1,204 @@
+import Calibration
+import Foundation
+import Llama
+import ModelFormats
+import Quantization
+import TensorCore
+
+/// AWQ layer by layer through our own forward pass, as AutoAWQ runs it on Llama: the layer's linear inputs are
+/// captured from the full-precision layer, four scale searches (input_layernorm → q/k/v inspecting self-attention;
+/// v_proj → o_proj only when the shapes match, which GQA skips; post_attention_layernorm → gate/up inspecting the
+/// MLP; up_proj → down_proj), the scales folded, then the clip search on every linear but q/k. The next layer's
+/// inputs are the full-precision outputs (AutoAWQ's order). The model's weights are left scaled and clipped but not
+/// quantized: the caller quantizes them into its format.
+public enum AWQPipeline {
+    public struct Options {
+        public var calibration: [String] = []
+        public var textField = "text"
+        public var samples = 128
+        public var seqLen = 512
+        public var seed: UInt64 = 0
+        public var duoScaling = true
+        /// Calibration windows used for the scale-search losses of the attention and MLP blocks (all when nil); the
+        /// o_proj and down_proj searches use every token through the Gram matrix of their inputs.
+        public var searchSamples: Int? = nil
+        public var clip = true
+        public var groupSize = 128
+        public init() {}
+    }
+
+    public struct LayerReport {
+        public let layer: Int
+        /// Best ratio per searched group ("qkv", "o", "mlp", "down"), and the block-output MSE at r = 0 (plain Q) and at the best r.
+        public let ratios: [(group: String, ratio: Float, lossPlain: Double, lossBest: Double)]
+        public let seconds: Double
+    }
+
+    static func scaleColumns(_ W: inout [Float], cols: Int, _ s: [Float]) {
+        for r in 0..<(W.count / cols) { for c in 0..<cols { W[r * cols + c] *= s[c] } }
+    }
+
+    static func divideColumns(_ x: inout [[Float]], cols: Int, _ s: [Float]) {
+        for k in x.indices { for r in 0..<(x[k].count / cols) { for c in 0..<cols { x[k][r * cols + c] /= s[c] } } }
+    }
+
+    /// Runs AWQ on `m` (weights replaced by the scaled and clipped ones). `Q(name)` is the pseudo-quantizer of the
+    /// linear `name` ("self_attn.q_proj", …) in layer `l`.
+    public static func run(_ m: LoadedModel, options o: Options, Q: (Int, String) -> AWQ.PseudoQuantize, progress: Progress? = nil) throws -> [LayerReport] {
+        guard !o.calibration.isEmpty else { throw QKError("AWQ needs calibration text (--calibration FILE)") }
+        var text = ""
+        for f in o.calibration { text += try Corpus.read(f, textField: o.textField) + "\n\n" }
+        let tokens = m.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        let windows = try Corpus.sample(tokens, count: o.samples, length: o.seqLen, seed: o.seed)
+        let fwd = m.forward, c = fwd.w.config, T = o.seqLen
+        let H = c.hiddenSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim, F = c.intermediateSize
+        for (what, width) in [("hidden size", H), ("attention width", qd), ("intermediate size", F)] {
+            if o.groupSize > 0 && width % o.groupSize != 0 {
+                throw QKError("AWQ group size \(o.groupSize) does not divide the \(what) \(width); use one that does (e.g. \([128, 64, 32].filter { width % $0 == 0 }.map(String.init).joined(separator: ", ")))")
+            }
+        }
+        let nSearch = min(windows.count, o.searchSamples ?? windows.count)
+        var X = try windows.map { try fwd.embed($0) }
+        let cache = LlamaForward.KVCache(config: c, capacity: T)
+        var reports: [LayerReport] = []
+        let t0 = Date()
+        for l in 0..<c.numLayers {
+            let tl = Date()
+            var L = fwd.w.layers[l]
+            // 1. inputs of every linear from the full-precision layer; its outputs feed the next layer
+            var h1: [[Float]] = [], att: [[Float]] = [], h2: [[Float]] = [], gact: [[Float]] = []
+            fwd.captureLinearInput = { _, name, x, _ in
+                switch name {
+                case "self_attn.q_proj": h1.append(Array(x))
+                case "self_attn.o_proj": att.append(Array(x))
+                case "mlp.gate_proj": h2.append(Array(x))
+                case "mlp.down_proj": gact.append(Array(x))
+                default: break
+                }
+            }
+            for s in X.indices { fwd.runLayer(l, L, x: &X[s], T: T, P: 0, cache: cache) }
+            fwd.captureLinearInput = nil
+            let L0 = L
+            var ratios: [(String, Float, Double, Double)] = []
+            func record(_ name: String, _ r: AWQ.ScaleSearch) { ratios.append((name, r.ratio, r.losses.first ?? 0, r.losses.min() ?? 0)) }
+
+            // 2. input_layernorm → q, k, v; loss on the self-attention output
+            let refAttn = (0..<nSearch).map { fwd.selfAttention(l, L0, normed: h1[$0], T: T) }
+            let sQKV = try AWQ.searchScales(xMean: AWQ.xMean(h1, cols: H),
+                                             wMean: AWQ.wMean([L0.wq, L0.wk, L0.wv], cols: H, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                var Lq = L0
+                Lq.wq = try AWQ.scaledPseudoQuantize(L0.wq, rows: qd, cols: H, s: s, Q: Q(l, "self_attn.q_proj"))
+                Lq.wk = try AWQ.scaledPseudoQuantize(L0.wk, rows: kvd, cols: H, s: s, Q: Q(l, "self_attn.k_proj"))
+                Lq.wv = try AWQ.scaledPseudoQuantize(L0.wv, rows: kvd, cols: H, s: s, Q: Q(l, "self_attn.v_proj"))
+                var loss = 0.0
+                for k in 0..<nSearch { loss += AWQ.mse(fwd.selfAttention(l, Lq, normed: h1[k], T: T), refAttn[k]) }
+                return loss / Double(nSearch)
+            }
+            record("qkv", sQKV)
+
+            // 3. v_proj → o_proj, only when v's output width equals o's input width (not with GQA)
+            var sVO: AWQ.ScaleSearch? = nil
+            if kvd == qd {
+                // a linear block: its output MSE from the inputs' Gram matrix, over every calibration token
+                let gram = OutputError.gram(att, cols: qd)
+                sVO = try AWQ.searchScales(xMean: AWQ.xMean(att, cols: qd), wMean: AWQ.wMean([L0.wo], cols: qd, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                    OutputError.mse(L0.wo, try AWQ.scaledPseudoQuantize(L0.wo, rows: H, cols: qd, s: s, Q: Q(l, "self_attn.o_proj")), gram: gram, rows: H, cols: qd)
+                }
+                record("o", sVO!)
+            }
+
+            // 4. post_attention_layernorm → gate, up; loss on the MLP output
+            let refMLP = (0..<nSearch).map { fwd.mlp(L0, normed: h2[$0], T: T) }
+            let sMLP = try AWQ.searchScales(xMean: AWQ.xMean(h2, cols: H),
+                                             wMean: AWQ.wMean([L0.wGate, L0.wUp], cols: H, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                var Lq = L0
+                Lq.wGate = try AWQ.scaledPseudoQuantize(L0.wGate, rows: F, cols: H, s: s, Q: Q(l, "mlp.gate_proj"))
+                Lq.wUp = try AWQ.scaledPseudoQuantize(L0.wUp, rows: F, cols: H, s: s, Q: Q(l, "mlp.up_proj"))
+                var loss = 0.0
+                for k in 0..<nSearch { loss += AWQ.mse(fwd.mlp(Lq, normed: h2[k], T: T), refMLP[k]) }
+                return loss / Double(nSearch)
+            }
+            record("mlp", sMLP)
+
+            // 5. up_proj → down_proj; loss on down_proj's output
+            let gramDown = OutputError.gram(gact, cols: F)
+            let sDown = try AWQ.searchScales(xMean: AWQ.xMean(gact, cols: F), wMean: AWQ.wMean([L0.wDown], cols: F, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                OutputError.mse(L0.wDown, try AWQ.scaledPseudoQuantize(L0.wDown, rows: H, cols: F, s: s, Q: Q(l, "mlp.down_proj")), gram: gramDown, rows: H, cols: F)
+            }
+            record("down", sDown)
+
+            // fold: previous op ÷ s, next linears' columns × s, cached inputs ÷ s
+            for i in 0..<H { L.attnNorm[i] /= sQKV.s[i]; L.ffnNorm[i] /= sMLP.s[i] }
+            scaleColumns(&L.wq, cols: H, sQKV.s); scaleColumns(&L.wk, cols: H, sQKV.s); scaleColumns(&L.wv, cols: H, sQKV.s)
+            divideColumns(&h1, cols: H, sQKV.s)
+            if let sVO {
+                for r in 0..<kvd { for cc in 0..<H { L.wv[r * H + cc] /= sVO.s[r] } }
+                scaleColumns(&L.wo, cols: qd, sVO.s)
+                divideColumns(&att, cols: qd, sVO.s)
+            }
+            scaleColumns(&L.wGate, cols: H, sMLP.s); scaleColumns(&L.wUp, cols: H, sMLP.s)
+            divideColumns(&h2, cols: H, sMLP.s)
+            for r in 0..<F { for cc in 0..<H { L.wUp[r * H + cc] /= sDown.s[r] } }
+            scaleColumns(&L.wDown, cols: F, sDown.s)
+            divideColumns(&gact, cols: F, sDown.s)
+
+            // 6. clip search on every linear but q and k, with 512 tokens sampled evenly from its inputs
+            if o.clip {
+                let xv = AWQ.sampleRows(h1, cols: H), xo = AWQ.sampleRows(att, cols: qd)
+                let xg = AWQ.sampleRows(h2, cols: H), xd = AWQ.sampleRows(gact, cols: F)
+                L.wv = try AWQ.clip(L.wv, rows: kvd, cols: H, groupSize: o.groupSize, x: xv, Q: Q(l, "self_attn.v_proj"))
+                L.wo = try AWQ.clip(L.wo, rows: H, cols: qd, groupSize: o.groupSize, x: xo, Q: Q(l, "self_attn.o_proj"))
+                L.wGate = try AWQ.clip(L.wGate, rows: F, cols: H, groupSize: o.groupSize, x: xg, Q: Q(l, "mlp.gate_proj"))
+                L.wUp = try AWQ.clip(L.wUp, rows: F, cols: H, groupSize: o.groupSize, x: xg, Q: Q(l, "mlp.up_proj"))
+                L.wDown = try AWQ.clip(L.wDown, rows: H, cols: F, groupSize: o.groupSize, x: xd, Q: Q(l, "mlp.down_proj"))
+            }
+            fwd.w.layers[l] = L
+            reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl)))
+            let el = Date().timeIntervalSince(t0)
+            progress?("awq layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l + 1) * Double(c.numLayers - l - 1)))s)", l + 1, c.numLayers)
+        }
+        return reports
+    }
+}
+
+extension AWQPipeline {
+    /// AWQ into GGUF: the preset's plan gives each linear its ggml type; the scale and clip searches use that type's
+    /// own quantize-dequantize as Q, the scales are folded into the norms and linears, and the scaled, clipped weights
+    /// are quantized with the plan (same types and size as the round-to-nearest file).
+    public static func quantizeToGGUF(source: String, output: String, options o: Options, quantizeOptions qo: GGUFQuantizer.Options,
+                                      progress: Progress? = nil) throws -> (GGUFQuantizer.Report, [LayerReport]) {
+        let plan = try GGUFQuantizer.plan(source, options: qo)
+        var typeOf: [String: GGMLType] = [:]
+        for t in plan.tensors { typeOf[t.name] = t.to }
+        let m = try LoadedModel.load(source)
+        let c = m.forward.w.config
+        func type(_ l: Int, _ n: String) -> GGMLType {
+            LlamaTensorNames.gguf("model.layers.\(l).\(n).weight").flatMap { typeOf[$0] } ?? .f32
+        }
+        let reports = try run(m, options: o, Q: { l, n in
+            let t = type(l, n)
+            return { W, rows, cols in
+                let b = try GGMLCodec.quantize(t, W, rowLength: cols)
+                return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+            }
+        }, progress: progress)
+        var replacements: [String: (GGMLType, [UInt8])] = [:]
+        for (l, L) in m.forward.w.layers.enumerated() {
+            for n in PackedQuantizer.linearNames {
+                guard let g = LlamaTensorNames.gguf("model.layers.\(l).\(n).weight"), let t = typeOf[g] else { continue }
+                var W = GPTQPipeline.weight(L, n)
+                let cols = n == "self_attn.o_proj" ? c.numHeads * c.headDim : n == "mlp.down_proj" ? c.intermediateSize : c.hiddenSize
+                let rows = W.count / cols
+                if n == "self_attn.q_proj" { W = LlamaTensorNames.gatherRows(W, rowLength: cols, src: try LlamaTensorNames.qkPermutation(rows: rows, heads: c.numHeads)) }
+                if n == "self_attn.k_proj" { W = LlamaTensorNames.gatherRows(W, rowLength: cols, src: try LlamaTensorNames.qkPermutation(rows: rows, heads: c.numKVHeads)) }
+                replacements[g] = (t, try GGMLCodec.quantize(t, W, rowLength: cols))
+            }
+            for (n, v) in [("input_layernorm", L.attnNorm), ("post_attention_layernorm", L.ffnNorm)] {
+                guard let g = LlamaTensorNames.gguf("model.layers.\(l).\(n).weight"), let t = typeOf[g] else { continue }
+                replacements[g] = (t, try GGMLCodec.quantize(t, v, rowLength: v.count))
+            }
+        }
+        let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
+        return (q, reports)
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import ModelFormats
+import Quantization
+import TensorCore
+
+/// Packed int checkpoints (GPTQ v1, AWQ GEMM, compressed-tensors pack-quantized): written from quantized linears
+/// plus the model's other tensors, and read back (dequantized to f32 in HF layout) so `eval`, `generate` and `export`
+/// take them like any checkpoint.
+public enum PackedCheckpoint {
+    /// How the linears were made, recorded in `quantization_config`.
+    public struct Provenance {
+        public var method = "rtn"
+        public var damp: Float = 0.01
+        public var actOrder = false
+        public var staticGroups = false
+        public var trueSequential = true
+        public init() {}
+    }
+
+    public struct Report {
+        public let dir: String
+        public let tensors: Int
+        public let bytes: Int
+        public let bitsPerWeight: Double
+        public let checkpointFormat: String
+    }
+
+    /// The quantization_config of a checkpoint in `layout`.
+    static func quantizationConfig(_ layout: PackedLayout, scheme s: IntegerScheme, provenance p: Provenance, v1: Bool) -> JSONValue {
+        let g = JSONValue.int(Int64(s.groupSize))
+        switch layout {
+        case .gptq:
+            return .object([("bits", .int(Int64(s.bits))), ("group_size", g), ("desc_act", .bool(p.actOrder)), ("sym", .bool(s.sym)),
+                            ("damp_percent", .double(Double("\(p.damp)") ?? Double(p.damp))), ("true_sequential", .bool(p.trueSequential)),
+                            ("static_groups", .bool(p.staticGroups)), ("lm_head", .bool(false)), ("quant_method", .string("gptq")),
+                            ("checkpoint_format", .string(v1 ? "gptq" : "gptq_v2")), ("pack_dtype", .string("int32")),
+                            ("model_name_or_path", .null), ("model_file_base_name", .string("model")),
+                            ("meta", .object([("quantizer", .array([.string("quantkit:\(QuantKitInfo.version)")])), ("method", .string(p.method))]))])
+        case .awq:
+            return .object([("quant_method", .string("awq")), ("bits", .int(Int64(s.bits))), ("group_size", g),
+                            ("zero_point", .bool(true)), ("version", .string("gemm")), ("modules_to_not_convert", .null)])
+        case .compressedTensors:
+            let weights: JSONValue = .object([("num_bits", .int(Int64(s.bits))), ("type", .string("int")), ("symmetric", .bool(s.sym)),
+                                              ("strategy", .string(s.groupSize <= 0 ? "channel" : "group")),
+                                              ("group_size", s.groupSize <= 0 ? .null : g), ("block_structure", .null), ("dynamic", .bool(false)),
+                                              ("actorder", p.actOrder ? .string(p.staticGroups ? "weight" : "group") : .null),
+                                              ("observer", .string("minmax")), ("observer_kwargs", .object([]))])
+            return .object([("quant_method", .string("compressed-tensors")), ("format", .string("pack-quantized")),
+                            ("quantization_status", .string("compressed")), ("ignore", .array([.string("lm_head")])),
+                            ("config_groups", .object([("group_0", .object([("targets", .array([.string("Linear")])), ("weights", weights),
+                                                                             ("input_activations", .null), ("output_activations", .null),
+                                                                             ("format", .string("pack-quantized"))]))])),
+                            ("kv_cache_scheme", .null), ("global_compression_ratio", .null),
+                            ("version", .string("quantkit-\(QuantKitInfo.version)"))])
+        }
+    }
+
+    /// Writes `dir`: model.safetensors (packed linears by module name, every other tensor of `source` in its own
+    /// dtype, or `replaced` values where given, e.g. AWQ's rescaled norms), config.json with quantization_config,
+    /// quantize_config.json for GPTQ, and the tokenizer files of the source.
+    public static func write(dir: String, source: HFCheckpoint, layout: PackedLayout, scheme: IntegerScheme,
+                             linears: [String: QuantizedLinear], replaced: [String: [Float]] = [:], provenance: Provenance,
+                             progress: Progress? = nil) throws -> Report {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: dir, isDirectory: &isDir), !isDir.boolValue { throw QKError(file: dir, "exists and is not a directory") }
+        // GPTQ v1 cannot hold a zero point of 0 (it stores zero − 1); such a model is written as gptq_v2
+        let v1 = layout != .gptq || !linears.values.contains { $0.zeros.contains(0) }
+        for (m, q) in linears { if let why = layout.unsupported(q, v1: v1) { throw QKError("\(m): \(why)") } }
+        // plan: (name, dtype, shape, bytes producer)
+        var plan: [(name: String, dtype: DType, shape: [Int], make: () throws -> [UInt8])] = []
+        var params = 0, weightBytes = 0
+        for name in source.weights.names.sorted() {
+            guard let info = source.weights.info(name) else { continue }
+            let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
+            if let q = linears[module] {
+                params += q.rows * q.cols
+                for (suffix, t) in try layout.pack(q, v1: v1) {
+                    guard let dt = DType(rawValue: t.dtype) else { throw QKError("internal: dtype \(t.dtype)") }
+                    plan.append((module + "." + suffix, dt, t.shape, { t.bytes }))
+                    weightBytes += t.bytes.count
+                }
+                continue
+            }
+            let dtype: DType = info.dtype == .f32 ? .f16 : info.dtype
+            guard dtype.isFloat else { throw QKError(file: source.dir, "tensor \(name) is \(info.dtype.rawValue); expected floating point") }
+            params += info.elementCount
+            weightBytes += info.elementCount * dtype.size
+            let count = info.elementCount
+            plan.append((name, dtype, info.shape, {
+                if let v = replaced[name] {
+                    guard v.count == count else { throw QKError("internal: replacement for \(name) has \(v.count) values, expected \(count)") }
+                    return try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : .f16, v, rowLength: info.shape.last ?? count)
+                }
+                if dtype == info.dtype, let b = source.weights.bytes(name) { return Array(b) }
+                return try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : .f16, try source.weights.floats(name), rowLength: info.shape.last ?? count)
+            }))
+        }
+        for m in linears.keys where source.weights.info(m + ".weight") == nil { throw QKError("quantized linear \(m) is not in the source checkpoint") }
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let d = URL(fileURLWithPath: dir)
+        try SafetensorsWriter.write(path: d.appendingPathComponent("model.safetensors").path,
+                                    entries: plan.map { SafetensorsWriter.Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape) }) { k in
+            progress?("write \(plan[k].name)", k, plan.count)
+            return try plan[k].make()
+        }
+        // config.json: the source's, with quantization_config
+        let qc = quantizationConfig(layout, scheme: scheme, provenance: provenance, v1: v1)
+        guard case var .object(cfg) = try JSONParser.parse(file: source.dir + "/config.json") else { throw QKError(file: source.dir + "/config.json", "not a JSON object") }
+        cfg.removeAll { $0.0 == "quantization_config" }
+        if layout == .awq, let i = cfg.firstIndex(where: { $0.0 == "torch_dtype" }) { cfg[i].1 = .string("float16") }  // AWQ kernels are fp16
+        cfg.append(("quantization_config", qc))
+        try writeFileAtomically(d.appendingPathComponent("config.json").path, Array(JSONValue.object(cfg).serialized().utf8))
+        if layout == .gptq { try writeFileAtomically(d.appendingPathComponent("quantize_config.json").path, Array(qc.serialized().utf8)) }
+        for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+            let src = source.dir + "/" + f
+            guard fm.fileExists(atPath: src), URL(fileURLWithPath: src).standardized.path != d.appendingPathComponent(f).standardized.path else { continue }
+            try writeFileAtomically(d.appendingPathComponent(f).path, Array(try Data(contentsOf: URL(fileURLWithPath: src))))
+        }
+        progress?("write", plan.count, plan.count)
+        return Report(dir: dir, tensors: plan.count, bytes: weightBytes, bitsPerWeight: Double(weightBytes * 8) / Double(max(1, params)),
+                      checkpointFormat: layout == .gptq ? (v1 ? "gptq" : "gptq_v2") : layout.rawValue)
+    }
+}
+
+/// Reads the linears of a packed checkpoint (by its config.json's quantization_config) back to f32.
+public struct PackedReader {
+    public let layout: PackedLayout
+    public let bits: Int, groupSize: Int, sym: Bool, v1: Bool
+    let weights: SafetensorsCheckpoint
+
+    /// nil when the config has no quantization_config (a plain checkpoint).
+    public init?(configPath: String, weights: SafetensorsCheckpoint) throws {
+        let cfg = try JSONParser.parse(file: configPath)
+        guard let qc = cfg["quantization_config"], !qc.isNull else { return nil }
+        guard let method = qc["quant_method"]?.string else { throw QKError(file: configPath, "quantization_config has no quant_method") }
+        switch method {
+        case "gptq":
+            layout = .gptq
+            guard let b = qc["bits"]?.int, let g = qc["group_size"]?.int else { throw QKError(file: configPath, "gptq quantization_config needs bits and group_size") }
+            bits = b; groupSize = g; sym = qc["sym"]?.bool ?? true
+            let fmt = qc["checkpoint_format"]?.string ?? "gptq"
+            guard fmt == "gptq" || fmt == "gptq_v2" else { throw QKError(file: configPath, "gptq checkpoint_format \(fmt) is not supported (gptq, gptq_v2)") }
+            v1 = fmt == "gptq"
+        case "awq":
+            layout = .awq
+            guard let b = qc["bits"]?.int ?? qc["w_bit"]?.int, let g = qc["group_size"]?.int ?? qc["q_group_size"]?.int else {
+                throw QKError(file: configPath, "awq quantization_config needs bits and group_size")
+            }
+            let version = qc["version"]?.string?.lowercased() ?? "gemm"
+            guard version == "gemm" else { throw QKError(file: configPath, "AWQ version \(version) is not supported (gemm)") }
+            bits = b; groupSize = g; sym = !(qc["zero_point"]?.bool ?? true); v1 = false
+        case "compressed-tensors":
+            layout = .compressedTensors
+            let fmt = qc["format"]?.string ?? ""
+            guard fmt == "pack-quantized" else { throw QKError(file: configPath, "compressed-tensors format \(fmt) is not supported (pack-quantized)") }
+            guard let groups = qc["config_groups"]?.object, groups.count == 1, let w = groups[0].1["weights"] else {
+                throw QKError(file: configPath, "compressed-tensors: expected exactly one config group with weights")
+            }
+            guard w["type"]?.string == "int", let b = w["num_bits"]?.int else { throw QKError(file: configPath, "compressed-tensors: only int weights are supported") }
+            bits = b; groupSize = w["group_size"]?.int ?? -1; sym = w["symmetric"]?.bool ?? true; v1 = false
+        default:
+            throw QKError(file: configPath, "quant_method \(method) is not supported (gptq, awq, compressed-tensors)")
+        }
+        self.weights = weights
+    }
+
+    func raw(_ name: String) throws -> RawTensor? {
+        guard let info = weights.info(name), let b = weights.bytes(name) else { return nil }
+        return RawTensor(dtype: info.dtype.rawValue, shape: info.shape, bytes: Array(b))
+    }
+
+    /// Whether module `m` (e.g. "model.layers.0.self_attn.q_proj") is stored packed.
+    public func isPacked(_ m: String) -> Bool { weights.info(m + "." + layout.marker) != nil }
+
+    /// The integer codes of module `m`.
+    public func linear(_ m: String) throws -> QuantizedLinear {
+        let q = try layout.unpack(bits: bits, groupSize: groupSize, sym: sym, v1: v1, name: m) { try raw(m + "." + $0) }
+        for (i, s) in q.scales.enumerated() where !s.isFinite {
+            throw QKError(file: weights.path(of: m + "." + layout.marker) ?? m, "\(m): scale \(i) is \(s)")
+        }
+        return q
+    }
+
+    /// A tensor by HF name: packed linears dequantized, everything else read as stored.
+    public func floats(_ name: String) throws -> [Float]? {
+        if name.hasSuffix(".weight") {
+            let m = String(name.dropLast(".weight".count))
+            if isPacked(m) { return try linear(m).dequantized() }
+        }
+        return weights.info(name) == nil ? nil : try weights.floats(name)
+    }
+
+    /// Parameters and stored bytes of everything but the packing metadata (g_idx, weight_shape).
+    public func sizes() throws -> (params: Int, bytes: Int) {
+        var params = 0, bytes = 0
+        for n in weights.names {
+            guard let info = weights.info(n) else { continue }
+            if n.hasSuffix(".g_idx") || n.hasSuffix(".weight_shape") || n.hasSuffix(".weight_g_idx") { continue }
+            bytes += info.range.count
+            if n.hasSuffix("." + layout.marker) {
+                let m = String(n.dropLast(layout.marker.count + 1))
+                let q = try linear(m)
+                params += q.rows * q.cols
+            } else if info.dtype.isFloat && !n.hasSuffix(".scales") && !n.hasSuffix(".weight_scale") {
+                params += info.elementCount
+            }
+        }
+        return (params, bytes)
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Llama
+import ModelFormats
+import Quantization
+import TensorCore
+
+/// `quantize --method rtn|gptq|awq --format gptq|awq|compressed-tensors`: every linear of the decoder layers in an
+/// integer scheme (bits, group size, sym/asym), written as a packed checkpoint. lm_head and the embeddings stay in
+/// the source's float type.
+public enum PackedQuantizer {
+    public enum Method: String, CaseIterable, Sendable { case rtn, gptq, awq }
+
+    public struct Options {
+        public var method: Method = .rtn
+        public var layout: PackedLayout = .gptq
+        public var scheme = IntegerScheme(bits: 4, groupSize: 128, sym: true)
+        /// RTN's quantizer: GPTQ's min-max grid (default) or AutoAWQ's.
+        public var rtnQuantizer: IntegerQuantizer = .gptq
+        public var gptq = GPTQPipeline.Options()
+        public var awq = AWQPipeline.Options()
+        public init() {}
+    }
+
+    public struct Report {
+        public var checkpoint: PackedCheckpoint.Report
+        public var linears: [GPTQPipeline.LinearReport] = []
+        public var awqLayers: [AWQPipeline.LayerReport] = []
+        public var seconds: Double = 0
+    }
+
+    /// The seven linears of a Llama layer, HF module suffixes.
+    public static let linearNames = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+
+    public static func quantize(_ source: String, to dir: String, options o: Options, progress: Progress? = nil) throws -> Report {
+        let t0 = Date()
+        if LoadedModel.isGGUF(source) { throw QKError(file: source, "packed formats are written from an HF checkpoint; run `quantkit export` on this GGUF first") }
+        let ck = try HFCheckpoint.open(source)
+        if try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) != nil {
+            throw QKError(file: source, "is already quantized (config.json has quantization_config); start from the float checkpoint")
+        }
+        let c = ck.config
+        let s = o.scheme
+        let qd = c.numHeads * c.headDim
+        for (what, width) in [("hidden size", c.hiddenSize), ("attention width", qd), ("intermediate size", c.intermediateSize)] {
+            try s.validate(cols: width, what: "the \(what)")
+        }
+        if o.layout == .awq && o.method == .gptq && o.gptq.gptq.actOrder && !o.gptq.gptq.staticGroups {
+            throw QKError("the AWQ GEMM layout has no g_idx: GPTQ with --act-order needs --static-groups there, or use --format gptq / compressed-tensors")
+        }
+        var linears: [String: QuantizedLinear] = [:]
+        var replaced: [String: [Float]] = [:]
+        var report = Report(checkpoint: PackedCheckpoint.Report(dir: dir, tensors: 0, bytes: 0, bitsPerWeight: 0, checkpointFormat: ""))
+        var prov = PackedCheckpoint.Provenance()
+        prov.method = o.method.rawValue
+        switch o.method {
+        case .rtn:
+            for l in 0..<c.numLayers {
+                for n in linearNames {
+                    let m = "model.layers.\(l).\(n)"
+                    guard let info = ck.weights.info(m + ".weight"), info.shape.count == 2 else { throw QKError(file: ck.dir, "missing tensor \(m).weight") }
+                    let W = try ck.weights.floats(m + ".weight")
+                    if let bad = W.firstIndex(where: { !$0.isFinite }) { throw QKError(file: ck.dir, "tensor \(m).weight has a non-finite value at \(bad)") }
+                    linears[m] = try IntegerQuant.rtn(W, rows: info.shape[0], cols: info.shape[1], scheme: s, quantizer: o.rtnQuantizer)
+                }
+                progress?("rtn layer \(l)", l + 1, c.numLayers)
+            }
+        case .gptq:
+            let model = try LoadedModel.load(source)
+            var g = o.gptq
+            g.gptq.grid = .minmax(bits: s.bits, sym: s.sym)
+            g.gptq.groupSize = s.groupSize
+            let (results, rep) = try GPTQPipeline.run(model, options: g, progress: progress)
+            for (name, r) in results {
+                let m = String(name.dropLast(".weight".count))
+                let cols = r.groupIndex.count
+                linears[m] = GPTQ.integerLinear(r, rows: r.codes.count / cols, cols: cols, scheme: s)
+            }
+            report.linears = rep
+            prov.damp = g.gptq.damp; prov.actOrder = g.gptq.actOrder; prov.staticGroups = g.gptq.staticGroups; prov.trueSequential = g.trueSequential
+        case .awq:
+            let model = try LoadedModel.load(source)
+            var a = o.awq
+            a.groupSize = s.groupSize
+            let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .awq).dequantized() }
+            report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress)
+            let w = model.forward.w
+            for (l, L) in w.layers.enumerated() {
+                for n in linearNames {
+                    let W = GPTQPipeline.weight(L, n)
+                    let cols = n == "self_attn.o_proj" ? qd : n == "mlp.down_proj" ? c.intermediateSize : c.hiddenSize
+                    linears["model.layers.\(l).\(n)"] = try IntegerQuant.rtn(W, rows: W.count / cols, cols: cols, scheme: s, quantizer: .awq)
+                }
+                replaced["model.layers.\(l).input_layernorm.weight"] = L.attnNorm
+                replaced["model.layers.\(l).post_attention_layernorm.weight"] = L.ffnNorm
+            }
+        }
+        report.checkpoint = try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,
+                                                       provenance: prov, progress: progress)
+        report.seconds = Date().timeIntervalSince(t0)
+        return report
+    }
+}

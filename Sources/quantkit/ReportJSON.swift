@@ -1,0 +1,33 @@
+import Foundation
+import ModelFormats
+import QuantKit
+
+/// The per-layer error reports of calibrated quantization, as JSON and as one summary line.
+enum ReportJSON {
+    static func linears(_ rep: [GPTQPipeline.LinearReport]) -> JSONValue {
+        .array(rep.map { .object([("name", .string($0.name)), ("gptq_loss", .double($0.loss)), ("damp", .double(Double($0.damp))),
+                                  ("output_mse_rtn", .double($0.outputMSERTN)), ("output_mse", .double($0.outputMSE))]) })
+    }
+
+    static func awqLayers(_ rep: [AWQPipeline.LayerReport]) -> JSONValue {
+        .array(rep.map { l in
+            .object([("layer", .int(Int64(l.layer))), ("seconds", .double(l.seconds)),
+                     ("groups", .array(l.ratios.map { .object([("group", .string($0.group)), ("ratio", .double(Double($0.ratio))),
+                                                               ("output_mse_plain", .double($0.lossPlain)), ("output_mse", .double($0.lossBest))]) }))])
+        })
+    }
+
+    static func gptqSummary(_ rep: [GPTQPipeline.LinearReport]) -> String {
+        let rtn = rep.map(\.outputMSERTN).reduce(0, +), g = rep.map(\.outputMSE).reduce(0, +)
+        let better = rep.filter { $0.outputMSE < $0.outputMSERTN }.count
+        return String(format: "GPTQ: %d linears; summed output MSE on the calibration inputs %.6g (round-to-nearest %.6g, %.1f%% lower); GPTQ lower on %d of %d",
+                      rep.count, g, rtn, rtn > 0 ? 100 * (1 - g / rtn) : 0, better, rep.count)
+    }
+
+    static func awqSummary(_ rep: [AWQPipeline.LayerReport]) -> String {
+        let all = rep.flatMap(\.ratios)
+        let plain = all.map(\.lossPlain).reduce(0, +), best = all.map(\.lossBest).reduce(0, +)
+        return String(format: "AWQ: %d layers, %d scale searches; summed block-output MSE %.6g (unscaled %.6g, %.1f%% lower)",
+                      rep.count, all.count, best, plain, plain > 0 ? 100 * (1 - best / plain) : 0)
+    }
+}
