@@ -62,8 +62,6 @@ public enum PackedCheckpoint {
                              linears: [String: QuantizedLinear], replaced: [String: [Float]] = [:], provenance: Provenance,
                              progress: Progress? = nil) throws -> Report {
         let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: dir, isDirectory: &isDir), !isDir.boolValue { throw QKError(file: dir, "exists and is not a directory") }
         // GPTQ v1 cannot hold a zero point of 0 (it stores zero − 1); such a model is written as gptq_v2
         let v1 = layout != .gptq || !linears.values.contains { $0.zeros.contains(0) }
         for (m, q) in linears { if let why = layout.unsupported(q, v1: v1) { throw QKError("\(m): \(why)") } }
@@ -97,8 +95,8 @@ public enum PackedCheckpoint {
             }))
         }
         for m in linears.keys where source.weights.info(m + ".weight") == nil { throw QKError("quantized linear \(m) is not in the source checkpoint") }
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let d = URL(fileURLWithPath: dir)
+        let out = try OutputDirectory(path: dir)
+        let d = URL(fileURLWithPath: out.partialPath)
         try SafetensorsWriter.write(path: d.appendingPathComponent("model.safetensors").path,
                                     entries: plan.map { SafetensorsWriter.Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape) }) { k in
             progress?("write \(plan[k].name)", k, plan.count)
@@ -114,9 +112,10 @@ public enum PackedCheckpoint {
         if layout == .gptq { try writeFileAtomically(d.appendingPathComponent("quantize_config.json").path, Array(qc.serialized().utf8)) }
         for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
             let src = source.dir + "/" + f
-            guard fm.fileExists(atPath: src), URL(fileURLWithPath: src).standardized.path != d.appendingPathComponent(f).standardized.path else { continue }
+            guard fm.fileExists(atPath: src) else { continue }
             try writeFileAtomically(d.appendingPathComponent(f).path, Array(try Data(contentsOf: URL(fileURLWithPath: src))))
         }
+        try out.commit()
         progress?("write", plan.count, plan.count)
         return Report(dir: dir, tensors: plan.count, bytes: weightBytes, bitsPerWeight: Double(weightBytes * 8) / Double(max(1, params)),
                       checkpointFormat: layout == .gptq ? (v1 ? "gptq" : "gptq_v2") : layout.rawValue)

@@ -35,6 +35,7 @@ public enum PackedQuantizer {
     public static func quantize(_ source: String, to dir: String, options o: Options, progress: Progress? = nil) throws -> Report {
         let t0 = Date()
         if LoadedModel.isGGUF(source) { throw QKError(file: source, "packed formats are written from an HF checkpoint; run `quantkit export` on this GGUF first") }
+        try OutputDirectory.check(dir)
         let ck = try HFCheckpoint.open(source)
         if try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) != nil {
             throw QKError(file: source, "is already quantized (config.json has quantization_config); start from the float checkpoint")

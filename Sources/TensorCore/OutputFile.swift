@@ -10,14 +10,19 @@ public enum PartialFiles {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var paths: Set<String> = []
 
+    nonisolated(unsafe) private static var directories: Set<String> = []
+
     static func add(_ p: String) { lock.lock(); paths.insert(p); lock.unlock() }
     static func remove(_ p: String) { lock.lock(); paths.remove(p); lock.unlock() }
+    static func addDirectory(_ p: String) { lock.lock(); directories.insert(p); lock.unlock() }
+    static func removeDirectory(_ p: String) { lock.lock(); directories.remove(p); lock.unlock() }
 
     /// Unlinks every partial output (called on SIGINT/SIGTERM). Returns the removed paths.
     @discardableResult public static func removeAll() -> [String] {
-        lock.lock(); let all = Array(paths); paths.removeAll(); lock.unlock()
+        lock.lock(); let all = Array(paths), dirs = Array(directories); paths.removeAll(); directories.removeAll(); lock.unlock()
         for p in all { unlink(p) }
-        return all
+        for d in dirs { try? FileManager.default.removeItem(atPath: d) }
+        return all + dirs
     }
 }
 
@@ -130,4 +135,53 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
     let f = try OutputFile(path: path)
     try f.write(bytes)
     try f.commit()
+}
+
+/// An output directory built under `PATH.partial` and renamed to PATH only when complete (packed checkpoints).
+/// PATH must not exist, or be an empty directory: quantkit does not delete a directory it did not make.
+public final class OutputDirectory {
+    public let path: String
+    public let partialPath: String
+    private var done = false
+
+    /// Throws when PATH cannot be used (checked again when the directory is made; call early to fail fast).
+    public static func check(_ path: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw QKError(file: path, "exists and is not a directory") }
+            guard (try? FileManager.default.contentsOfDirectory(atPath: path))?.isEmpty == true else {
+                throw QKError(file: path, "exists and is not empty; choose a new output directory or remove it")
+            }
+        }
+    }
+
+    public init(path: String) throws {
+        let fm = FileManager.default
+        self.path = path
+        partialPath = path + ".partial"
+        try Self.check(path)
+        if fm.fileExists(atPath: path) { try fm.removeItem(atPath: path) }
+        if fm.fileExists(atPath: partialPath) { try fm.removeItem(atPath: partialPath) }   // left by a killed run
+        do { try fm.createDirectory(atPath: partialPath, withIntermediateDirectories: true) } catch {
+            throw QKError(file: partialPath, "cannot create the output directory: \(error.localizedDescription)")
+        }
+        PartialFiles.addDirectory(partialPath)
+    }
+
+    deinit { if !done { abort() } }
+
+    /// A file inside the (partial) directory.
+    public func file(_ name: String) -> String { partialPath + "/" + name }
+
+    public func commit() throws {
+        guard rename(partialPath, path) == 0 else { throw QKError(file: path, "cannot rename \(partialPath) to it: \(String(cString: strerror(errno)))") }
+        PartialFiles.removeDirectory(partialPath)
+        done = true
+    }
+
+    public func abort() {
+        try? FileManager.default.removeItem(atPath: partialPath)
+        PartialFiles.removeDirectory(partialPath)
+        done = true
+    }
 }

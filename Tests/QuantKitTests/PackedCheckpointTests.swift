@@ -1,0 +1,87 @@
+import XCTest
+import Evaluation
+import Llama
+import ModelFormats
+import Quantization
+@testable import QuantKit
+
+/// Packed checkpoints on the golden micro model: each layout written by `quantize` loads back to exactly the
+/// dequantized integer codes (and the untouched tensors bit for bit); AWQ's folding leaves the function unchanged;
+/// GPTQ and AWQ lower the layer-output error of round-to-nearest on the same scheme.
+final class PackedCheckpointTests: XCTestCase {
+    let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+
+    func testEveryLayoutLoadsBackToTheCodes() throws {
+        let src = try HFCheckpoint.open(Support.microHF)
+        let scheme = IntegerScheme(bits: 4, groupSize: 32, sym: false)
+        for layout in PackedLayout.allCases {
+            let dir = Support.tmpDir() + "/out"
+            var o = PackedQuantizer.Options()
+            o.layout = layout; o.scheme = scheme
+            let r = try PackedQuantizer.quantize(Support.microHF, to: dir, options: o)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + ".partial"))
+            let cfg = try JSONParser.parse(file: dir + "/config.json")
+            XCTAssertEqual(cfg["quantization_config"]?["quant_method"]?.string, layout == .compressedTensors ? "compressed-tensors" : layout.rawValue)
+            XCTAssertEqual(FileManager.default.fileExists(atPath: dir + "/quantize_config.json"), layout == .gptq)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/tokenizer.json"))
+            let m = try LoadedModel.load(dir)
+            let w = m.forward.w
+            for (l, L) in w.layers.enumerated() {
+                for n in PackedQuantizer.linearNames {
+                    let W = try src.weights.floats("model.layers.\(l).\(n).weight")
+                    let cols = n == "mlp.down_proj" ? 96 : 32
+                    let q = try IntegerQuant.rtn(W, rows: W.count / cols, cols: cols, scheme: scheme, quantizer: .gptq)
+                    XCTAssertEqual(GPTQPipeline.weight(L, n), q.dequantized(), "\(layout) layer \(l) \(n)")
+                }
+                XCTAssertEqual(L.attnNorm, try src.weights.floats("model.layers.\(l).input_layernorm.weight"))
+            }
+            XCTAssertEqual(w.embed, try src.weights.floats("model.embed_tokens.weight"))
+            XCTAssertEqual(w.lmHead ?? [], try src.weights.floats("lm_head.weight"))
+            XCTAssertLessThan(r.checkpoint.bitsPerWeight, 16)
+            // not a second time into the same directory, and not from a packed checkpoint
+            XCTAssertThrowsError(try PackedQuantizer.quantize(Support.microHF, to: dir, options: o)) { XCTAssertTrue("\($0)".contains("not empty"), "\($0)") }
+            XCTAssertThrowsError(try PackedQuantizer.quantize(dir, to: dir + "2", options: o)) { XCTAssertTrue("\($0)".contains("already quantized"), "\($0)") }
+        }
+    }
+
+    /// With Q = identity, AWQ's scales and clips must leave the model's logits unchanged (the folds are exact).
+    func testAWQFoldingPreservesTheFunction() throws {
+        let ref = try LoadedModel.load(Support.microHF), m = try LoadedModel.load(Support.microHF)
+        var o = AWQPipeline.Options()
+        o.calibration = [text]; o.samples = 8; o.seqLen = 64; o.groupSize = 32
+        let rep = try AWQPipeline.run(m, options: o, Q: { _, _ in { W, _, _ in W } })
+        XCTAssertEqual(rep.count, 2)
+        XCTAssertNotEqual(m.forward.w.layers[0].attnNorm, ref.forward.w.layers[0].attnNorm, "scales were folded into the norm")
+        let toks = ref.tokenizer.encode("The quick brown fox jumps over the lazy dog, and then some more words follow.", addSpecial: true, parseSpecial: false)
+        let a = try ref.forward.logits(toks), b = try m.forward.logits(toks)
+        let scale = a.map(abs).max() ?? 1
+        for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-4 * scale) }
+    }
+
+    func testCalibratedMethodsLowerTheOutputErrorOfRoundToNearest() throws {
+        let scheme = IntegerScheme(bits: 4, groupSize: 32, sym: true)
+        // GPTQ: per linear, its output error on the calibration inputs is below round-to-nearest's
+        var o = PackedQuantizer.Options()
+        o.method = .gptq; o.scheme = scheme
+        o.gptq.calibration = [text]; o.gptq.samples = 16; o.gptq.seqLen = 128
+        let dir = Support.tmpDir()
+        let g = try PackedQuantizer.quantize(Support.microHF, to: dir + "/gptq", options: o)
+        XCTAssertEqual(g.linears.count, 14)
+        for l in g.linears { XCTAssertLessThan(l.outputMSE, l.outputMSERTN, l.name) }
+        // AWQ: every searched block's loss at the chosen ratio is at most the unscaled one (r = 0 is on the grid)
+        o.method = .awq; o.layout = .awq
+        o.awq.calibration = [text]; o.awq.samples = 16; o.awq.seqLen = 128
+        let a = try PackedQuantizer.quantize(Support.microHF, to: dir + "/awq", options: o)
+        XCTAssertEqual(a.awqLayers.count, 2)
+        for l in a.awqLayers { for r in l.ratios { XCTAssertLessThanOrEqual(r.lossBest, r.lossPlain, "layer \(l.layer) \(r.group)") } }
+        XCTAssertTrue(a.awqLayers.flatMap(\.ratios).contains { $0.lossBest < $0.lossPlain }, "some scaling helps")
+        // both evaluate against the reference on other text, with lower KLD than RTN on the same scheme
+        o.method = .rtn; o.layout = .gptq
+        _ = try PackedQuantizer.quantize(Support.microHF, to: dir + "/rtn", options: o)
+        let evalText = Support.repo.appendingPathComponent("Formats/golden/tokenize/inputs/wiki.test.first50k.txt").path
+        let r = try Evaluator.run(reference: Support.microHF, candidates: [dir + "/rtn", dir + "/gptq", dir + "/awq"], textFile: evalText, ctx: 128, chunks: 8, protocol: .llamaCpp)
+        let rtn = r.candidates[0].result.kldMean
+        XCTAssertLessThan(r.candidates[1].result.kldMean, rtn, "GPTQ vs RTN")
+        XCTAssertLessThan(r.candidates[2].result.kldMean, rtn, "AWQ vs RTN")
+    }
+}
