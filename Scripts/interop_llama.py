@@ -125,3 +125,37 @@ print(f"interop: KLD vs bf16: llama-quantize Q4_0 {k_lq:.6f} (PPL {ev['candidate
       f"GPTQ Q4_0 {k_gq:.6f} (PPL {ev['candidates'][1]['ppl']:.4f}, top-1 {ev['candidates'][1]['same_top1_percent']:.2f} %), same size {os.path.getsize(gq)} bytes")
 if not k_gq < k_lq:
     raise SystemExit("interop FAIL: GPTQ Q4_0 does not have a lower KLD than llama-quantize's Q4_0")
+
+# 6. llama.cpp's own converter (convert_hf_to_gguf.py, which dequantizes GPTQ and compressed-tensors checkpoints) reads
+#    quantkit's packed outputs; llama-perplexity on its F32 result agrees with quantkit eval on the packed directory.
+src = os.path.normpath(os.path.join(bin_dir, "..", "..", "src"))
+conv = os.path.join(src, "convert_hf_to_gguf.py")
+cal = "../shared/data/wikitext-2-raw/wiki.valid.raw" if os.path.exists("../shared/data/wikitext-2-raw/wiki.valid.raw") else "Formats/golden/wiki.valid.first20k.txt"
+packed = {
+    "gptq-rtn-w4g64-asym": ["--format", "gptq", "--method", "rtn", "--group-size", "64", "--asym"],
+    "gptq-actorder-w4g64-sym": ["--format", "gptq", "--method", "gptq", "--act-order", "--group-size", "64", "--sym",
+                                "--calibration", cal, "--samples", "8", "--seq-len", "512"],
+    "ct-rtn-w4g32-sym": ["--format", "compressed-tensors", "--method", "rtn", "--group-size", "32", "--sym"],
+    "ct-rtn-w4g64-asym": ["--format", "compressed-tensors", "--method", "rtn", "--group-size", "64", "--asym"],
+}
+dirs = []
+for name, args in packed.items():
+    d = f"{work}/{name}"
+    run(qk, "quantize", model, "-o", d, *args)
+    dirs.append(d)
+evj = f"{work}/eval-packed.json"
+run(qk, "eval", model, *dirs, "--text", text, "--chunks", str(chunks), "--json", evj)
+ev = json.load(open(evj))
+for d, c in zip(dirs, ev["candidates"]):
+    g = d + ".f32.gguf"
+    r = subprocess.run([sys.executable, conv, d, "--outfile", g, "--outtype", "f32"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"interop FAIL: convert_hf_to_gguf.py could not read {os.path.basename(d)}:\n{r.stderr[-2000:]}")
+    r = run(f"{bin_dir}/llama-perplexity", "-m", g, "-f", text, "-c", "512", "--chunks", str(chunks), "-t", "2")
+    theirs = float(re.search(r"Final estimate: PPL = ([0-9.]+)", r.stdout + r.stderr).group(1))
+    rel = abs(c["ppl"] / theirs - 1)
+    print(f"interop ok: {os.path.basename(d)}: convert_hf_to_gguf.py reads it; llama-perplexity {theirs:.4f}, quantkit eval on the "
+          f"packed directory {c['ppl']:.4f} (diff {100 * rel:.4f} %), KLD {c['kld_mean']:.5f}")
+    if rel > 0.002:
+        raise SystemExit(f"interop FAIL: {os.path.basename(d)}: quantkit eval and llama-perplexity differ by {100 * rel:.3f} % (> 0.2 %)")
+    os.remove(g)

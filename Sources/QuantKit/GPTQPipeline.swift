@@ -98,7 +98,7 @@ public enum GPTQPipeline {
                     let rows = x.count / width
                     var acc = H[name] ?? [Float](repeating: 0, count: width * width)
                     acc.withUnsafeMutableBufferPointer { ap in
-                        BLAS.gemmTN(m: width, n: width, k: rows, a: x.baseAddress!, lda: width, b: x.baseAddress!, ldb: width, c: ap.baseAddress!, ldc: width)
+                        BLAS.gemmTNParallel(m: width, n: width, k: rows, a: x.baseAddress!, lda: width, b: x.baseAddress!, ldb: width, c: ap.baseAddress!, ldc: width)
                     }
                     H[name] = acc
                     rowsSeen[name, default: 0] += rows

@@ -26,7 +26,7 @@ public enum OutputError {
             let rows = x.count / cols
             n += rows
             x.withUnsafeBufferPointer { xp in G.withUnsafeMutableBufferPointer { gp in
-                BLAS.gemmTN(m: cols, n: cols, k: rows, a: xp.baseAddress!, lda: cols, b: xp.baseAddress!, ldb: cols, c: gp.baseAddress!, ldc: cols)
+                BLAS.gemmTNParallel(m: cols, n: cols, k: rows, a: xp.baseAddress!, lda: cols, b: xp.baseAddress!, ldb: cols, c: gp.baseAddress!, ldc: cols)
             } }
         }
         let inv = 1 / Float(max(1, n))

@@ -66,5 +66,15 @@ public enum BLAS {
         }
     }
 
+    /// C [m × n] = alpha·Aᵀ·B + beta·C with A [k × m], split over the rows of C (columns of A) like gemmNTParallel.
+    public static func gemmTNParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 1) {
+        nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
+        Parallel.forRanges(m, minChunk: 64) { r in
+            gemmTN(m: r.count, n: n, k: k, a: ap + r.lowerBound, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
+                   alpha: alpha, beta: beta)
+        }
+    }
+
     public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 }
