@@ -116,17 +116,22 @@ public final class LlamaForward {
     /// One decoder layer on the residual stream x [T, hidden] at positions P ..< P + T (keys/values of earlier
     /// positions from `cache`, this layer's new ones written into it). `L` may be another copy of layer l's weights
     /// (calibration runs quantized copies).
-    public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache) {
+    /// `stopAfter`: return right after the input of that linear has been captured (calibration needs no more of the
+    /// layer then; x is left partly updated).
+    public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache, stopAfter: String? = nil) {
         let H = c.hiddenSize, qd = c.numHeads * c.headDim, F = c.intermediateSize
         let eps = Float(c.rmsNormEps)
         var h = [Float](repeating: 0, count: T * H)       // normed [T, H]
         Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
         if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
+        if stopAfter == "self_attn.q_proj" { return }
         let att = attentionCore(l, L, normed: h, T: T, P: P, cache: cache)  // [T, nq·hd]
         if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
+        if stopAfter == "self_attn.o_proj" { return }
         Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: &x, accumulate: true)
         Self.normRows(x, L.ffnNorm, &h, rows: T, n: H, eps: eps)
         if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
+        if stopAfter == "mlp.gate_proj" { return }
         let g = mlpHidden(L, normed: h, T: T)             // [T, F]
         if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
         Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: &x, accumulate: true)

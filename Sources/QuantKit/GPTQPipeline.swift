@@ -103,9 +103,11 @@ public enum GPTQPipeline {
                     H[name] = acc
                     rowsSeen[name, default: 0] += rows
                 }
+                // only as far into the layer as the last input this group needs
+                let last = stages.map(\.input).last { wanted.contains($0) }
                 for s in X.indices {
                     var x = X[s]
-                    fwd.runLayer(l, L, x: &x, T: o.seqLen, P: 0, cache: cache)
+                    fwd.runLayer(l, L, x: &x, T: o.seqLen, P: 0, cache: cache, stopAfter: last)
                 }
                 fwd.captureLinearInput = nil
                 for stage in group {
