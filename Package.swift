@@ -24,6 +24,9 @@ let package = Package(
         .target(name: "Calibration", dependencies: ["CZstd", "TensorCore", "ModelFormats"]),
         .target(name: "Evaluation", dependencies: ["TensorCore", "ModelFormats", "Llama", "Tokenizers"]),
         .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama", "Evaluation", "Calibration"]),
+        // Fuzz targets for the readers, and their driver (libFuzzer under Scripts/fuzz, a corpus replayer otherwise).
+        .target(name: "FuzzTargets", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers"]),
+        .executableTarget(name: "quantkit-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(name: "quantkit", dependencies: [
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -35,7 +38,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "ModelFormats", "TensorCore"]),
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "TensorCore", "CZstd"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore", "FuzzTargets"]),
         // End-to-end: runs the built `quantkit` binary.
         .testTarget(name: "CLITests", dependencies: ["ModelFormats", "TensorCore"]),
     ]

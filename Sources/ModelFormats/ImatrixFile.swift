@@ -43,7 +43,8 @@ public struct ImatrixFile {
             guard s.type == .f32, c.type == .f32 else { throw QKError(file: g.path, "sums and counts for \(name) must be F32") }
             let sv = try floats(g, s), cv = try floats(g, c)
             guard !cv.isEmpty, sv.count % cv.count == 0 else { throw QKError(file: g.path, "\(name): \(sv.count) sums do not split into \(cv.count) matrices") }
-            f.entries[name] = Entry(sums: sv, counts: cv.map { $0.isFinite ? Int($0.rounded(.toNearestOrAwayFromZero)) : 0 })
+            if let bad = cv.first(where: { !$0.isFinite || $0 < 0 || $0 > 1e15 }) { throw QKError(file: g.path, "\(name): count \(bad) is not a token count") }
+            f.entries[name] = Entry(sums: sv, counts: cv.map { Int($0.rounded(.toNearestOrAwayFromZero)) })
         }
         return f
     }

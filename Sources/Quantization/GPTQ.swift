@@ -17,6 +17,12 @@ public struct GPTQOptions: Sendable {
     public var actOrder = false
     public var staticGroups = false
     public var damp: Float = 0.01
+    /// ggml grids: choose each block's scale (and Q4_1 min) by llama.cpp's importance-weighted search, with the
+    /// importance of column j taken from `importance` (e.g. an imatrix) or, when nil, from diag(H) (the same Σx²
+    /// statistic as llama-imatrix), instead of the block's max; and from the block's values as updated by GPTQ so far.
+    public var weightedBlockScales = true
+    /// Per input column (original order), for `weightedBlockScales`.
+    public var importance: [Float]? = nil
     public var blockSize = 128
     public init() {}
 }
@@ -55,8 +61,35 @@ public enum GPTQ {
     }
 
     /// Parameters for one group of columns (values x[r*stride + c] for c in cols) per row.
-    static func findParams(_ grid: GPTQGrid, _ w: UnsafePointer<Float>, rows: Int, stride: Int, cols: [Int]) -> GroupParams {
+    static func findParams(_ grid: GPTQGrid, _ w: UnsafePointer<Float>, rows: Int, stride: Int, cols: [Int], importance: [Float]? = nil) -> GroupParams {
         var p = GroupParams(scale: [Float](repeating: 0, count: rows), zero: [Float](repeating: 0, count: rows))
+        if let imp = importance, case let .ggml(t) = grid, t == .q4_0 || t == .q4_1, cols.count == 32 {
+            // llama.cpp's weighted block search (quantize_row_q4_0_impl / q4_1_impl): w_j = imp_j·sqrt(σ² + x_j²)
+            var x = [Float](repeating: 0, count: 32), wt = [Float](repeating: 0, count: 32)
+            var L = [UInt8](repeating: 0, count: 64)
+            for r in 0..<rows {
+                for (j, c) in cols.enumerated() { x[j] = w[r * stride + c] }
+                var sigma2: Float = 0
+                for v in x { sigma2 += v * v }
+                sigma2 /= 32
+                for j in 0..<32 { wt[j] = imp[j] * (sigma2 + x[j] * x[j]).squareRoot() }
+                x.withUnsafeBufferPointer { xp in wt.withUnsafeBufferPointer { wp in L.withUnsafeMutableBufferPointer { lp in
+                    if t == .q4_0 {
+                        let d = lp.baseAddress!.withMemoryRebound(to: Int8.self, capacity: 32) {
+                            KQuantSearch.makeQxQuants(32, 8, xp.baseAddress!, $0, rmseType: 1, qw: wp.baseAddress!)
+                        }
+                        p.scale[r] = HalfFloat.roundF16(d)
+                    } else {
+                        var vmin: Float = 0
+                        let d = KQuantSearch.makeQkxQuants(32, 15, xp.baseAddress!, wp.baseAddress!, lp.baseAddress!, &vmin, lp.baseAddress! + 32,
+                                                           rmin: -0.9, rdelta: 0.05, nstep: 36, useMad: false, qkx3: true)
+                        p.scale[r] = HalfFloat.roundF16(d)
+                        p.zero[r] = HalfFloat.roundF16(-vmin)
+                    }
+                } } }
+            }
+            return p
+        }
         for r in 0..<rows {
             var lo = Float.infinity, hi = -Float.infinity, amax: Float = 0, vmax: Float = 0
             for c in cols {
@@ -126,12 +159,26 @@ public enum GPTQ {
             for r in 0..<rows { W[r * cols + i] = 0 }
         }
         let groupOf = (0..<cols).map { $0 / groupSize }
+        // block importance for the weighted ggml block search (original column order)
+        var isGGML = false
+        if case .ggml = o.grid { isGGML = true }
+        var imp0: [Float]? = nil
+        if isGGML && o.weightedBlockScales {
+            if let given = o.importance {
+                guard given.count == cols else { throw QKError("GPTQ: importance has \(given.count) entries for \(cols) columns") }
+                imp0 = given
+            } else {
+                imp0 = (0..<cols).map { Float(H[$0 * cols + $0]) }
+            }
+        }
+        func slice(_ v: [Float]?, _ r: Range<Int>) -> [Float]? { v.map { Array($0[r]) } }
         // static groups: params from the unmodified weights, in original column order
         var staticParams: [GroupParams] = []
-        if o.staticGroups || o.actOrder && o.staticGroups {
+        if o.staticGroups {
             W.withUnsafeBufferPointer { wp in
                 for g in 0..<((cols + groupSize - 1) / groupSize) {
-                    staticParams.append(findParams(o.grid, wp.baseAddress!, rows: rows, stride: cols, cols: Array((g * groupSize)..<min(cols, (g + 1) * groupSize))))
+                    let r = (g * groupSize)..<min(cols, (g + 1) * groupSize)
+                    staticParams.append(findParams(o.grid, wp.baseAddress!, rows: rows, stride: cols, cols: Array(r), importance: slice(imp0, r)))
                 }
             }
         }
@@ -180,8 +227,14 @@ public enum GPTQ {
                 if !staticParams.isEmpty {
                     cur = staticParams[groupOf[orig]]
                 } else if col % groupSize == 0 {
-                    // from W (this block's updates not yet applied), as the reference does
-                    cur = W.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: cols, cols: Array(col..<min(cols, col + groupSize))) }
+                    if isGGML && B % groupSize == 0 {
+                        // a ggml block lies inside the lazy batch: its params from the values GPTQ has updated so far
+                        cur = W1.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: B, cols: Array(i..<(i + groupSize)),
+                                                                      importance: slice(imp0, col..<(col + groupSize))) }
+                    } else {
+                        // from W (this block's updates not yet applied), as the reference does
+                        cur = W.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: cols, cols: Array(col..<min(cols, col + groupSize))) }
+                    }
                     params[col / groupSize] = cur
                 }
                 let d = HinvF[col * cols + col]

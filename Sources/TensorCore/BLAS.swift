@@ -53,13 +53,14 @@ public enum BLAS {
     public static func gemmNTParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
         nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
+        // fixed blocks (not one per thread): the same bytes at any thread count
         if m >= 64 {
-            Parallel.forRanges(m, minChunk: 32) { r in
+            Parallel.forBlocks(m, block: 256) { r in
                 gemmNT(m: r.count, n: n, k: k, a: ap + r.lowerBound * lda, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
                        alpha: alpha, beta: beta)
             }
         } else {
-            Parallel.forRanges(n, minChunk: 256) { r in
+            Parallel.forBlocks(n, block: 2048) { r in
                 gemmNT(m: m, n: r.count, k: k, a: ap, lda: lda, b: bp + r.lowerBound * ldb, ldb: ldb, c: cp + r.lowerBound, ldc: ldc,
                        alpha: alpha, beta: beta)
             }
@@ -70,7 +71,7 @@ public enum BLAS {
     public static func gemmTNParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 1) {
         nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
-        Parallel.forRanges(m, minChunk: 64) { r in
+        Parallel.forBlocks(m, block: 256) { r in
             gemmTN(m: r.count, n: n, k: k, a: ap + r.lowerBound, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
                    alpha: alpha, beta: beta)
         }

@@ -20,4 +20,18 @@ public enum Parallel {
             if lo < hi { body(lo..<hi) }
         }
     }
+
+    /// Calls `body(range)` for the fixed blocks [0, block), [block, 2·block), … of `0..<count`, spread over the
+    /// threads. The blocks do not depend on the thread count, so a kernel whose rounding depends on the shape it is
+    /// given (BLAS) computes the same bytes at any thread count.
+    public static func forBlocks(_ count: Int, block: Int, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let b = max(1, block)
+        let nBlocks = (count + b - 1) / b
+        let n = max(1, min(threads, nBlocks))
+        if n == 1 { for k in 0..<nBlocks { body((k * b)..<min(count, (k + 1) * b)) }; return }
+        DispatchQueue.concurrentPerform(iterations: n) { t in
+            for k in stride(from: t, to: nBlocks, by: n) { body((k * b)..<min(count, (k + 1) * b)) }
+        }
+    }
 }

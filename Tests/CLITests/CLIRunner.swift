@@ -18,10 +18,11 @@ enum CLI {
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
-    static func run(_ args: [String]) throws -> Result {
+    static func run(_ args: [String], env: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
