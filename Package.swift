@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "FuzzTargets", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers"]),
         .executableTarget(name: "quantkit-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(name: "quantkit", dependencies: [
+            "Calibration",
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

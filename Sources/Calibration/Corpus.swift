@@ -76,4 +76,25 @@ public enum Corpus {
             return Array(tokens[start..<(start + length)])
         }
     }
+
+    /// Splits `total` windows over sources in proportion to `weights` (largest remainder, ties to the earlier
+    /// source): 128 at 7:3 gives [90, 38].
+    public static func mixCounts(total: Int, weights: [Double]) throws -> [Int] {
+        guard !weights.isEmpty, weights.allSatisfy({ $0 >= 0 && $0.isFinite }), weights.reduce(0, +) > 0 else {
+            throw QKError("--mix needs non-negative weights with a positive sum (e.g. 7:3)")
+        }
+        let sum = weights.reduce(0, +)
+        let exact = weights.map { Double(total) * $0 / sum }
+        var counts = exact.map { Int($0.rounded(.down)) }
+        let order = exact.indices.sorted { (exact[$0] - Double(counts[$0]), -$0) > (exact[$1] - Double(counts[$1]), -$1) }
+        for i in order.prefix(total - counts.reduce(0, +)) { counts[i] += 1 }
+        return counts
+    }
+
+    /// Parses "7:3" (or "70,30").
+    public static func parseMix(_ s: String) throws -> [Double] {
+        let parts = s.split(whereSeparator: { $0 == ":" || $0 == "," }).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw QKError("--mix \(s): expected weights like 7:3") }
+        return parts.map { $0! }
+    }
 }

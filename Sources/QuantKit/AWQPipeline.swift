@@ -15,6 +15,8 @@ public enum AWQPipeline {
     public struct Options {
         public var calibration: [String] = []
         public var textField = "text"
+        /// Share of the windows per calibration file (e.g. [7, 3]); nil reads the files as one text.
+        public var mix: [Double]? = nil
         public var samples = 128
         public var seqLen = 512
         public var seed: UInt64 = 0
@@ -45,11 +47,8 @@ public enum AWQPipeline {
     /// Runs AWQ on `m` (weights replaced by the scaled and clipped ones). `Q(name)` is the pseudo-quantizer of the
     /// linear `name` ("self_attn.q_proj", …) in layer `l`.
     public static func run(_ m: LoadedModel, options o: Options, Q: (Int, String) -> AWQ.PseudoQuantize, progress: Progress? = nil) throws -> [LayerReport] {
-        guard !o.calibration.isEmpty else { throw QKError("AWQ needs calibration text (--calibration FILE)") }
-        var text = ""
-        for f in o.calibration { text += try Corpus.read(f, textField: o.textField) + "\n\n" }
-        let tokens = m.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
-        let windows = try Corpus.sample(tokens, count: o.samples, length: o.seqLen, seed: o.seed)
+        let windows = try CalibrationWindows.make(tokenizer: m.tokenizer, files: o.calibration, textField: o.textField, mix: o.mix,
+                                                  samples: o.samples, seqLen: o.seqLen, seed: o.seed)
         let fwd = m.forward, c = fwd.w.config, T = o.seqLen
         let H = c.hiddenSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim, F = c.intermediateSize
         for (what, width) in [("hidden size", H), ("attention width", qd), ("intermediate size", F)] {

@@ -14,6 +14,8 @@ public enum GPTQPipeline {
     public struct Options {
         public var calibration: [String] = []
         public var textField = "text"
+        /// Share of the windows per calibration file (e.g. [7, 3]); nil reads the files as one text.
+        public var mix: [Double]? = nil
         public var samples = 128
         public var seqLen = 512
         public var seed: UInt64 = 0
@@ -75,11 +77,8 @@ public enum GPTQPipeline {
     /// Runs GPTQ over the model in `m` (its weights are replaced by the quantized ones). Returns the GPTQ result of
     /// every linear by HF name, and per-linear reports.
     public static func run(_ m: LoadedModel, options o: Options, progress: Progress? = nil) throws -> (results: [String: GPTQ.Result], report: [LinearReport]) {
-        guard !o.calibration.isEmpty else { throw QKError("GPTQ needs calibration text (--calibration FILE)") }
-        var text = ""
-        for f in o.calibration { text += try Corpus.read(f, textField: o.textField) + "\n\n" }
-        let tokens = m.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
-        let windows = try Corpus.sample(tokens, count: o.samples, length: o.seqLen, seed: o.seed)
+        let windows = try CalibrationWindows.make(tokenizer: m.tokenizer, files: o.calibration, textField: o.textField, mix: o.mix,
+                                                  samples: o.samples, seqLen: o.seqLen, seed: o.seed)
         let fwd = m.forward, c = fwd.w.config
         var X = try windows.map { try fwd.embed($0) }
         let cache = LlamaForward.KVCache(config: c, capacity: o.seqLen)

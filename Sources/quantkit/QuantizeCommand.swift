@@ -1,4 +1,5 @@
 import ArgumentParser
+import Calibration
 import Foundation
 import ModelFormats
 import QuantKit
@@ -100,6 +101,9 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "Calibration text (.txt, .jsonl, .zst of either); repeatable.")
     var calibration: [String] = []
 
+    @Option(name: .long, help: "Share of the calibration windows per --calibration file, in order (e.g. 7:3 for language:code).")
+    var mix: String?
+
     @Option(name: .customLong("text-field"), help: "JSON field holding the text in .jsonl calibration files.")
     var textField: String = "text"
 
@@ -139,6 +143,7 @@ struct Quantize: ParsableCommand {
             } else if !calibration.isEmpty {
                 throw ValidationError("--calibration is for --method gptq or awq (round-to-nearest into GGUF uses --imatrix)")
             }
+            _ = try mixWeights()
             if let n = awqSearchSamples, n <= 0 { throw ValidationError("--awq-search-samples must be positive") }
             if sym && asym { throw ValidationError("--sym and --asym exclude each other") }
             if format != "gguf" { return try runPacked() }
@@ -184,7 +189,7 @@ struct Quantize: ParsableCommand {
             var extra: [(String, JSONValue)] = []
             if method == "gptq" {
                 var g = GPTQPipeline.Options()
-                g.calibration = calibration; g.textField = textField; g.samples = samples; g.seqLen = seqLen; g.seed = seed
+                g.calibration = calibration; g.textField = textField; g.samples = samples; g.seqLen = seqLen; g.seed = seed; g.mix = try mixWeights()
                 g.gptq.actOrder = actOrder; g.gptq.staticGroups = staticGroups; g.gptq.damp = damp; g.trueSequential = !noTrueSequential
                 let (qr, rep) = try GPTQPipeline.quantizeToGGUF(source: source, output: output, preset: preset, options: g, quantizeOptions: o, progress: pr.update)
                 r = qr
@@ -209,9 +214,16 @@ struct Quantize: ParsableCommand {
         }
     }
 
+    func mixWeights() throws -> [Double]? {
+        guard let mix else { return nil }
+        let w = try Corpus.parseMix(mix)
+        guard w.count == calibration.count else { throw ValidationError("--mix \(mix) has \(w.count) weights for \(calibration.count) --calibration files") }
+        return w
+    }
+
     func awqOptions() -> AWQPipeline.Options {
         var a = AWQPipeline.Options()
-        a.calibration = calibration; a.textField = textField; a.samples = samples; a.seqLen = seqLen; a.seed = seed
+        a.calibration = calibration; a.textField = textField; a.samples = samples; a.seqLen = seqLen; a.seed = seed; a.mix = try? mixWeights()
         a.searchSamples = awqSearchSamples; a.clip = !noClip; a.duoScaling = !noDuoScaling
         return a
     }
@@ -230,6 +242,7 @@ struct Quantize: ParsableCommand {
         p.scheme = IntegerScheme(bits: bits, groupSize: groupSize ?? 128, sym: sym || (!asym && p.method != .awq))
         p.rtnQuantizer = grid
         p.gptq.calibration = calibration; p.gptq.textField = textField; p.gptq.samples = samples; p.gptq.seqLen = seqLen; p.gptq.seed = seed
+        p.gptq.mix = try mixWeights()
         p.gptq.gptq.actOrder = actOrder; p.gptq.gptq.staticGroups = staticGroups; p.gptq.gptq.damp = damp; p.gptq.trueSequential = !noTrueSequential
         p.awq = awqOptions()
         let pr = ProgressPrinter()

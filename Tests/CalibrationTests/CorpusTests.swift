@@ -39,6 +39,17 @@ final class CorpusTests: XCTestCase {
         for w in a { XCTAssertEqual(w.count, 64); XCTAssertEqual(w.last! - w.first!, 63) }
         XCTAssertThrowsError(try Corpus.sample(tokens, count: 2, length: 5000, seed: 0))
     }
+
+    func testMixCounts() throws {
+        XCTAssertEqual(try Corpus.mixCounts(total: 128, weights: [7, 3]), [90, 38])   // 89.6 / 38.4
+        XCTAssertEqual(try Corpus.mixCounts(total: 10, weights: [1, 1, 1]), [4, 3, 3])
+        XCTAssertEqual(try Corpus.mixCounts(total: 5, weights: [1, 0]), [5, 0])
+        XCTAssertEqual(try Corpus.parseMix("7:3"), [7, 3])
+        XCTAssertEqual(try Corpus.parseMix("70,30"), [70, 30])
+        XCTAssertThrowsError(try Corpus.parseMix("7:x"))
+        XCTAssertThrowsError(try Corpus.mixCounts(total: 4, weights: [0, 0]))
+        XCTAssertThrowsError(try Corpus.mixCounts(total: 4, weights: [-1, 2]))
+    }
 }
 
 /// The shipped corpora: present, equal to their MANIFEST sha256, and the .zst decodes to the same text.
@@ -51,5 +62,9 @@ final class ShippedCorpusTests: XCTestCase {
         XCTAssertEqual(txt, zst)
         XCTAssertTrue(manifest.contains("| \(txt.utf8.count) |"))
         XCTAssertFalse(txt.contains(" = Robert Boulter = "))  // the first article of the *test* split
+        // the code corpus
+        let code = try Corpus.read(dir.appendingPathComponent("python-stdlib-excerpt.txt").path)
+        XCTAssertTrue(manifest.contains("| \(code.utf8.count) |"))
+        XCTAssertTrue(code.hasPrefix("# ---- Lib/textwrap.py (CPython 3.11.7) ----"))
     }
 }
