@@ -102,11 +102,12 @@ for prompt in ["Write a short poem about the sea.", "What is the capital of Fran
         raise SystemExit(f"interop FAIL: greedy generation differs for {prompt!r}:\nquantkit: {ours!r}\nllama.cpp: {theirs!r}")
     print(f"interop ok: greedy chat generation of {prompt!r} equals llama.cpp's (32 tokens): {ours[:60]!r}...")
 
+cal = "../shared/data/wikitext-2-raw/wiki.valid.raw" if os.path.exists("../shared/data/wikitext-2-raw/wiki.valid.raw") else "Formats/golden/wiki.valid.first20k.txt"
+
 # 5. GPTQ into Q4_0: stock llama.cpp loads and runs it; against the reference it has a lower KLD than llama-quantize's
 #    own Q4_0 of the same model (same types, same size).
 gq = f"{work}/gptq-Q4_0.gguf"
-run(qk, "quantize", model, "-o", gq, "--type", "Q4_0", "--method", "gptq", "--calibration",
-    "../shared/data/wikitext-2-raw/wiki.valid.raw" if os.path.exists("../shared/data/wikitext-2-raw/wiki.valid.raw") else "Formats/golden/wiki.valid.first20k.txt",
+run(qk, "quantize", model, "-o", gq, "--type", "Q4_0", "--method", "gptq", "--calibration", cal,
     "--samples", os.environ.get("QUANTKIT_INTEROP_GPTQ_SAMPLES", "32"), "--seq-len", "512", "--seed", "0")
 lq = f"{work}/lq-Q4_0.gguf"
 run(f"{bin_dir}/llama-quantize", bf16, lq, "Q4_0", "2")
@@ -126,11 +127,32 @@ print(f"interop: KLD vs bf16: llama-quantize Q4_0 {k_lq:.6f} (PPL {ev['candidate
 if not k_gq < k_lq:
     raise SystemExit("interop FAIL: GPTQ Q4_0 does not have a lower KLD than llama-quantize's Q4_0")
 
+# 5b. the same with an importance matrix from llama-imatrix: llama-quantize Q4_0 --imatrix against GPTQ Q4_0 given the
+#     same imatrix (it weights GPTQ's block scale search, and the plan's Q4_1 ffn_down tensors): same size, lower KLD.
+im = f"{work}/llama.imatrix.gguf"
+run(f"{bin_dir}/llama-imatrix", "-m", bf16, "-f", cal, "-c", "512", "--chunks", "32", "-o", im, "-t", "2")
+lqi, gqi = f"{work}/lq-Q4_0-im.gguf", f"{work}/gptq-Q4_0-im.gguf"
+run(f"{bin_dir}/llama-quantize", "--imatrix", im, bf16, lqi, "Q4_0", "2")
+run(qk, "quantize", model, "-o", gqi, "--type", "Q4_0", "--method", "gptq", "--imatrix", im, "--calibration", cal,
+    "--samples", os.environ.get("QUANTKIT_INTEROP_GPTQ_SAMPLES", "32"), "--seq-len", "512", "--seed", "0")
+if os.path.getsize(gqi) != os.path.getsize(lqi):
+    raise SystemExit("interop FAIL: GPTQ Q4_0 with the imatrix differs in size from llama-quantize's Q4_0 with it")
+evj = f"{work}/eval-gptq-im.json"
+run(qk, "eval", model, lqi, gqi, "--text", text, "--chunks", str(chunks), "--json", evj)
+ev = json.load(open(evj))
+a, b = ev["candidates"]
+print(f"interop: with llama-imatrix's imatrix: llama-quantize Q4_0 KLD {a['kld_mean']:.6f} (PPL {a['ppl']:.4f}, top-1 {a['same_top1_percent']:.2f} %), "
+      f"GPTQ Q4_0 KLD {b['kld_mean']:.6f} (PPL {b['ppl']:.4f}, top-1 {b['same_top1_percent']:.2f} %), same size {os.path.getsize(gqi)} bytes; "
+      f"GPTQ without an imatrix (smaller plan, {os.path.getsize(gq)} bytes): KLD {k_gq:.6f}")
+if not b["kld_mean"] < a["kld_mean"]:
+    raise SystemExit("interop FAIL: GPTQ Q4_0 with the imatrix does not have a lower KLD than llama-quantize's Q4_0 with it")
+if not k_gq < a["kld_mean"]:
+    raise SystemExit("interop FAIL: GPTQ Q4_0 without an imatrix does not beat llama-quantize's Q4_0 with one")
+
 # 6. llama.cpp's own converter (convert_hf_to_gguf.py, which dequantizes GPTQ and compressed-tensors checkpoints) reads
 #    quantkit's packed outputs; llama-perplexity on its F32 result agrees with quantkit eval on the packed directory.
 src = os.path.normpath(os.path.join(bin_dir, "..", "..", "src"))
 conv = os.path.join(src, "convert_hf_to_gguf.py")
-cal = "../shared/data/wikitext-2-raw/wiki.valid.raw" if os.path.exists("../shared/data/wikitext-2-raw/wiki.valid.raw") else "Formats/golden/wiki.valid.first20k.txt"
 packed = {
     "gptq-rtn-w4g64-asym": ["--format", "gptq", "--method", "rtn", "--group-size", "64", "--asym"],
     "gptq-actorder-w4g64-sym": ["--format", "gptq", "--method", "gptq", "--act-order", "--group-size", "64", "--sym",

@@ -21,6 +21,9 @@ public enum GPTQPipeline {
         public var seed: UInt64 = 0
         public var gptq = GPTQOptions()
         public var trueSequential = true
+        /// Per-linear column importance for the weighted ggml block search (by HF weight name), e.g. from an imatrix;
+        /// nil → diag(H).
+        public var importance: ((String) -> [Float]?)? = nil
         public init() {}
     }
 
@@ -117,7 +120,9 @@ public enum GPTQPipeline {
                     for lin in stage.linears {
                         let w = weight(L, lin)
                         let rows = w.count / width
-                        let r = try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: o.gptq)
+                        var go = o.gptq
+                        if let imp = o.importance?("model.layers.\(l).\(lin).weight"), imp.count == width { go.importance = imp }
+                        let r = try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: go)
                         setWeight(&L, lin, r.Q)
                         let name = "model.layers.\(l).\(lin).weight"
                         results[name] = r
@@ -152,6 +157,11 @@ extension GPTQPipeline {
         let c = m.forward.w.config
         var opts = o
         opts.gptq.grid = .ggml(type)
+        if let ip = quantizeOptions?.imatrixPath {
+            // llama-imatrix's statistics weight the block scale search (by GGUF tensor name)
+            let im = try ImatrixFile.load(path: ip)
+            opts.importance = { hf in LlamaTensorNames.gguf(hf).flatMap { im.weights($0) } }
+        }
         let (results, report) = try run(m, options: opts, progress: progress)
         var replacements: [String: (GGMLType, [UInt8])] = [:]
         for (hf, r) in results {
