@@ -26,6 +26,11 @@ public enum AWQPipeline {
         public var searchSamples: Int? = nil
         public var clip = true
         public var groupSize = 128
+        /// Keep per-layer state in OUTPUT.state/ (`statePath` = OUTPUT), and with `resume` continue from it.
+        public var statePath: String? = nil
+        public var resume = false
+        /// Anything else the result depends on (the target format and scheme), for the resume fingerprint.
+        public var fingerprintExtra = ""
         public init() {}
     }
 
@@ -57,11 +62,31 @@ public enum AWQPipeline {
             }
         }
         let nSearch = min(windows.count, o.searchSamples ?? windows.count)
-        var X = try windows.map { try fwd.embed($0) }
         let cache = LlamaForward.KVCache(config: c, capacity: T)
         var reports: [LayerReport] = []
+        let fp = "awq|\(m.path)|g\(o.groupSize)|duo\(o.duoScaling)|clip\(o.clip)|search\(nSearch)|n\(o.samples)x\(T)|seed\(o.seed)|\(o.fingerprintExtra)|windows \(ResumeState.digest(windows))"
+        let state = try o.statePath.map { try ResumeState(output: $0, fingerprint: fp, resume: o.resume) }
+        let first = state?.done ?? 0
+        let names = ["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"]
+        for l in 0..<first {
+            // finished by an earlier run: the scaled and clipped layer and its report
+            let s = try state!.load("layer-\(l)")
+            var L = fwd.w.layers[l]
+            guard names.allSatisfy({ s.floats[$0] != nil }) else { throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over") }
+            L.attnNorm = s.floats["attnNorm"]!; L.ffnNorm = s.floats["ffnNorm"]!
+            L.wq = s.floats["wq"]!; L.wk = s.floats["wk"]!; L.wv = s.floats["wv"]!; L.wo = s.floats["wo"]!
+            L.wGate = s.floats["wGate"]!; L.wUp = s.floats["wUp"]!; L.wDown = s.floats["wDown"]!
+            fwd.w.layers[l] = L
+            let groups = (s.metadata["groups"] ?? "").split(separator: ",").map(String.init)
+            reports.append(LayerReport(layer: l, ratios: try groups.map { g in
+                guard let r = s.metadata[g + ".ratio"].flatMap({ Float($0) }), let a = s.metadata[g + ".plain"].flatMap({ Double($0) }),
+                      let b = s.metadata[g + ".best"].flatMap({ Double($0) }) else { throw QKError("resume state of layer \(l) lacks the \(g) report") }
+                return (g, r, a, b)
+            }, seconds: Double(s.metadata["seconds"] ?? "") ?? 0))
+        }
+        var X = first > 0 ? try state!.loadActivations(after: first - 1, count: windows.count) : try windows.map { try fwd.embed($0) }
         let t0 = Date()
-        for l in 0..<c.numLayers {
+        for l in first..<c.numLayers {
             let tl = Date()
             var L = fwd.w.layers[l]
             // 1. inputs of every linear from the full-precision layer; its outputs feed the next layer
@@ -153,8 +178,15 @@ public enum AWQPipeline {
             }
             fwd.w.layers[l] = L
             reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl)))
+            if let state {
+                var md: [(String, String)] = [("groups", ratios.map(\.0).joined(separator: ",")), ("seconds", "\(reports.last!.seconds)")]
+                for r in ratios { md += [(r.0 + ".ratio", "\(r.1)"), (r.0 + ".plain", "\(r.2)"), (r.0 + ".best", "\(r.3)")] }
+                try state.save("layer-\(l)", floats: [("attnNorm", L.attnNorm), ("ffnNorm", L.ffnNorm), ("wq", L.wq), ("wk", L.wk), ("wv", L.wv),
+                                                       ("wo", L.wo), ("wGate", L.wGate), ("wUp", L.wUp), ("wDown", L.wDown)], metadata: md)
+                try state.saveActivations(X, after: l)
+            }
             let el = Date().timeIntervalSince(t0)
-            progress?("awq layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l + 1) * Double(c.numLayers - l - 1)))s)", l + 1, c.numLayers)
+            progress?("awq layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l - first + 1) * Double(c.numLayers - l - 1)))s)", l + 1, c.numLayers)
         }
         return reports
     }
@@ -198,6 +230,7 @@ extension AWQPipeline {
             }
         }
         let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
+        ResumeState.finish(output: output)
         return (q, reports)
     }
 }

@@ -24,7 +24,18 @@ public enum GPTQPipeline {
         /// Per-linear column importance for the weighted ggml block search (by HF weight name), e.g. from an imatrix;
         /// nil → diag(H).
         public var importance: ((String) -> [Float]?)? = nil
+        /// Keep per-layer state in OUTPUT.state/ (`statePath` = OUTPUT), and with `resume` continue from it.
+        public var statePath: String? = nil
+        public var resume = false
+        /// Anything else the result depends on (e.g. the imatrix file), for the resume fingerprint.
+        public var fingerprintExtra = ""
         public init() {}
+
+        func fingerprint(source: String, windows: [[Int32]]) -> String {
+            let g = gptq
+            return "gptq|\(source)|\(g.grid)|g\(g.groupSize)|act\(g.actOrder)|static\(g.staticGroups)|damp\(g.damp)|b\(g.blockSize)|w\(g.weightedBlockScales)" +
+                "|seq\(trueSequential)|n\(samples)x\(seqLen)|seed\(seed)|\(fingerprintExtra)|windows \(ResumeState.digest(windows))"
+        }
     }
 
     /// Per linear: the GPTQ loss, the damping used, and the mean squared output error per element on the
@@ -83,12 +94,27 @@ public enum GPTQPipeline {
         let windows = try CalibrationWindows.make(tokenizer: m.tokenizer, files: o.calibration, textField: o.textField, mix: o.mix,
                                                   samples: o.samples, seqLen: o.seqLen, seed: o.seed)
         let fwd = m.forward, c = fwd.w.config
-        var X = try windows.map { try fwd.embed($0) }
+        var X: [[Float]]
         let cache = LlamaForward.KVCache(config: c, capacity: o.seqLen)
         var results: [String: GPTQ.Result] = [:]
         var report: [LinearReport] = []
+        let state = try o.statePath.map { try ResumeState(output: $0, fingerprint: o.fingerprint(source: m.path, windows: windows), resume: o.resume) }
+        let first = state?.done ?? 0
+        for l in 0..<first {
+            // finished by an earlier run: its results, and the quantized layer
+            let saved = try state!.load("layer-\(l)")
+            var L = fwd.w.layers[l]
+            for lin in stages.flatMap(\.linears) {
+                let (r, rep) = try restore(saved, lin, layer: l)
+                setWeight(&L, lin, r.Q)
+                results[rep.name] = r
+                report.append(rep)
+            }
+            fwd.w.layers[l] = L
+        }
+        X = first > 0 ? try state!.loadActivations(after: first - 1, count: windows.count) : try windows.map { try fwd.embed($0) }
         let t0 = Date()
-        for l in 0..<c.numLayers {
+        for l in first..<c.numLayers {
             var L = fwd.w.layers[l]
             let groups = o.trueSequential ? stages.map { [$0] } : [stages]
             for group in groups {
@@ -136,10 +162,43 @@ public enum GPTQPipeline {
             fwd.w.layers[l] = L
             // the quantized layer makes the next layer's inputs
             for s in X.indices { fwd.runLayer(l, L, x: &X[s], T: o.seqLen, P: 0, cache: cache) }
+            if let state {
+                try save(state, layer: l, results: results, report: report)
+                try state.saveActivations(X, after: l)
+            }
             let el = Date().timeIntervalSince(t0)
-            progress?("gptq layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l + 1) * Double(c.numLayers - l - 1)))s)", l + 1, c.numLayers)
+            progress?("gptq layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l - first + 1) * Double(c.numLayers - l - 1)))s)", l + 1, c.numLayers)
         }
         return (results, report)
+    }
+
+    /// One finished layer's GPTQ results and reports into the resume state.
+    static func save(_ state: ResumeState, layer l: Int, results: [String: GPTQ.Result], report: [LinearReport]) throws {
+        var fl: [(String, [Float])] = [], it: [(String, [Int32])] = [], md: [(String, String)] = []
+        for lin in stages.flatMap(\.linears) {
+            let name = "model.layers.\(l).\(lin).weight"
+            guard let r = results[name], let rep = report.last(where: { $0.name == name }) else { continue }
+            fl += [(lin + ".Q", r.Q), (lin + ".scale", r.params.flatMap(\.scale)), (lin + ".zero", r.params.flatMap(\.zero))]
+            it += [(lin + ".codes", r.codes), (lin + ".groupIndex", r.groupIndex.map { Int32($0) })]
+            if let p = r.perm { it.append((lin + ".perm", p.map { Int32($0) })) }
+            md += [(lin + ".loss", "\(r.loss)"), (lin + ".damp", "\(r.dampUsed)"), (lin + ".groups", "\(r.params.count)"),
+                   (lin + ".mseRTN", "\(rep.outputMSERTN)"), (lin + ".mse", "\(rep.outputMSE)")]
+        }
+        try state.save("layer-\(l)", floats: fl, ints: it, metadata: md)
+    }
+
+    static func restore(_ s: ResumeState.Saved, _ lin: String, layer l: Int) throws -> (GPTQ.Result, LinearReport) {
+        guard let Q = s.floats[lin + ".Q"], let sc = s.floats[lin + ".scale"], let ze = s.floats[lin + ".zero"], let codes = s.ints[lin + ".codes"],
+              let gi = s.ints[lin + ".groupIndex"], let G = s.metadata[lin + ".groups"].flatMap({ Int($0) }), G > 0, sc.count % G == 0,
+              let loss = s.metadata[lin + ".loss"].flatMap({ Double($0) }), let damp = s.metadata[lin + ".damp"].flatMap({ Float($0) }),
+              let mr = s.metadata[lin + ".mseRTN"].flatMap({ Double($0) }), let mse = s.metadata[lin + ".mse"].flatMap({ Double($0) }) else {
+            throw QKError("resume state of layer \(l) lacks \(lin); run without --resume to start over")
+        }
+        let rows = sc.count / G
+        let params = (0..<G).map { g in GroupParams(scale: Array(sc[(g * rows)..<((g + 1) * rows)]), zero: Array(ze[(g * rows)..<((g + 1) * rows)])) }
+        let r = GPTQ.Result(Q: Q, codes: codes, params: params, groupIndex: gi.map { Int($0) }, perm: s.ints[lin + ".perm"].map { $0.map { Int($0) } },
+                            loss: loss, dampUsed: damp)
+        return (r, LinearReport(name: "model.layers.\(l).\(lin).weight", loss: loss, damp: damp, outputMSERTN: mr, outputMSE: mse))
     }
 }
 
@@ -175,6 +234,7 @@ extension GPTQPipeline {
             replacements[g] = (type, bytes)
         }
         let q = try GGUFQuantizer.quantize(source, to: output, options: quantizeOptions ?? .init(preset: preset), replacements: replacements, progress: progress)
+        ResumeState.finish(output: output)
         return (q, report)
     }
 }

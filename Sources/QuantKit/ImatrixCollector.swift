@@ -12,6 +12,9 @@ public enum ImatrixCollector {
         public var chunks: Int?
         public var processOutput = false
         public var legacyFormat = false
+        /// Keep the sums after every chunk in OUTPUT.state/ (`statePath` = OUTPUT); with `resume` continue from them.
+        public var statePath: String? = nil
+        public var resume = false
         public init() {}
     }
 
@@ -62,12 +65,28 @@ public enum ImatrixCollector {
         }
         defer { model.forward.captureLinearInput = nil }
         let bos: Int32? = model.tokenizer.addBos ? model.tokenizer.vocabulary.bos.map(Int32.init) : nil
-        for c in 0..<n {
+        let state = try o.statePath.map {
+            try ResumeState(output: $0, fingerprint: "imatrix|\(model.path)|ctx\(o.ctx)|n\(n)|out\(o.processOutput)|tokens \(ResumeState.digest([tokens]))", resume: o.resume)
+        }
+        let first = state?.done ?? 0
+        if first > 0, let state {
+            // sums and counts after the chunks an earlier run finished
+            let saved = try state.load("chunks")
+            for (k, v) in saved.floats { r.sums[k] = v }
+            for (k, v) in saved.ints { r.counts[k] = Int(v.first ?? 0) }
+            r.chunks = first
+        }
+        for c in first..<n {
             progress?("imatrix chunk", c, n)
             var chunk = Array(tokens[(c * o.ctx)..<((c + 1) * o.ctx)])
             if let bos { chunk[0] = bos }
             _ = try model.forward.logits(chunk, logitRows: o.processOutput ? 0..<o.ctx : (o.ctx - 1)..<o.ctx)
             r.chunks += 1
+            if let state {
+                let keys = r.sums.keys.sorted()
+                try state.save("chunks", floats: keys.map { ($0, r.sums[$0]!) }, ints: keys.map { ($0, [Int32(clamping: r.counts[$0] ?? 0)]) })
+                try state.markDone(c + 1)
+            }
         }
         progress?("imatrix", n, n)
         for (k, v) in r.sums where !v.allSatisfy(\.isFinite) { throw QKError("non-finite values detected in \(k)") }

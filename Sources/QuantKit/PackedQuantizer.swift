@@ -71,6 +71,7 @@ public enum PackedQuantizer {
             var g = o.gptq
             g.gptq.grid = .minmax(bits: s.bits, sym: s.sym)
             g.gptq.groupSize = s.groupSize
+            g.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
             let (results, rep) = try GPTQPipeline.run(model, options: g, progress: progress)
             for (name, r) in results {
                 let m = String(name.dropLast(".weight".count))
@@ -83,6 +84,7 @@ public enum PackedQuantizer {
             let model = try LoadedModel.load(source)
             var a = o.awq
             a.groupSize = s.groupSize
+            a.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
             let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .awq).dequantized() }
             report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress)
             let w = model.forward.w
@@ -98,6 +100,7 @@ public enum PackedQuantizer {
         }
         report.checkpoint = try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,
                                                        provenance: prov, progress: progress)
+        ResumeState.finish(output: dir)
         report.seconds = Date().timeIntervalSince(t0)
         return report
     }

@@ -31,6 +31,7 @@ public struct GPTQOptions: Sendable {
 public struct GroupParams {
     public var scale: [Float]  // [rows]
     public var zero: [Float]   // [rows] (integer zero point, or the ggml min for Q4_1)
+    public init(scale: [Float], zero: [Float]) { self.scale = scale; self.zero = zero }
 }
 
 /// GPTQ (Frantar et al.): quantize W column by column, each rounding error spread over the columns not yet
@@ -50,6 +51,9 @@ public enum GPTQ {
         /// Σ (w − q)² / Hinv[i,i]² / 2 over all columns (the GPTQ loss).
         public var loss: Double
         public var dampUsed: Float
+        public init(Q: [Float], codes: [Int32], params: [GroupParams], groupIndex: [Int], perm: [Int]?, loss: Double, dampUsed: Float) {
+            self.Q = Q; self.codes = codes; self.params = params; self.groupIndex = groupIndex; self.perm = perm; self.loss = loss; self.dampUsed = dampUsed
+        }
     }
 
     static func maxq(_ g: GPTQGrid) -> Int {

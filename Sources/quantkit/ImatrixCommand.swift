@@ -33,6 +33,9 @@ struct Imatrix: ParsableCommand {
     @Flag(name: .customLong("process-output"), help: "Also collect output.weight.")
     var processOutput = false
 
+    @Flag(name: .long, help: "Continue an interrupted run from the sums kept in OUTPUT.state/ (same bytes as an uninterrupted run).")
+    var resume = false
+
     func run() throws {
         try guarded {
             guard outputFormat == "gguf" || outputFormat == "dat" else { throw ValidationError("--output-format must be gguf or dat") }
@@ -41,11 +44,13 @@ struct Imatrix: ParsableCommand {
             let text = try String(contentsOfFile: calibration, encoding: .utf8)
             var o = ImatrixCollector.Options()
             o.ctx = ctx; o.chunks = chunks; o.processOutput = processOutput
+            o.statePath = output; o.resume = resume
             let pr = ProgressPrinter()
             let r = try ImatrixCollector.collect(model: m, text: text, options: o, progress: pr.update)
             let dataset = calibration
             if outputFormat == "dat" { try ImatrixCollector.writeDat(r, dataset: dataset, to: output) }
             else { try ImatrixCollector.writeGGUF(r, dataset: dataset, to: output) }
+            ResumeState.finish(output: output)
             print("wrote \(output): \(r.sums.count) entries, \(r.chunks) chunks of \(ctx) tokens")
         }
     }

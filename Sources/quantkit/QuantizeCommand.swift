@@ -53,6 +53,9 @@ struct Quantize: ParsableCommand {
     @Option(name: .customLong("awq-search-samples"), help: "AWQ: calibration windows used for the scale-search losses (default: all --samples).")
     var awqSearchSamples: Int?
 
+    @Flag(name: .long, help: "GPTQ/AWQ: continue an interrupted run from the per-layer state kept in OUTPUT.state/ (same bytes as an uninterrupted run).")
+    var resume = false
+
     @Flag(name: .customLong("no-clip"), help: "AWQ: skip the clip search.")
     var noClip = false
 
@@ -146,6 +149,7 @@ struct Quantize: ParsableCommand {
             _ = try mixWeights()
             if let n = awqSearchSamples, n <= 0 { throw ValidationError("--awq-search-samples must be positive") }
             if sym && asym { throw ValidationError("--sym and --asym exclude each other") }
+            if resume && method == "rtn" { throw ValidationError("--resume is for --method gptq or awq (round-to-nearest has no per-layer state)") }
             if format != "gguf" { return try runPacked() }
             guard let type else { throw ValidationError("--type PRESET is required for --format gguf") }
             guard let preset = QuantPreset.named(type) else {
@@ -191,6 +195,7 @@ struct Quantize: ParsableCommand {
                 var g = GPTQPipeline.Options()
                 g.calibration = calibration; g.textField = textField; g.samples = samples; g.seqLen = seqLen; g.seed = seed; g.mix = try mixWeights()
                 g.gptq.actOrder = actOrder; g.gptq.staticGroups = staticGroups; g.gptq.damp = damp; g.trueSequential = !noTrueSequential
+                g.statePath = output; g.resume = resume; g.fingerprintExtra = "gguf \(preset.name) imatrix \(imatrix ?? "-")"
                 let (qr, rep) = try GPTQPipeline.quantizeToGGUF(source: source, output: output, preset: preset, options: g, quantizeOptions: o, progress: pr.update)
                 r = qr
                 extra.append(("linears", ReportJSON.linears(rep)))
@@ -198,6 +203,7 @@ struct Quantize: ParsableCommand {
             } else if method == "awq" {
                 var a = awqOptions()
                 a.groupSize = groupSize ?? 32
+                a.statePath = output; a.fingerprintExtra = "gguf \(preset.name) \(tensorType) \(pure)"
                 let (qr, rep) = try AWQPipeline.quantizeToGGUF(source: source, output: output, options: a, quantizeOptions: o, progress: pr.update)
                 r = qr
                 extra.append(("layers", ReportJSON.awqLayers(rep)))
@@ -225,6 +231,7 @@ struct Quantize: ParsableCommand {
         var a = AWQPipeline.Options()
         a.calibration = calibration; a.textField = textField; a.samples = samples; a.seqLen = seqLen; a.seed = seed; a.mix = try? mixWeights()
         a.searchSamples = awqSearchSamples; a.clip = !noClip; a.duoScaling = !noDuoScaling
+        a.resume = resume
         return a
     }
 
@@ -245,6 +252,8 @@ struct Quantize: ParsableCommand {
         p.gptq.mix = try mixWeights()
         p.gptq.gptq.actOrder = actOrder; p.gptq.gptq.staticGroups = staticGroups; p.gptq.gptq.damp = damp; p.gptq.trueSequential = !noTrueSequential
         p.awq = awqOptions()
+        p.awq.statePath = output
+        p.gptq.statePath = output; p.gptq.resume = resume
         let pr = ProgressPrinter()
         let r = try PackedQuantizer.quantize(source, to: output, options: p, progress: pr.update)
         let ck = r.checkpoint

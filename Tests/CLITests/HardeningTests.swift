@@ -80,4 +80,56 @@ final class HardeningTests: XCTestCase {
         try interrupt(["convert", model, "-o", d + "/f.gguf", "--type", "f32"], output: d + "/f.gguf", partial: d + "/f.gguf.partial", signal: SIGTERM)
         try interrupt(["quantize", model, "-o", d + "/p", "--format", "gptq", "--group-size", "64"], output: d + "/p", partial: d + "/p.partial", signal: SIGINT)
     }
+
+    /// Runs `args` until OUTPUT.state/manifest.json records at least `steps` finished steps, then SIGINT.
+    func killAfter(_ args: [String], state: String, steps: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let t0 = Date()
+        func done() -> Int {
+            guard let d = FileManager.default.contents(atPath: state + "/manifest.json"), let s = String(data: d, encoding: .utf8),
+                  let r = s.range(of: #""done": *([0-9]+)"#, options: .regularExpression) else { return 0 }
+            return Int(s[r].filter(\.isNumber)) ?? 0
+        }
+        while done() < steps && p.isRunning && Date().timeIntervalSince(t0) < 300 { usleep(5000) }
+        XCTAssertTrue(p.isRunning, "finished before it could be interrupted: \(args)", file: file, line: line)
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130, file: file, line: line)
+        XCTAssertGreaterThanOrEqual(done(), steps, "state kept after the interruption", file: file, line: line)
+    }
+
+    /// Slow real-model check: GPTQ, AWQ and imatrix runs killed part-way and resumed give the same bytes as
+    /// uninterrupted runs, and the state directory is gone afterwards.
+    func testKilledRunsResumeToTheSameBytes() throws {
+        guard let model = ProcessInfo.processInfo.environment["QUANTKIT_SMOLLM2_DIR"], FileManager.default.fileExists(atPath: model) else {
+            XCTFail("QUANTKIT_SMOLLM2_DIR is not set: run the suite through Scripts/test"); return
+        }
+        let cal = ["--calibration", text, "--samples", "4", "--seq-len", "128"]
+        let jobs: [(String, [String])] = [
+            ("gptq", ["quantize", model, "--format", "gptq", "--method", "gptq", "--group-size", "64", "--act-order"] + cal),
+            ("awq.gguf", ["quantize", model, "--type", "Q4_0", "--method", "awq", "--awq-search-samples", "2"] + cal),
+            ("imatrix.gguf", ["imatrix", model, "--calibration", text, "--ctx", "128", "--chunks", "24"]),
+        ]
+        for (name, args) in jobs {
+            let d = CLI.tmpDir()
+            let a = try CLI.run(args + ["-o", d + "/a-" + name])
+            XCTAssertEqual(a.status, 0, a.stderr)
+            let b = d + "/b-" + name
+            try killAfter(args + ["-o", b], state: b + ".state", steps: 3)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: b))
+            // other options (4 → 5 windows, 24 → 25 chunks) do not resume from this state
+            let wrong = try CLI.run(args.map { $0 == "4" ? "5" : $0 == "24" ? "25" : $0 } + ["-o", b, "--resume"])
+            XCTAssertNotEqual(wrong.status, 0)
+            XCTAssertTrue(wrong.stderr.contains("made with another source, options or calibration text"), wrong.stderr)
+            let r = try CLI.run(args + ["-o", b, "--resume"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try contents(d + "/a-" + name), try contents(b), "\(name): resumed run differs")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: b + ".state"), "state left after a finished run")
+        }
+    }
 }

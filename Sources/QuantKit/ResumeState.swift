@@ -1,0 +1,121 @@
+import Foundation
+import ModelFormats
+import TensorCore
+
+/// The state of a long calibrated run (GPTQ, AWQ: per finished layer; imatrix: per finished chunk), kept in
+/// `OUTPUT.state/` beside the output: one safetensors file per step plus a manifest naming the run (a fingerprint of
+/// the source, the options and the calibration windows) and how many steps are done. `--resume` continues after the
+/// last finished step and gives the same bytes as an uninterrupted run; a finished run removes the directory.
+public final class ResumeState {
+    public let dir: String
+    let fingerprint: String
+    /// Steps finished by an earlier run (0 when starting fresh).
+    public private(set) var done = 0
+
+    public static func directory(for output: String) -> String { output + ".state" }
+
+    public init(output: String, fingerprint: String, resume: Bool) throws {
+        dir = Self.directory(for: output)
+        self.fingerprint = fingerprint
+        let fm = FileManager.default
+        let manifest = dir + "/manifest.json"
+        if resume, fm.fileExists(atPath: manifest) {
+            let j = try JSONParser.parse(file: manifest)
+            guard j["fingerprint"]?.string == fingerprint else {
+                throw QKError(file: dir, "--resume: this state was made with another source, options or calibration text; run without --resume to start over")
+            }
+            done = j["done"]?.int ?? 0
+            return
+        }
+        if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
+        do { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw QKError(file: dir, "cannot create the resume state directory: \(error.localizedDescription)")
+        }
+        try writeManifest(0)
+    }
+
+    func writeManifest(_ n: Int) throws {
+        let j: JSONValue = .object([("fingerprint", .string(fingerprint)), ("done", .int(Int64(n)))])
+        try writeFileAtomically(dir + "/manifest.json", Array(j.serialized().utf8))
+    }
+
+    /// Saves the tensors of one state file `name` (float and int32 tensors, string metadata), atomically.
+    public func save(_ name: String, floats: [(String, [Float])], ints: [(String, [Int32])] = [], metadata: [(String, String)] = []) throws {
+        var entries: [SafetensorsWriter.Entry] = []
+        var blobs: [[UInt8]] = []
+        for (n, v) in floats {
+            entries.append(.init(name: n, dtype: .f32, shape: [v.count]))
+            blobs.append(v.withUnsafeBytes { Array($0) })
+        }
+        for (n, v) in ints {
+            entries.append(.init(name: n, dtype: .i32, shape: [v.count]))
+            blobs.append(v.withUnsafeBytes { Array($0) })
+        }
+        try SafetensorsWriter.write(path: path(name), entries: entries, metadata: [("format", "quantkit-state")] + metadata) { blobs[$0] }
+    }
+
+    /// Records `n` finished steps (after their files are saved).
+    public func markDone(_ n: Int) throws {
+        try writeManifest(n)
+        done = n
+    }
+
+    func path(_ name: String) -> String { dir + "/" + name + ".safetensors" }
+
+    public struct Saved {
+        public let floats: [String: [Float]]
+        public let ints: [String: [Int32]]
+        public let metadata: [String: String]
+    }
+
+    /// Reads a state file back.
+    public func load(_ name: String) throws -> Saved {
+        let f = try SafetensorsFile(path: path(name))
+        var fl: [String: [Float]] = [:], it: [String: [Int32]] = [:]
+        for t in f.tensors {
+            let b = f.bytes(of: t)
+            switch t.dtype {
+            case .f32: fl[t.name] = (0..<t.elementCount).map { Float(bitPattern: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) }
+            case .i32: it[t.name] = (0..<t.elementCount).map { b.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }
+            default: throw QKError(file: path(name), "unexpected \(t.dtype.rawValue) tensor \(t.name) in resume state")
+            }
+        }
+        return Saved(floats: fl, ints: it, metadata: f.metadata)
+    }
+
+    /// Removes a state file that is no longer needed (e.g. the activations of an older layer).
+    public func discard(_ name: String) { try? FileManager.default.removeItem(atPath: path(name)) }
+
+    /// Saves the activations of every window after `step` and marks `step + 1` steps done; the previous step's
+    /// activations are dropped.
+    public func saveActivations(_ X: [[Float]], after step: Int) throws {
+        try save("act-\(step)", floats: X.enumerated().map { ("x.\($0.offset)", $0.element) })
+        try markDone(step + 1)
+        if step > 0 { discard("act-\(step - 1)") }
+    }
+
+    /// The activations saved after `step`.
+    public func loadActivations(after step: Int, count: Int) throws -> [[Float]] {
+        let a = try load("act-\(step)")
+        return try (0..<count).map { k in
+            guard let x = a.floats["x.\(k)"] else { throw QKError(file: path("act-\(step)"), "resume state lacks window \(k)") }
+            return x
+        }
+    }
+
+    /// The run finished: the state is no longer needed.
+    public func finish() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Removes the state kept for `output` (after the output is complete).
+    public static func finish(output: String) { try? FileManager.default.removeItem(atPath: directory(for: output)) }
+
+    /// A short stable digest of token windows (FNV-1a over the ids), for fingerprints.
+    public static func digest(_ windows: [[Int32]]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for w in windows {
+            for t in w { h = (h ^ UInt64(UInt32(bitPattern: t))) &* 0x100_0000_01b3 }
+            h = (h ^ 0xff) &* 0x100_0000_01b3
+        }
+        return String(h, radix: 16)
+    }
+}
