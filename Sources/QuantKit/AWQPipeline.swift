@@ -13,13 +13,7 @@ import TensorCore
 /// quantized: the caller quantizes them into its format.
 public enum AWQPipeline {
     public struct Options {
-        public var calibration: [String] = []
-        public var textField = "text"
-        /// Share of the windows per calibration file (e.g. [7, 3]); nil reads the files as one text.
-        public var mix: [Double]? = nil
-        public var samples = 128
-        public var seqLen = 512
-        public var seed: UInt64 = 0
+        public var data = CalibrationSet()
         public var duoScaling = true
         /// Calibration windows used for the scale-search losses of the attention and MLP blocks (all when nil); the
         /// o_proj and down_proj searches use every token through the Gram matrix of their inputs.
@@ -52,9 +46,8 @@ public enum AWQPipeline {
     /// Runs AWQ on `m` (weights replaced by the scaled and clipped ones). `Q(name)` is the pseudo-quantizer of the
     /// linear `name` ("self_attn.q_proj", …) in layer `l`.
     public static func run(_ m: LoadedModel, options o: Options, Q: (Int, String) -> AWQ.PseudoQuantize, progress: Progress? = nil) throws -> [LayerReport] {
-        let windows = try CalibrationWindows.make(tokenizer: m.tokenizer, files: o.calibration, textField: o.textField, mix: o.mix,
-                                                  samples: o.samples, seqLen: o.seqLen, seed: o.seed)
-        let fwd = m.forward, c = fwd.w.config, T = o.seqLen
+        let windows = try o.data.windows(m.tokenizer)
+        let fwd = m.forward, c = fwd.w.config, T = o.data.seqLen
         let H = c.hiddenSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim, F = c.intermediateSize
         for (what, width) in [("hidden size", H), ("attention width", qd), ("intermediate size", F)] {
             if o.groupSize > 0 && width % o.groupSize != 0 {
@@ -64,7 +57,7 @@ public enum AWQPipeline {
         let nSearch = min(windows.count, o.searchSamples ?? windows.count)
         let cache = LlamaForward.KVCache(config: c, capacity: T)
         var reports: [LayerReport] = []
-        let fp = "awq|\(m.path)|g\(o.groupSize)|duo\(o.duoScaling)|clip\(o.clip)|search\(nSearch)|n\(o.samples)x\(T)|seed\(o.seed)|\(o.fingerprintExtra)|windows \(ResumeState.digest(windows))"
+        let fp = "awq|\(m.path)|g\(o.groupSize)|duo\(o.duoScaling)|clip\(o.clip)|search\(nSearch)|n\(o.data.samples)x\(T)|seed\(o.data.seed)|\(o.fingerprintExtra)|windows \(ResumeState.digest(windows))"
         let state = try o.statePath.map { try ResumeState(output: $0, fingerprint: fp, resume: o.resume) }
         let first = state?.done ?? 0
         let names = ["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"]

@@ -12,13 +12,7 @@ import TensorCore
 /// layer produces the next layer's inputs. Memory: one set of activations (samples × seq-len × hidden) plus the model.
 public enum GPTQPipeline {
     public struct Options {
-        public var calibration: [String] = []
-        public var textField = "text"
-        /// Share of the windows per calibration file (e.g. [7, 3]); nil reads the files as one text.
-        public var mix: [Double]? = nil
-        public var samples = 128
-        public var seqLen = 512
-        public var seed: UInt64 = 0
+        public var data = CalibrationSet()
         public var gptq = GPTQOptions()
         public var trueSequential = true
         /// Per-linear column importance for the weighted ggml block search (by HF weight name), e.g. from an imatrix;
@@ -34,7 +28,7 @@ public enum GPTQPipeline {
         func fingerprint(source: String, windows: [[Int32]]) -> String {
             let g = gptq
             return "gptq|\(source)|\(g.grid)|g\(g.groupSize)|act\(g.actOrder)|static\(g.staticGroups)|damp\(g.damp)|b\(g.blockSize)|w\(g.weightedBlockScales)" +
-                "|seq\(trueSequential)|n\(samples)x\(seqLen)|seed\(seed)|\(fingerprintExtra)|windows \(ResumeState.digest(windows))"
+                "|seq\(trueSequential)|n\(data.samples)x\(data.seqLen)|seed\(data.seed)|\(fingerprintExtra)|windows \(ResumeState.digest(windows))"
         }
     }
 
@@ -91,11 +85,10 @@ public enum GPTQPipeline {
     /// Runs GPTQ over the model in `m` (its weights are replaced by the quantized ones). Returns the GPTQ result of
     /// every linear by HF name, and per-linear reports.
     public static func run(_ m: LoadedModel, options o: Options, progress: Progress? = nil) throws -> (results: [String: GPTQ.Result], report: [LinearReport]) {
-        let windows = try CalibrationWindows.make(tokenizer: m.tokenizer, files: o.calibration, textField: o.textField, mix: o.mix,
-                                                  samples: o.samples, seqLen: o.seqLen, seed: o.seed)
+        let windows = try o.data.windows(m.tokenizer)
         let fwd = m.forward, c = fwd.w.config
         var X: [[Float]]
-        let cache = LlamaForward.KVCache(config: c, capacity: o.seqLen)
+        let cache = LlamaForward.KVCache(config: c, capacity: o.data.seqLen)
         var results: [String: GPTQ.Result] = [:]
         var report: [LinearReport] = []
         let state = try o.statePath.map { try ResumeState(output: $0, fingerprint: o.fingerprint(source: m.path, windows: windows), resume: o.resume) }
@@ -135,7 +128,7 @@ public enum GPTQPipeline {
                 let last = stages.map(\.input).last { wanted.contains($0) }
                 for s in X.indices {
                     var x = X[s]
-                    fwd.runLayer(l, L, x: &x, T: o.seqLen, P: 0, cache: cache, stopAfter: last)
+                    fwd.runLayer(l, L, x: &x, T: o.data.seqLen, P: 0, cache: cache, stopAfter: last)
                 }
                 fwd.captureLinearInput = nil
                 for stage in group {
@@ -161,7 +154,7 @@ public enum GPTQPipeline {
             }
             fwd.w.layers[l] = L
             // the quantized layer makes the next layer's inputs
-            for s in X.indices { fwd.runLayer(l, L, x: &X[s], T: o.seqLen, P: 0, cache: cache) }
+            for s in X.indices { fwd.runLayer(l, L, x: &X[s], T: o.data.seqLen, P: 0, cache: cache) }
             if let state {
                 try save(state, layer: l, results: results, report: report)
                 try state.saveActivations(X, after: l)

@@ -193,7 +193,7 @@ struct Quantize: ParsableCommand {
             var extra: [(String, JSONValue)] = []
             if method == "gptq" {
                 var g = GPTQPipeline.Options()
-                g.calibration = calibration; g.textField = textField; g.samples = samples; g.seqLen = seqLen; g.seed = seed; g.mix = try mixWeights()
+                g.data = try calibrationSet()
                 g.gptq.actOrder = actOrder; g.gptq.staticGroups = staticGroups; g.gptq.damp = damp; g.trueSequential = !noTrueSequential
                 g.statePath = output; g.resume = resume; g.fingerprintExtra = "gguf \(preset.name) imatrix \(imatrix ?? "-")"
                 let (qr, rep) = try GPTQPipeline.quantizeToGGUF(source: source, output: output, preset: preset, options: g, quantizeOptions: o, progress: pr.update)
@@ -201,7 +201,7 @@ struct Quantize: ParsableCommand {
                 extra.append(("linears", ReportJSON.linears(rep)))
                 if !json { print(ReportJSON.gptqSummary(rep)) }
             } else if method == "awq" {
-                var a = awqOptions()
+                var a = try awqOptions()
                 a.groupSize = groupSize ?? 32
                 a.statePath = output; a.fingerprintExtra = "gguf \(preset.name) \(tensorType) \(pure)"
                 let (qr, rep) = try AWQPipeline.quantizeToGGUF(source: source, output: output, options: a, quantizeOptions: o, progress: pr.update)
@@ -227,9 +227,15 @@ struct Quantize: ParsableCommand {
         return w
     }
 
-    func awqOptions() -> AWQPipeline.Options {
+    func calibrationSet() throws -> CalibrationSet {
+        var d = CalibrationSet()
+        d.calibration = calibration; d.textField = textField; d.samples = samples; d.seqLen = seqLen; d.seed = seed; d.mix = try mixWeights()
+        return d
+    }
+
+    func awqOptions() throws -> AWQPipeline.Options {
         var a = AWQPipeline.Options()
-        a.calibration = calibration; a.textField = textField; a.samples = samples; a.seqLen = seqLen; a.seed = seed; a.mix = try? mixWeights()
+        a.data = try calibrationSet()
         a.searchSamples = awqSearchSamples; a.clip = !noClip; a.duoScaling = !noDuoScaling
         a.resume = resume
         return a
@@ -248,10 +254,9 @@ struct Quantize: ParsableCommand {
         p.layout = layout
         p.scheme = IntegerScheme(bits: bits, groupSize: groupSize ?? 128, sym: sym || (!asym && p.method != .awq))
         p.rtnQuantizer = grid
-        p.gptq.calibration = calibration; p.gptq.textField = textField; p.gptq.samples = samples; p.gptq.seqLen = seqLen; p.gptq.seed = seed
-        p.gptq.mix = try mixWeights()
+        p.gptq.data = try calibrationSet()
         p.gptq.gptq.actOrder = actOrder; p.gptq.gptq.staticGroups = staticGroups; p.gptq.gptq.damp = damp; p.gptq.trueSequential = !noTrueSequential
-        p.awq = awqOptions()
+        p.awq = try awqOptions()
         p.awq.statePath = output
         p.gptq.statePath = output; p.gptq.resume = resume
         let pr = ProgressPrinter()

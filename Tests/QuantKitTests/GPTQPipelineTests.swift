@@ -12,7 +12,7 @@ final class GPTQPipelineTests: XCTestCase {
         let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
         let dir = Support.tmpDir()
         var o = GPTQPipeline.Options()
-        o.calibration = [text]; o.samples = 16; o.seqLen = 128; o.seed = 0
+        o.data.calibration = [text]; o.data.samples = 16; o.data.seqLen = 128; o.data.seed = 0
         let (rep, lin) = try GPTQPipeline.quantizeToGGUF(source: src, output: dir + "/gptq.gguf", preset: .named("Q4_0")!, options: o)
         XCTAssertEqual(lin.count, 14)
         _ = try GGUFQuantizer.quantize(src, to: dir + "/rtn.gguf", options: .init(preset: .named("Q4_0")!))

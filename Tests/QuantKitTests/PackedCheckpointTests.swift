@@ -48,7 +48,7 @@ final class PackedCheckpointTests: XCTestCase {
     func testAWQFoldingPreservesTheFunction() throws {
         let ref = try LoadedModel.load(Support.microHF), m = try LoadedModel.load(Support.microHF)
         var o = AWQPipeline.Options()
-        o.calibration = [text]; o.samples = 8; o.seqLen = 64; o.groupSize = 32
+        o.data.calibration = [text]; o.data.samples = 8; o.data.seqLen = 64; o.groupSize = 32
         let rep = try AWQPipeline.run(m, options: o, Q: { _, _ in { W, _, _ in W } })
         XCTAssertEqual(rep.count, 2)
         XCTAssertNotEqual(m.forward.w.layers[0].attnNorm, ref.forward.w.layers[0].attnNorm, "scales were folded into the norm")
@@ -63,14 +63,14 @@ final class PackedCheckpointTests: XCTestCase {
         // GPTQ: per linear, its output error on the calibration inputs is below round-to-nearest's
         var o = PackedQuantizer.Options()
         o.method = .gptq; o.scheme = scheme
-        o.gptq.calibration = [text]; o.gptq.samples = 16; o.gptq.seqLen = 128
+        o.gptq.data.calibration = [text]; o.gptq.data.samples = 16; o.gptq.data.seqLen = 128
         let dir = Support.tmpDir()
         let g = try PackedQuantizer.quantize(Support.microHF, to: dir + "/gptq", options: o)
         XCTAssertEqual(g.linears.count, 14)
         for l in g.linears { XCTAssertLessThan(l.outputMSE, l.outputMSERTN, l.name) }
         // AWQ: every searched block's loss at the chosen ratio is at most the unscaled one (r = 0 is on the grid)
         o.method = .awq; o.layout = .awq
-        o.awq.calibration = [text]; o.awq.samples = 16; o.awq.seqLen = 128
+        o.awq.data.calibration = [text]; o.awq.data.samples = 16; o.awq.data.seqLen = 128
         let a = try PackedQuantizer.quantize(Support.microHF, to: dir + "/awq", options: o)
         XCTAssertEqual(a.awqLayers.count, 2)
         for l in a.awqLayers { for r in l.ratios { XCTAssertLessThanOrEqual(r.lossBest, r.lossPlain, "layer \(l.layer) \(r.group)") } }
