@@ -47,6 +47,10 @@ public enum Exporter {
     }
 
     public static func export(_ source: String, to dir: String, dtype: OutDType = .bf16, progress: Progress? = nil) throws -> Report {
+        var sourceIsDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: source, isDirectory: &sourceIsDir), sourceIsDir.boolValue {
+            return try exportPacked(source, to: dir, dtype: dtype, progress: progress)
+        }
         let g = try GGUFFile(path: source)
         var c = try config(of: g)
         c.torchDtype = ["bf16": "bfloat16", "f16": "float16", "f32": "float32"][dtype.rawValue]
@@ -99,5 +103,52 @@ public enum Exporter {
         guard case var .object(kv) = c.json() else { return c.json() }
         if vocab.model == "llama", let u = vocab.unk { kv.append(("unk_token_id", .int(Int64(u)))) }
         return .object(kv)
+    }
+
+    /// A packed checkpoint (GPTQ, AWQ, compressed-tensors) → a plain HF checkpoint: every packed linear dequantized
+    /// to `dtype`, the other tensors converted, config.json without quantization_config, tokenizer files copied.
+    static func exportPacked(_ source: String, to dir: String, dtype: OutDType, progress: Progress?) throws -> Report {
+        let ck = try HFCheckpoint.open(source)
+        guard let packed = try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) else {
+            throw QKError(file: source, "is a checkpoint without quantization_config; export takes a GGUF file or a packed checkpoint (convert it instead)")
+        }
+        let aux = ["qzeros", "scales", "g_idx", "weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx"]
+        var names: [String] = []
+        for n in ck.weights.names {
+            guard let dot = n.lastIndex(of: ".") else { names.append(n); continue }
+            let module = String(n[..<dot]), suffix = String(n[n.index(after: dot)...])
+            if suffix == packed.layout.marker { names.append(module + ".weight"); continue }
+            if aux.contains(suffix) && packed.isPacked(module) { continue }   // packing metadata of a packed linear
+            names.append(n)
+        }
+        names.sort()
+        let st: DType = dtype == .bf16 ? .bf16 : dtype == .f16 ? .f16 : .f32
+        var shapes: [[Int]] = []
+        for n in names {
+            let m = String(n.dropLast(".weight".count))
+            if n.hasSuffix(".weight") && packed.isPacked(m) { let q = try packed.linear(m); shapes.append([q.rows, q.cols]) }
+            else if let i = ck.weights.info(n) { shapes.append(i.shape) } else { throw QKError(file: source, "missing tensor \(n)") }
+        }
+        let out = try OutputDirectory(path: dir)
+        var total = 0
+        try SafetensorsWriter.write(path: out.file("model.safetensors"), entries: zip(names, shapes).map { .init(name: $0, dtype: st, shape: $1) }) { k in
+            progress?("export \(names[k])", k, names.count)
+            guard let x = try packed.floats(names[k]) else { throw QKError(file: source, "missing tensor \(names[k])") }
+            let b = try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : dtype == .f16 ? .f16 : .f32, x, rowLength: shapes[k].last ?? x.count)
+            total += b.count
+            return b
+        }
+        guard case var .object(cfg) = try JSONParser.parse(file: ck.dir + "/config.json") else { throw QKError(file: ck.dir + "/config.json", "not a JSON object") }
+        cfg.removeAll { $0.0 == "quantization_config" }
+        if let i = cfg.firstIndex(where: { $0.0 == "torch_dtype" }) { cfg[i].1 = .string(["bf16": "bfloat16", "f16": "float16", "f32": "float32"][dtype.rawValue]!) }
+        try writeFileAtomically(out.file("config.json"), Array(JSONValue.object(cfg).serialized().utf8))
+        for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+            let src = ck.dir + "/" + f
+            guard FileManager.default.fileExists(atPath: src) else { continue }
+            try writeFileAtomically(out.file(f), Array(try Data(contentsOf: URL(fileURLWithPath: src))))
+        }
+        try out.commit()
+        progress?("export", names.count, names.count)
+        return Report(dir: dir, tensors: names.count, bytes: total)
     }
 }

@@ -1,18 +1,20 @@
 import ArgumentParser
 import Foundation
+import ModelFormats
 import QuantKit
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Turn a GGUF file into an HF checkpoint directory (dequantized safetensors, config.json, tokenizer files).",
+        abstract: "Turn a GGUF file or a packed checkpoint (GPTQ, AWQ, compressed-tensors) into a plain HF checkpoint directory (dequantized safetensors, config.json, tokenizer files).",
         discussion: """
         Examples:
           quantkit export SmolLM2-135M-Instruct.Q4_1.gguf -o models/smollm2-135m-instruct
           quantkit export model-q8_0.gguf -o model-hf --dtype f32
+          quantkit export smollm2-gptq-w4g64 -o smollm2-gptq-w4g64-bf16
         """
     )
 
-    @Argument(help: "GGUF file.")
+    @Argument(help: "GGUF file, or a packed checkpoint directory.")
     var source: String
 
     @Option(name: .shortAndLong, help: "Output directory.")
@@ -21,6 +23,9 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "Weight dtype: bf16, f16 or f32.")
     var dtype: String = "bf16"
 
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
     func run() throws {
         try guarded {
             guard let d = Exporter.OutDType(rawValue: dtype.lowercased()) else {
@@ -28,7 +33,11 @@ struct Export: ParsableCommand {
             }
             let p = ProgressPrinter()
             let r = try Exporter.export(source, to: output, dtype: d, progress: p.update)
-            print("wrote \(r.dir): \(r.tensors) tensors, \(r.bytes) bytes of weights")
+            if json {
+                print(JSONValue.object([("output", .string(r.dir)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes)))]).serialized())
+            } else {
+                print("wrote \(r.dir): \(r.tensors) tensors, \(r.bytes) bytes of weights")
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelFormats
 import QuantKit
 
 struct Generate: ParsableCommand {
@@ -39,6 +40,9 @@ struct Generate: ParsableCommand {
     @Flag(name: .long, help: "Print the prompt and generated token ids as JSON instead of text.")
     var ids = false
 
+    @Flag(name: .long, help: "Print JSON: the generated text, prompt and output token ids, tokens per second.")
+    var json = false
+
     func run() throws {
         try guarded {
             guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
@@ -46,8 +50,14 @@ struct Generate: ParsableCommand {
             let m = try LoadedModel.load(model)
             var o = Generator.Options()
             o.maxTokens = maxTokens; o.temperature = temperature; o.topP = topP; o.seed = seed; o.chat = chat; o.system = system
+            let t0 = Date()
             let r = try Generator.generate(m, prompt: prompt, options: o)
-            if ids {
+            let secs = Date().timeIntervalSince(t0)
+            if json {
+                print(JSONValue.object([("text", .string(m.tokenizer.decode(r.output, skipSpecial: true))),
+                                        ("prompt_ids", .array(r.prompt.map { .int(Int64($0)) })), ("output_ids", .array(r.output.map { .int(Int64($0)) })),
+                                        ("seconds", .double(secs)), ("tokens_per_second", .double(Double(r.output.count) / max(secs, 1e-9)))]).serialized())
+            } else if ids {
                 print(#"{"prompt": [\#(r.prompt.map(String.init).joined(separator: ", "))], "output": [\#(r.output.map(String.init).joined(separator: ", "))]}"#)
             } else {
                 print(m.tokenizer.decode(r.output, skipSpecial: true))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelFormats
 import QuantKit
 
 struct Imatrix: ParsableCommand {
@@ -33,6 +34,9 @@ struct Imatrix: ParsableCommand {
     @Flag(name: .customLong("process-output"), help: "Also collect output.weight.")
     var processOutput = false
 
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
     @Flag(name: .long, help: "Continue an interrupted run from the sums kept in OUTPUT.state/ (same bytes as an uninterrupted run).")
     var resume = false
 
@@ -51,7 +55,12 @@ struct Imatrix: ParsableCommand {
             if outputFormat == "dat" { try ImatrixCollector.writeDat(r, dataset: dataset, to: output) }
             else { try ImatrixCollector.writeGGUF(r, dataset: dataset, to: output) }
             ResumeState.finish(output: output)
-            print("wrote \(output): \(r.sums.count) entries, \(r.chunks) chunks of \(ctx) tokens")
+            if json {
+                print(JSONValue.object([("output", .string(output)), ("entries", .int(Int64(r.sums.count))), ("chunks", .int(Int64(r.chunks))),
+                                        ("chunk_size", .int(Int64(ctx)))]).serialized())
+            } else {
+                print("wrote \(output): \(r.sums.count) entries, \(r.chunks) chunks of \(ctx) tokens")
+            }
         }
     }
 }

@@ -38,6 +38,16 @@ final class PackedCheckpointTests: XCTestCase {
             XCTAssertEqual(w.embed, try src.weights.floats("model.embed_tokens.weight"))
             XCTAssertEqual(w.lmHead ?? [], try src.weights.floats("lm_head.weight"))
             XCTAssertLessThan(r.checkpoint.bitsPerWeight, 16)
+            // export: a plain f32 checkpoint with the same (dequantized) weights, no quantization_config
+            let plain = Support.tmpDir() + "/plain"
+            _ = try Exporter.export(dir, to: plain, dtype: .f32)
+            XCTAssertNil(try JSONParser.parse(file: plain + "/config.json")["quantization_config"])
+            let e = try LoadedModel.load(plain).forward.w
+            for (l, L) in e.layers.enumerated() {
+                for n in PackedQuantizer.linearNames { XCTAssertEqual(GPTQPipeline.weight(L, n), GPTQPipeline.weight(w.layers[l], n), "\(layout) export \(n)") }
+                XCTAssertEqual(L.ffnNorm, w.layers[l].ffnNorm)
+            }
+            XCTAssertEqual(e.embed, w.embed)
             // not a second time into the same directory, and not from a packed checkpoint
             XCTAssertThrowsError(try PackedQuantizer.quantize(Support.microHF, to: dir, options: o)) { XCTAssertTrue("\($0)".contains("not empty"), "\($0)") }
             XCTAssertThrowsError(try PackedQuantizer.quantize(dir, to: dir + "2", options: o)) { XCTAssertTrue("\($0)".contains("already quantized"), "\($0)") }
