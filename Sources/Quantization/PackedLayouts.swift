@@ -1,6 +1,8 @@
 import Foundation
 import TensorCore
 
+func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+
 /// One tensor of a packed checkpoint, little-endian bytes with a safetensors dtype name ("I32", "F16", "I64").
 public struct RawTensor: Equatable, Sendable {
     public var dtype: String
@@ -57,15 +59,14 @@ public enum PackedLayout: String, CaseIterable, Sendable {
         let b = q.scheme.bits
         switch self {
         case .gptq:
-            guard [2, 4, 8].contains(b) else { return "GPTQ packing supports 2, 4 and 8 bits (3-bit packing is not implemented)" }
-            let per = 32 / b
-            if q.cols % per != 0 || q.rows % per != 0 { return "GPTQ packing needs in and out divisible by \(per)" }
+            guard [2, 3, 4, 8].contains(b) else { return "GPTQ packing supports 2, 3, 4 and 8 bits" }
+            if q.cols * b % 32 != 0 || q.rows * b % 32 != 0 { return "GPTQ packing needs in and out divisible by \(32 / gcd(32, b))" }
         case .awq:
             guard b == 4 else { return "the AWQ GEMM layout is 4-bit only" }
             if q.rows % 8 != 0 { return "the AWQ GEMM layout needs out % 8 == 0 (\(q.rows))" }
             if !q.hasTrivialGroups { return "the AWQ GEMM layout has no g_idx (no act-order)" }
         case .compressedTensors:
-            guard [2, 4, 8].contains(b) else { return "compressed-tensors pack-quantized supports 2, 4 and 8 bits here" }
+            guard [2, 3, 4, 8].contains(b) else { return "compressed-tensors pack-quantized supports 2, 3, 4 and 8 bits here" }
             if !q.scheme.sym && q.zeros.contains(where: { $0 < 0 || Int($0) > q.scheme.maxq }) { return "zero point out of range" }
         }
         return nil
@@ -81,23 +82,21 @@ public enum PackedLayout: String, CaseIterable, Sendable {
         for o in 0..<O { for g in 0..<G { sT[g * O + o] = q.scales[o * G + g]; zT[g * O + o] = q.zeros[o * G + g] } }
         switch self {
         case .gptq:
-            var qweight = [Int32](repeating: 0, count: I / per * O)
-            for r in 0..<(I / per) {
-                for o in 0..<O {
-                    var word: UInt32 = 0
-                    for k in 0..<per { word |= UInt32(q.codes[o * I + per * r + k]) << UInt32(b * k) }
-                    qweight[r * O + o] = Int32(bitPattern: word)
-                }
+            // each output's input codes as one bit stream down the column of qweight (3 bits: 32 codes per 3 words)
+            let rowsW = I * b / 32
+            var qweight = [Int32](repeating: 0, count: rowsW * O)
+            var col = [UInt32](repeating: 0, count: I)
+            for o in 0..<O {
+                for i in 0..<I { col[i] = UInt32(q.codes[o * I + i]) }
+                for (r, w) in Self.streamPack(col, bits: b).enumerated() { qweight[r * O + o] = Int32(bitPattern: w) }
             }
-            var qzeros = [Int32](repeating: 0, count: G * O / per)
+            let zw = O * b / 32
+            var qzeros = [Int32](repeating: 0, count: G * zw)
             for g in 0..<G {
-                for c in 0..<(O / per) {
-                    var word: UInt32 = 0
-                    for k in 0..<per { word |= (UInt32(bitPattern: zT[g * O + per * c + k] - (v1 ? 1 : 0)) & mask) << UInt32(b * k) }
-                    qzeros[g * (O / per) + c] = Int32(bitPattern: word)
-                }
+                let z = (0..<O).map { UInt32(bitPattern: zT[g * O + $0] - (v1 ? 1 : 0)) & mask }
+                for (c, w) in Self.streamPack(z, bits: b).enumerated() { qzeros[g * zw + c] = Int32(bitPattern: w) }
             }
-            return [("qweight", .int32(qweight, shape: [I / per, O])), ("qzeros", .int32(qzeros, shape: [G, O / per])),
+            return [("qweight", .int32(qweight, shape: [rowsW, O])), ("qzeros", .int32(qzeros, shape: [G, zw])),
                     ("scales", .f16(sT, shape: [G, O])), ("g_idx", .int32(q.gIdx, shape: [I]))]
         case .awq:
             var qweight = [Int32](repeating: 0, count: I * O / 8)
@@ -148,6 +147,28 @@ public enum PackedLayout: String, CaseIterable, Sendable {
         }
     }
 
+    /// GPTQ's packing: `v` (b bits each) as one little-endian bit stream in 32-bit words; for 2, 4 and 8 bits that is
+    /// 32/b values per word, for 3 bits AutoGPTQ's 32 values in 3 words. v.count·b must be a multiple of 32.
+    static func streamPack(_ v: [UInt32], bits b: Int) -> [UInt32] {
+        var out = [UInt32](repeating: 0, count: v.count * b / 32)
+        for (j, x) in v.enumerated() {
+            let bit = j * b, w = bit / 32, sh = bit % 32
+            out[w] |= x << UInt32(sh)
+            if sh + b > 32 { out[w + 1] |= x >> UInt32(32 - sh) }
+        }
+        return out
+    }
+
+    static func streamUnpack(_ w: [UInt32], bits b: Int, count: Int) -> [UInt32] {
+        let mask = UInt32((1 << b) - 1)
+        return (0..<count).map { j in
+            let bit = j * b, k = bit / 32, sh = bit % 32
+            var x = w[k] >> UInt32(sh)
+            if sh + b > 32 { x |= w[k + 1] << UInt32(32 - sh) }
+            return x & mask
+        }
+    }
+
     /// The tensor suffix that marks a packed linear in this layout.
     public var marker: String { self == .compressedTensors ? "weight_packed" : "qweight" }
 
@@ -158,14 +179,16 @@ public enum PackedLayout: String, CaseIterable, Sendable {
             guard let t = try tensor(s) else { throw QKError("\(name): missing tensor \(name).\(s)") }
             return t
         }
-        guard [2, 4, 8].contains(b), self != .awq || b == 4 else { throw QKError("\(name): \(b)-bit \(rawValue) weights are not supported") }
+        guard [2, 3, 4, 8].contains(b), self != .awq || b == 4 else { throw QKError("\(name): \(b)-bit \(rawValue) weights are not supported") }
         let per = 32 / b, mask = Int32((1 << b) - 1)
         switch self {
         case .gptq:
             let qw = try need("qweight"), qz = try need("qzeros"), sc = try need("scales")
             guard qw.shape.count == 2, sc.shape.count == 2, qz.shape.count == 2 else { throw QKError("\(name): GPTQ tensors must be 2-D") }
-            let I = qw.shape[0] * per, O = qw.shape[1], G = sc.shape[0]
-            guard sc.shape[1] == O, qz.shape == [G, O / per], O % per == 0, G > 0 else { throw QKError("\(name): GPTQ shapes disagree (qweight \(qw.shape), qzeros \(qz.shape), scales \(sc.shape))") }
+            let I = qw.shape[0] * 32 / b, O = qw.shape[1], G = sc.shape[0]
+            guard qw.shape[0] * 32 % b == 0, sc.shape[1] == O, O * b % 32 == 0, qz.shape == [G, O * b / 32], G > 0 else {
+                throw QKError("\(name): GPTQ shapes disagree (qweight \(qw.shape), qzeros \(qz.shape), scales \(sc.shape))")
+            }
             let words = try qw.int32s(name + ".qweight"), zw = try qz.int32s(name + ".qzeros"), s = try sc.floats(name + ".scales")
             var gIdx = (0..<I).map { Int32($0 * G / I) }
             if let gi = try tensor("g_idx") {
@@ -175,14 +198,20 @@ public enum PackedLayout: String, CaseIterable, Sendable {
             var q = QuantizedLinear(rows: O, cols: I, scheme: IntegerScheme(bits: b, groupSize: G == 1 ? -1 : I / G, sym: sym),
                                     codes: [UInt8](repeating: 0, count: O * I), scales: [Float](repeating: 0, count: O * G),
                                     zeros: [Int32](repeating: 0, count: O * G), gIdx: gIdx)
-            for r in 0..<(I / per) { for o in 0..<O {
-                let w = words[r * O + o]
-                for k in 0..<per { q.codes[o * I + per * r + k] = UInt8((w >> Int32(b * k)) & mask) }
-            } }
-            for g in 0..<G { for o in 0..<O {
-                q.scales[o * G + g] = s[g * O + o]
-                q.zeros[o * G + g] = ((zw[g * (O / per) + o / per] >> Int32(b * (o % per))) & mask) + (v1 ? 1 : 0)
-            } }
+            let rowsW = I * b / 32
+            var col = [UInt32](repeating: 0, count: rowsW)
+            for o in 0..<O {
+                for r in 0..<rowsW { col[r] = UInt32(bitPattern: words[r * O + o]) }
+                for (i, v) in Self.streamUnpack(col, bits: b, count: I).enumerated() { q.codes[o * I + i] = UInt8(v) }
+            }
+            let zwN = O * b / 32
+            for g in 0..<G {
+                let z = Self.streamUnpack((0..<zwN).map { UInt32(bitPattern: zw[g * zwN + $0]) }, bits: b, count: O)
+                for o in 0..<O {
+                    q.scales[o * G + g] = s[g * O + o]
+                    q.zeros[o * G + g] = Int32(z[o]) + (v1 ? 1 : 0)
+                }
+            }
             return q
         case .awq:
             let qw = try need("qweight"), qz = try need("qzeros"), sc = try need("scales")

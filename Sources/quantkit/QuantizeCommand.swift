@@ -35,7 +35,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "gguf (default), gptq (GPTQ v1 packed), awq (AWQ GEMM packed) or compressed-tensors (pack-quantized).")
     var format: String = "gguf"
 
-    @Option(name: .long, help: "Packed formats: bits per weight (2, 4 or 8; AWQ GEMM: 4).")
+    @Option(name: .long, help: "Packed formats: bits per weight (2, 3, 4 or 8; AWQ GEMM: 4).")
     var bits: Int = 4
 
     @Option(name: .customLong("group-size"), help: "Packed formats: input columns per scale group (-1: per channel). AWQ into GGUF: the group of its weight statistic (default 32, the ggml block).")
@@ -247,7 +247,7 @@ struct Quantize: ParsableCommand {
         guard let output else { throw ValidationError("-o OUTPUT (a directory) is required") }
         if type != nil { throw ValidationError("--type is a GGUF preset; packed formats take --bits, --group-size and --sym/--asym") }
         if imatrix != nil || dryRun || pure || !tensorType.isEmpty { throw ValidationError("--imatrix, --dry-run, --pure and --tensor-type apply to --format gguf") }
-        guard [2, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 4 or 8 for packed formats (got \(bits))") }
+        guard [2, 3, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 3, 4 or 8 for packed formats (got \(bits))") }
         guard let grid = IntegerQuantizer(rawValue: rtnGrid) else { throw ValidationError("--rtn-grid must be gptq or awq (got \(rtnGrid))") }
         var p = PackedQuantizer.Options()
         p.method = PackedQuantizer.Method(rawValue: method) ?? .rtn

@@ -63,7 +63,7 @@ final class PackedLayoutTests: XCTestCase {
         let rows = 64, cols = 96
         let W = randomLinear(rows: rows, cols: cols, seed: 11)
         for layout in PackedLayout.allCases {
-            for bits in layout == .awq ? [4] : [2, 4, 8] {
+            for bits in layout == .awq ? [4] : [2, 3, 4, 8] {
                 for g in [32, -1] {
                     for sym in [true, false] {
                         var q = try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: IntegerScheme(bits: bits, groupSize: g, sym: sym), quantizer: .gptq)
@@ -106,6 +106,35 @@ final class PackedLayoutTests: XCTestCase {
         XCTAssertEqual(ct["weight_packed"]!.shape, [8, 1])
         XCTAssertEqual(Array(ct["weight_packed"]!.bytes[0..<4]), [0x10, 0x32, 0x54, 0x76])  // output 0 along its inputs
         XCTAssertEqual(ct["weight_shape"]!.bytes, [8, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0])
+    }
+
+    /// 3-bit GPTQ against AutoGPTQ's packing loop (10 codes per word, the 11th and 22nd straddling words).
+    func testThreeBitGPTQMatchesAutoGPTQsLoop() throws {
+        let rows = 32, cols = 64
+        var rng = SplitMix(seed: 2)
+        let codes = (0..<(rows * cols)).map { _ in UInt8(rng.next() % 8) }
+        let q = QuantizedLinear(rows: rows, cols: cols, scheme: IntegerScheme(bits: 3, groupSize: -1, sym: false), codes: codes,
+                                scales: [Float](repeating: 0.25, count: rows), zeros: (0..<rows).map { Int32(1 + $0 % 7) }, gIdx: [Int32](repeating: 0, count: cols))
+        let t = Dictionary(uniqueKeysWithValues: try PackedLayout.gptq.pack(q))
+        let qw = t["qweight"]!.bytes.withUnsafeBytes { p in (0..<(t["qweight"]!.bytes.count / 4)).map { p.load(fromByteOffset: 4 * $0, as: UInt32.self) } }
+        XCTAssertEqual(t["qweight"]!.shape, [cols * 3 / 32, rows])
+        for o in 0..<rows {
+            // AutoGPTQ qlinear pack(), bits == 3, for one output column
+            let v = (0..<cols).map { UInt32(codes[o * cols + $0]) }
+            var ref = [UInt32](repeating: 0, count: cols * 3 / 32)
+            var i = 0, row = 0
+            while row < ref.count {
+                for j in i..<(i + 10) { ref[row] |= v[j] << UInt32(3 * (j - i)) }
+                i += 10; ref[row] |= v[i] << 30; row += 1
+                ref[row] |= (v[i] >> 2) & 1; i += 1
+                for j in i..<(i + 10) { ref[row] |= v[j] << UInt32(3 * (j - i) + 1) }
+                i += 10; ref[row] |= v[i] << 31; row += 1
+                ref[row] |= (v[i] >> 1) & 0x3; i += 1
+                for j in i..<(i + 10) { ref[row] |= v[j] << UInt32(3 * (j - i) + 2) }
+                i += 10; row += 1
+            }
+            XCTAssertEqual((0..<ref.count).map { qw[$0 * rows + o] }, ref, "output \(o)")
+        }
     }
 
     /// AWQ GEMM written, then read by an unpacker that follows AutoAWQ's packing_utils: unpack eight 4-bit values
