@@ -18,7 +18,8 @@ enum Signals {
                 let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
                 let msg = "quantkit: interrupted by \(name)" + (removed.isEmpty ? "" : "; removed \(removed.joined(separator: ", "))") + "\n"
                 FileHandle.standardError.write(Data(msg.utf8))
-                exit(128 + sig)
+                // _exit: no atexit handlers (OpenBLAS frees its buffers there) while worker threads may still be computing
+                _exit(128 + sig)
             }
             s.resume()
             sources.append(s)
