@@ -38,7 +38,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "Packed formats: bits per weight (2, 3, 4 or 8; AWQ GEMM: 4).")
     var bits: Int = 4
 
-    @Option(name: .customLong("group-size"), help: "Packed formats: input columns per scale group (-1: per channel). AWQ into GGUF: the group of its weight statistic (default 32, the ggml block).")
+    @Option(name: .customLong("group-size"), parsing: .unconditional, help: "Packed formats: input columns per scale group (-1: per channel). AWQ into GGUF: the group of its weight statistic (default 32, the ggml block).")
     var groupSize: Int?
 
     @Flag(name: .customLong("sym"), help: "Packed formats: symmetric (no zero point). Default for rtn and gptq.")

@@ -163,6 +163,23 @@ final class BadInputTests: XCTestCase {
         try expectFailure(["quantize", dir, "-o", out, "--type", "Q8_0"], output: out, contains: ["model.layers.1.self_attn.v_proj.weight", "non-finite"])
     }
 
+    /// Packed-format options: clear errors for what a layout cannot hold, and `--group-size -1` (per channel) parses.
+    func testPackedFormatOptions() throws {
+        let out = CLI.tmpDir() + "/packed"
+        try expectFailure(["quantize", micro, "-o", out, "--format", "awq", "--bits", "8", "--group-size", "32"], output: out, contains: ["4-bit only"])
+        try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--group-size", "48"], output: out, contains: ["group size 48 does not divide"])
+        try expectFailure(["quantize", micro, "-o", out, "--format", "zip"], output: out, contains: ["--format must be gguf, gptq, awq or compressed-tensors"])
+        try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--type", "Q4_0"], output: out, contains: ["--type is a GGUF preset"])
+        try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--method", "gptq"], output: out, contains: ["needs --calibration"])
+        try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--sym", "--asym"], output: out, contains: ["exclude each other"])
+        let k = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
+        try expectFailure(["quantize", k, "-o", out, "--format", "gptq"], output: out, contains: ["run `quantkit export` on this GGUF first"])
+        let r = try CLI.run(["quantize", micro, "-o", out, "--format", "compressed-tensors", "--bits", "8", "--group-size", "-1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("\"scheme\": \"w8 g-1 sym\""), r.stdout)
+        try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--group-size", "32"], output: nil, contains: ["exists and is not empty"])
+    }
+
     func testQuantizeDryRunPrintsThePlan() throws {
         let k = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
         let r = try CLI.run(["quantize", k, "--type", "Q4_K_M", "--dry-run", "--json"])
