@@ -1,4 +1,5 @@
-"""Writes the seed corpora of the fuzz targets into Formats/fuzz/<target>/ (small, valid inputs of each reader)."""
+"""Writes the seed corpora of the fuzz targets into Formats/fuzz/<target>/ (small, valid inputs of each reader; named *.seed,
+the targets write them wherever their reader expects a file)."""
 import json, os, shutil, struct, sys
 import numpy as np
 import gguf
@@ -18,14 +19,14 @@ def st(tensors, meta=None):
     h = json.dumps(hdr).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     return struct.pack("<Q", len(h)) + h + data
-open(path("safetensors", "three-dtypes.safetensors"), "wb").write(st([
+open(path("safetensors", "three-dtypes-safetensors.seed"), "wb").write(st([
     ("a.weight", "F32", [2, 3], np.arange(6, dtype=np.float32).tobytes()),
     ("b.weight", "BF16", [4], (np.arange(4, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()),
     ("c", "F16", [2, 2], np.ones(4, dtype=np.float16).tobytes())], {"format": "pt"}))
-open(path("safetensors", "empty.safetensors"), "wb").write(st([]))
+open(path("safetensors", "empty-safetensors.seed"), "wb").write(st([]))
 
 # GGUF: a tiny llama-style file with a 6-token vocabulary and an F32 and a Q8_0 tensor
-w = gguf.GGUFWriter(path("gguf", "tiny.gguf"), "llama")
+w = gguf.GGUFWriter(path("gguf", "tiny-gguf.seed"), "llama")
 w.add_block_count(1); w.add_context_length(64); w.add_embedding_length(32); w.add_feed_forward_length(64)
 w.add_head_count(2); w.add_head_count_kv(1); w.add_layer_norm_rms_eps(1e-5)
 w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("smollm")
@@ -58,6 +59,6 @@ c["tie_word_embeddings"] = True
 json.dump(c, open(path("config-json", "llama3-rope-tied.json"), "w"))
 
 # imatrix: the golden files (GGUF and legacy .dat)
-shutil.copy("Formats/golden/micro-llama-k.imatrix.gguf", path("imatrix", "micro.imatrix.gguf"))
+shutil.copy("Formats/golden/micro-llama-k.imatrix.gguf", path("imatrix", "micro-imatrix-gguf.seed"))
 shutil.copy("Formats/golden/micro-llama-k.imatrix.dat", path("imatrix", "micro.imatrix.dat"))
 print("seeds written to", root)
