@@ -211,7 +211,7 @@ extension AWQPipeline {
             for n in PackedQuantizer.linearNames {
                 guard let g = LlamaTensorNames.gguf("model.layers.\(l).\(n).weight"), let t = typeOf[g] else { continue }
                 var W = GPTQPipeline.weight(L, n)
-                let cols = n == "self_attn.o_proj" ? c.numHeads * c.headDim : n == "mlp.down_proj" ? c.intermediateSize : c.hiddenSize
+                let cols = PackedQuantizer.inputWidth(n, c)
                 let rows = W.count / cols
                 if n == "self_attn.q_proj" { W = LlamaTensorNames.gatherRows(W, rowLength: cols, src: try LlamaTensorNames.qkPermutation(rows: rows, heads: c.numHeads)) }
                 if n == "self_attn.k_proj" { W = LlamaTensorNames.gatherRows(W, rowLength: cols, src: try LlamaTensorNames.qkPermutation(rows: rows, heads: c.numKVHeads)) }

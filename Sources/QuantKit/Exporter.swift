@@ -142,11 +142,7 @@ public enum Exporter {
         cfg.removeAll { $0.0 == "quantization_config" }
         if let i = cfg.firstIndex(where: { $0.0 == "torch_dtype" }) { cfg[i].1 = .string(["bf16": "bfloat16", "f16": "float16", "f32": "float32"][dtype.rawValue]!) }
         try writeFileAtomically(out.file("config.json"), Array(JSONValue.object(cfg).serialized().utf8))
-        for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
-            let src = ck.dir + "/" + f
-            guard FileManager.default.fileExists(atPath: src) else { continue }
-            try writeFileAtomically(out.file(f), Array(try Data(contentsOf: URL(fileURLWithPath: src))))
-        }
+        try copyTokenizerFiles(from: ck.dir, to: out)
         try out.commit()
         progress?("export", names.count, names.count)
         return Report(dir: dir, tensors: names.count, bytes: total)

@@ -61,7 +61,6 @@ public enum PackedCheckpoint {
     public static func write(dir: String, source: HFCheckpoint, layout: PackedLayout, scheme: IntegerScheme,
                              linears: [String: QuantizedLinear], replaced: [String: [Float]] = [:], provenance: Provenance,
                              progress: Progress? = nil) throws -> Report {
-        let fm = FileManager.default
         // GPTQ v1 cannot hold a zero point of 0 (it stores zero − 1); such a model is written as gptq_v2
         let v1 = layout != .gptq || !linears.values.contains { $0.zeros.contains(0) }
         for (m, q) in linears { if let why = layout.unsupported(q, v1: v1) { throw QKError("\(m): \(why)") } }
@@ -110,15 +109,20 @@ public enum PackedCheckpoint {
         cfg.append(("quantization_config", qc))
         try writeFileAtomically(d.appendingPathComponent("config.json").path, Array(JSONValue.object(cfg).serialized().utf8))
         if layout == .gptq { try writeFileAtomically(d.appendingPathComponent("quantize_config.json").path, Array(qc.serialized().utf8)) }
-        for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
-            let src = source.dir + "/" + f
-            guard fm.fileExists(atPath: src) else { continue }
-            try writeFileAtomically(d.appendingPathComponent(f).path, Array(try Data(contentsOf: URL(fileURLWithPath: src))))
-        }
+        try copyTokenizerFiles(from: source.dir, to: out)
         try out.commit()
         progress?("write", plan.count, plan.count)
         return Report(dir: dir, tensors: plan.count, bytes: weightBytes, bitsPerWeight: Double(weightBytes * 8) / Double(max(1, params)),
                       checkpointFormat: layout == .gptq ? (v1 ? "gptq" : "gptq_v2") : layout.rawValue)
+    }
+}
+
+/// Copies the tokenizer and generation files of an HF checkpoint directory (those present) into `out`.
+func copyTokenizerFiles(from dir: String, to out: OutputDirectory) throws {
+    for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+        let src = dir + "/" + f
+        guard FileManager.default.fileExists(atPath: src) else { continue }
+        try writeFileAtomically(out.file(f), Array(try Data(contentsOf: URL(fileURLWithPath: src))))
     }
 }
 

@@ -32,6 +32,11 @@ public enum PackedQuantizer {
     public static let linearNames = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 
+    /// Input width of linear `n` of a layer: o_proj reads the attention width, down_proj the intermediate size.
+    static func inputWidth(_ n: String, _ c: LlamaConfig) -> Int {
+        n == "self_attn.o_proj" ? c.numHeads * c.headDim : n == "mlp.down_proj" ? c.intermediateSize : c.hiddenSize
+    }
+
     public static func quantize(_ source: String, to dir: String, options o: Options, progress: Progress? = nil) throws -> Report {
         let t0 = Date()
         if LoadedModel.isGGUF(source) { throw QKError(file: source, "packed formats are written from an HF checkpoint; run `quantkit export` on this GGUF first") }
@@ -91,7 +96,7 @@ public enum PackedQuantizer {
             for (l, L) in w.layers.enumerated() {
                 for n in linearNames {
                     let W = GPTQPipeline.weight(L, n)
-                    let cols = n == "self_attn.o_proj" ? qd : n == "mlp.down_proj" ? c.intermediateSize : c.hiddenSize
+                    let cols = inputWidth(n, c)
                     linears["model.layers.\(l).\(n)"] = try IntegerQuant.rtn(W, rows: W.count / cols, cols: cols, scheme: s, quantizer: .awq)
                 }
                 replaced["model.layers.\(l).input_layernorm.weight"] = L.attnNorm
