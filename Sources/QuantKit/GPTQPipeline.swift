@@ -117,11 +117,10 @@ public enum GPTQPipeline {
                 fwd.captureLinearInput = { layer, name, x, width in
                     guard wanted.contains(name) else { return }
                     let rows = x.count / width
-                    var acc = H[name] ?? [Float](repeating: 0, count: width * width)
-                    acc.withUnsafeMutableBufferPointer { ap in
+                    // accumulated in place (a copy out of the dictionary would duplicate H for every window)
+                    H[name, default: [Float](repeating: 0, count: width * width)].withUnsafeMutableBufferPointer { ap in
                         BLAS.gemmTNParallel(m: width, n: width, k: rows, a: x.baseAddress!, lda: width, b: x.baseAddress!, ldb: width, c: ap.baseAddress!, ldc: width)
                     }
-                    H[name] = acc
                     rowsSeen[name, default: 0] += rows
                 }
                 // only as far into the layer as the last input this group needs
