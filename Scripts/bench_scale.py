@@ -5,7 +5,7 @@ import filecmp, json, os, shutil, subprocess, sys
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_common import median_run, table
 
-qk = ".build/release/quantkit"
+qk = os.environ.get("QUANTKIT_BIN", ".build/release/quantkit")  # a copy lets a long run survive rebuilds
 src = "bench-out/llama2-7b-synth"
 if not os.path.exists(src + "/model.safetensors.index.json"):
     subprocess.check_call([qk, "synth", "llama2-7b", "-o", src, "--shards", "2"])
@@ -34,5 +34,5 @@ except subprocess.CalledProcessError:
     print("llama.cpp tools not available: quantkit only")
 os.remove(q)
 print(f"scale bench: {src} (Llama-2-7B shapes, bf16, 2 shards), one run each, 2 threads")
-table(rows, ["job", "wall s", "peak RSS MiB"])
+table([r + [""] * (4 - len(r)) for r in rows], ["job", "wall s", "peak RSS MiB", "vs quantkit's GGUF → Q4_K_M"])
 json.dump(out, open("bench-out/scale.json", "w"), indent=2)

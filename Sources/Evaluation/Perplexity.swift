@@ -56,12 +56,14 @@ public enum Perplexity {
         return Chunking(starts: (0..<count).map { $0 * ctx }, ctx: ctx, first: p == .llamaCpp ? ctx / 2 : 0)
     }
 
-    /// log-softmax of one row, in double.
+    /// log-softmax of one row, in double (the exponentials in f32 and summed in double, as llama-perplexity does;
+    /// `out` holds them for a moment).
     static func logSoftmax(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Double>) {
         var m = -Float.infinity
         for i in 0..<n { m = max(m, row[i]) }
+        for i in 0..<n { out[i] = Double(FastExp.exp(row[i] - m)) }
         var s: Double = 0
-        for i in 0..<n { s += exp(Double(row[i] - m)) }
+        for i in 0..<n { s += out[i] }
         let ls = log(s) + Double(m)
         for i in 0..<n { out[i] = Double(row[i]) - ls }
     }

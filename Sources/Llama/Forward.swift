@@ -173,7 +173,7 @@ public final class LlamaForward {
         g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
             nonisolated(unsafe) let (gs, us) = (gp.baseAddress!, up.baseAddress!)
             Parallel.forRanges(T * F, minChunk: 4096) { r in
-                for i in r { let a = gs[i]; gs[i] = a / (1 + exp(-a)) * us[i] }
+                for i in r { let a = gs[i]; gs[i] = a / (1 + FastExp.exp(-a)) * us[i] }
             }
         } }
         return g
@@ -207,29 +207,39 @@ public final class LlamaForward {
                 let vp = UnsafeBufferPointer(start: vs, count: cache.capacity * kvd), ap = UnsafeMutableBufferPointer(start: aps, count: T * qd)
                 for hh in stride(from: th, to: nq, by: nThreads) {
                     let kvh = hh / group
-                    // scores = Q_h · K_hᵀ · scale  [T, S]; new token t sees keys 0 ... P + t
-                    BLAS.gemmNT(m: T, n: S, k: hd, a: qp.baseAddress! + hh * hd, lda: qd, b: kp.baseAddress! + kvh * hd, ldb: kvd,
-                                c: sp.baseAddress!, ldc: S, alpha: scale)
-                    for t in 0..<T {
-                        let row = sp.baseAddress! + t * S
-                        let last = P + t
-                        var m = -Float.infinity
-                        for j in 0...last { m = max(m, row[j]) }
-                        var s: Float = 0
-                        for j in 0...last { row[j] = exp(row[j] - m); s += row[j] }
-                        let inv = 1 / s
-                        for j in 0...last { row[j] *= inv }
-                        for j in (last + 1)..<S { row[j] = 0 }
+                    // causal blocks of query rows: rows t0 ..< t1 see keys 0 ..< P + t1 only, so the masked upper
+                    // triangle is neither multiplied nor exponentiated
+                    for t0 in stride(from: 0, to: T, by: Self.attentionRowBlock) {
+                        let t1 = min(T, t0 + Self.attentionRowBlock), Sb = P + t1
+                        let sb = sp.baseAddress! + t0 * S                 // scores rows t0 ..< t1, [t1 − t0, Sb] (ld S)
+                        // scores = Q_h · K_hᵀ · scale; new token t sees keys 0 ... P + t
+                        BLAS.gemmNT(m: t1 - t0, n: Sb, k: hd, a: qp.baseAddress! + t0 * qd + hh * hd, lda: qd,
+                                    b: kp.baseAddress! + kvh * hd, ldb: kvd, c: sb, ldc: S, alpha: scale)
+                        for t in t0..<t1 {
+                            let row = sp.baseAddress! + t * S
+                            let last = P + t
+                            var m = -Float.infinity
+                            for j in 0...last { m = max(m, row[j]) }
+                            for j in 0...last { row[j] = FastExp.exp(row[j] - m) }
+                            var s: Float = 0
+                            for j in 0...last { s += row[j] }
+                            let inv = 1 / s
+                            for j in 0...last { row[j] *= inv }
+                            for j in (last + 1)..<Sb { row[j] = 0 }
+                        }
+                        // O_h = softmax · V_h  [t1 − t0, hd]
+                        BLAS.gemmNN(m: t1 - t0, n: hd, k: Sb, a: sb, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
+                                    c: ap.baseAddress! + t0 * qd + hh * hd, ldc: qd)
                     }
-                    // O_h = softmax · V_h  [T, hd]
-                    BLAS.gemmNN(m: T, n: hd, k: S, a: sp.baseAddress!, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
-                                c: ap.baseAddress! + hh * hd, ldc: qd)
                 }
               }
             } }
         } } }
         return att
     }
+
+    /// Query rows per causal block in attention.
+    static let attentionRowBlock = 128
 
     /// Final norm and LM head for `logitRows` of x [T, hidden]: [rows × vocab].
     public func head(_ x: [Float], T: Int, logitRows: Range<Int>?) -> [Float] {

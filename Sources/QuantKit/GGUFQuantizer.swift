@@ -118,28 +118,37 @@ public enum GGUFQuantizer {
                                 progress: Progress? = nil) throws -> Report {
         let p = try plan(source, options: options)
         let src = p.source
-        let writer = try GGUFWriter(path: output, metadata: p.metadata, tensors: p.tensors.map { ($0.name, $0.ne, $0.to) })
+        let out = OverlappedTensorWriter(try GGUFWriter(path: output, metadata: p.metadata, tensors: p.tensors.map { ($0.name, $0.ne, $0.to) }))
+        let encoder = RowBlockEncoder()
         let byName = Dictionary(uniqueKeysWithValues: src.tensors.map { ($0.name, $0) })
         for (k, t) in p.tensors.enumerated() {
             progress?("quantize \(t.name) → \(t.to.name)", k, p.tensors.count)
             guard let st = byName[t.name] else { throw QKError("missing tensor \(t.name)") }
             if let (rt, bytes) = replacements[t.name], rt == t.to {
-                try writer.writeTensor(bytes)
+                out.write(bytes)
             } else if t.to == t.from, let raw = try src.bytes(st) {
-                try writer.writeTensor(raw)
+                out.write(unowned: raw)
             } else {
-                let x = try src.floats(st)
-                let im = p.imatrix[t.name]
-                do {
-                    let q = try GGMLCodec.quantize(t.to, x, rowLength: t.ne[0], imatrix: im.map { Array($0.prefix(t.ne[0])) })
-                    try writer.writeTensor(q)
-                } catch let e as QKError {
-                    throw QKError("tensor \(t.name): \(e.message)")
+                let im = p.imatrix[t.name].map { Array($0.prefix(t.ne[0])) }
+                if let rows = try src.rows(st), rows.rowLength == t.ne[0] {
+                    // row blocks decoded, checked and encoded in one pass, into a reused buffer
+                    let (b, y) = try out.nextBuffer(t.bytes)
+                    do {
+                        try encoder.encode(rows, rowCount: t.elements / t.ne[0], type: t.to, imatrix: im, into: y, tensor: t.name)
+                    } catch { out.giveBack(b); throw error }
+                    out.write(buffer: b, bytes: t.bytes)
+                } else {
+                    let x = try src.floats(st)
+                    do {
+                        out.write(try GGMLCodec.quantize(t.to, x, rowLength: t.ne[0], imatrix: im))
+                    } catch let e as QKError {
+                        throw QKError("tensor \(t.name): \(e.message)")
+                    }
                 }
             }
-            src.done(st)
+            out.after { src.done(st) }
         }
-        try writer.finish()
+        try out.finish()
         progress?("quantize", p.tensors.count, p.tensors.count)
         return Report(output: output, tensors: p.tensors.count, bytes: p.totalBytes, bitsPerWeight: p.bitsPerWeight, fallbacks: p.fallbacks.count)
     }

@@ -17,12 +17,24 @@ public struct QuantizeSource {
     public let nLayer: Int, nHead: Int, nHeadKV: Int
     let bytesOf: (Tensor) throws -> UnsafeRawBufferPointer?
     let floatsOf: (Tensor) throws -> [Float]
+    let rowsOf: (Tensor) throws -> Rows?
     let release: (Tensor) -> Void
+
+    /// A tensor read a block of rows at a time, from any thread: `read(rows, dst)` decodes those rows (in GGUF
+    /// order) to f32 into `dst` and returns the index, in the stored tensor, of the first non-finite value among
+    /// them; `nonFinite(index)` is the error to report for it.
+    public struct Rows {
+        public let rowLength: Int
+        public let read: (Range<Int>, UnsafeMutablePointer<Float>) -> Int?
+        public let nonFinite: (Int) -> QKError
+    }
 
     /// The stored bytes when the tensor is already in `type` (copied as they are), else nil.
     public func bytes(_ t: Tensor) throws -> UnsafeRawBufferPointer? { try bytesOf(t) }
     public func floats(_ t: Tensor) throws -> [Float] { try floatsOf(t) }
     public func done(_ t: Tensor) { release(t) }
+    /// The tensor as a row reader, or nil when it has to be read whole (`floats`).
+    public func rows(_ t: Tensor) throws -> Rows? { try rowsOf(t) }
 
     public static func open(_ path: String, pre: String? = nil) throws -> QuantizeSource {
         var isDir: ObjCBool = false
@@ -51,6 +63,18 @@ public struct QuantizeSource {
                     throw QKError(file: path, "tensor \(t.name) has a non-finite value (NaN or Inf) at element \(bad)")
                 }
                 return x
+            },
+            rowsOf: { t in
+                guard let info = g.tensor(t.name), GGMLCodec.decodable.contains(info.type), info.ne[0] > 0,
+                      info.ne[0] % info.type.blockSize == 0 else { return nil }
+                let n = info.ne[0], rowBytes = info.type.rowBytes(n), blocksPerRow = n / info.type.blockSize
+                let data = g.bytes(of: info)
+                guard let base = data.baseAddress, data.count >= info.elementCount / n * rowBytes else { return nil }
+                nonisolated(unsafe) let p = base
+                return Rows(rowLength: n, read: { r, dst in
+                    GGMLCodec.decodeBlocks(info.type, p + r.lowerBound * rowBytes, dst, blocks: r.count * blocksPerRow)
+                    return GGMLCodec.firstNonFinite(dst, count: r.count * n).map { r.lowerBound * n + $0 }
+                }, nonFinite: { QKError(file: path, "tensor \(t.name) has a non-finite value (NaN or Inf) at element \($0)") })
             },
             release: { t in
                 if let info = g.tensor(t.name) {
@@ -84,6 +108,23 @@ public struct QuantizeSource {
                     x = LlamaTensorNames.gatherRows(x, rowLength: p.ne[0], src: try LlamaTensorNames.qkPermutation(rows: info.shape[0], heads: h))
                 }
                 return x
+            },
+            rowsOf: { t in
+                guard let p = byName[t.name], !p.hfName.isEmpty, let info = ck.weights.info(p.hfName),
+                      let src = ck.weights.bytes(p.hfName)?.baseAddress, info.dtype.isFloat, let n = p.ne.first, n > 0,
+                      info.elementCount % n == 0, let file = ck.weights.path(of: p.hfName) else { return nil }
+                let perm = try p.permuteHeads.map { try LlamaTensorNames.qkPermutation(rows: info.shape[0], heads: $0) }
+                let rowBytes = n * info.dtype.size
+                nonisolated(unsafe) let base = src
+                return Rows(rowLength: n, read: { r, dst in
+                    var first: Int?
+                    for i in r {
+                        let s = perm?[i] ?? i, y = dst + (i - r.lowerBound) * n
+                        try? convertToF32(UnsafeRawBufferPointer(start: base + s * rowBytes, count: rowBytes), dtype: info.dtype, count: n, into: y)
+                        if let j = GGMLCodec.firstNonFinite(y, count: n) { first = min(first ?? .max, s * n + j) }
+                    }
+                    return first
+                }, nonFinite: { QKError(file: file, "tensor \(p.hfName) has a non-finite value (NaN or Inf) at element \($0)") })
             },
             release: { t in if let p = byName[t.name], !p.hfName.isEmpty { ck.weights.release(p.hfName) } })
     }

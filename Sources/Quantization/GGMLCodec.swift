@@ -18,26 +18,44 @@ public enum GGMLCodec {
     /// threads in contiguous row ranges and the bytes do not depend on the thread count.
     public static func quantize(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, rowLength: Int,
                                 imatrix: UnsafePointer<Float>? = nil, into y: UnsafeMutableRawPointer) throws {
-        guard encodable.contains(type) else { throw QKError("quantizing to \(type.name) is not supported") }
-        guard rowLength % type.blockSize == 0 else {
-            throw QKError("row length \(rowLength) is not a multiple of \(type.name)'s block size \(type.blockSize)")
-        }
+        try checkEncodable(type, rowLength: rowLength)
         let rowBytes = type.rowBytes(rowLength)
         let blocksPerRow = rowLength / type.blockSize
         nonisolated(unsafe) let src = UnsafeMutablePointer(mutating: x)
         nonisolated(unsafe) let dst = y
-        nonisolated(unsafe) let qw = usesImatrix.contains(type) ? imatrix : nil
         Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, rowLength))) { r in
-            if let qw {
-                for row in r {
-                    quantizeRows(type, UnsafePointer(src + row * rowLength), dst + row * rowBytes, rowLength: rowLength, rows: 1, qw: qw)
-                }
-            } else {
-                quantizeRows(type, UnsafePointer(src + r.lowerBound * rowLength), dst + r.lowerBound * rowBytes, rowLength: rowLength, rows: r.count, qw: nil)
-            }
+            encodeRows(type, UnsafePointer(src + r.lowerBound * rowLength), rows: r.count, rowLength: rowLength, imatrix: imatrix,
+                       into: dst + r.lowerBound * rowBytes)
         }
         if let bad = firstNonFiniteScale(type, UnsafeRawPointer(y), blocks: rows * blocksPerRow) {
-            throw QKError("quantized data validation failed: \(type.name) block \(bad) has a non-finite scale (values exceed the f16 range)")
+            throw scaleValidationError(type, block: bad)
+        }
+    }
+
+    /// Checks that `quantize`/`encodeRows` can write `type` with rows of `rowLength`.
+    public static func checkEncodable(_ type: GGMLType, rowLength: Int) throws {
+        guard encodable.contains(type) else { throw QKError("quantizing to \(type.name) is not supported") }
+        guard rowLength % type.blockSize == 0 else {
+            throw QKError("row length \(rowLength) is not a multiple of \(type.name)'s block size \(type.blockSize)")
+        }
+    }
+
+    /// The error for a block whose f16 scale overflowed (ggml_validate_row_data's check).
+    public static func scaleValidationError(_ type: GGMLType, block: Int) -> QKError {
+        QKError("quantized data validation failed: \(type.name) block \(block) has a non-finite scale (values exceed the f16 range)")
+    }
+
+    /// Encodes `rows` consecutive rows on the calling thread (the caller checked `checkEncodable`); with `imatrix`
+    /// (one weight per column) and a type that uses it, row by row through the importance-weighted routine.
+    public static func encodeRows(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, rowLength: Int,
+                                  imatrix: UnsafePointer<Float>?, into y: UnsafeMutableRawPointer) {
+        if let qw = usesImatrix.contains(type) ? imatrix : nil {
+            let rowBytes = type.rowBytes(rowLength)
+            for row in 0..<rows {
+                quantizeRows(type, x + row * rowLength, y + row * rowBytes, rowLength: rowLength, rows: 1, qw: qw)
+            }
+        } else {
+            quantizeRows(type, x, y, rowLength: rowLength, rows: rows, qw: nil)
         }
     }
 
@@ -49,8 +67,8 @@ public enum GGMLCodec {
         case .f32: yr.copyMemory(from: xr, byteCount: 4 * n)
         case .f16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToF16Fast(xr[k])) }
         case .bf16: for k in 0..<n { storeU16(yr, 2 * k, HalfFloat.f32ToBF16(xr[k])) }
-        case .q8_0: LegacyQuants.quantizeQ8_0(xr, yr, blocks: nb)
-        case .q4_0: if let qw { LegacyQuants.quantizeWeightedRow(40, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ4_0(xr, yr, blocks: nb) }
+        case .q8_0: LegacyQuants.quantizeQ8_0Vector(xr, yr, blocks: nb)
+        case .q4_0: if let qw { LegacyQuants.quantizeWeightedRow(40, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ4_0Vector(xr, yr, blocks: nb) }
         case .q4_1: if let qw { LegacyQuants.quantizeWeightedRow(41, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ4_1(xr, yr, blocks: nb) }
         case .q5_0: if let qw { LegacyQuants.quantizeWeightedRow(50, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ5_0(xr, yr, blocks: nb) }
         case .q5_1: if let qw { LegacyQuants.quantizeWeightedRow(51, xr, yr, n: n, qw: qw) } else { LegacyQuants.quantizeQ5_1(xr, yr, blocks: nb) }
@@ -99,7 +117,8 @@ public enum GGMLCodec {
         }
     }
 
-    static func decodeBlocks(_ type: GGMLType, _ p: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks nb: Int) {
+    /// Decodes `nb` consecutive blocks on the calling thread (the caller checked the type is decodable).
+    public static func decodeBlocks(_ type: GGMLType, _ p: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks nb: Int) {
         let count = nb * type.blockSize
         switch type {
         case .f32: for k in 0..<count { x[k] = Float(bitPattern: loadU32(p, 4 * k)) }
@@ -147,6 +166,22 @@ public enum GGMLCodec {
             }
         }
         return first == Int.max ? nil : first
+    }
+
+    /// The first non-finite value among `count` values, scanned on the calling thread.
+    public static func firstNonFinite(_ x: UnsafePointer<Float>, count: Int) -> Int? {
+        var k = 0
+        while k < count {
+            // a branch-free pass over a stretch, then the exact position only when the stretch holds one
+            let end = min(count, k + 1024)
+            var any: UInt32 = 0
+            for i in k..<end { any |= ((x[i].bitPattern & 0x7f80_0000) == 0x7f80_0000) ? 1 : 0 }
+            if any != 0 {
+                for i in k..<end where (x[i].bitPattern & 0x7f80_0000) == 0x7f80_0000 { return i }
+            }
+            k = end
+        }
+        return nil
     }
 
     /// Byte offsets of the f16 scale fields (d, m/dmin) in a block, as ggml_validate_row_data checks them.

@@ -5,6 +5,49 @@
 enum KQuantSearch {
     static let groupMaxEps: Float = 1e-15
 
+    /// Tests set this to run the scalar reference searches instead of the lane-parallel ones.
+    nonisolated(unsafe) static var scalarReference = false
+
+    /// make_qx_quants' 18 trial scales (steps −9…9 but 0), all computed at once: one lane per step, each lane summing
+    /// over i in the reference's order (so every lane's sums are the scalar ones, bit for bit), then the steps are
+    /// compared in the reference's order. Lanes padded to 20 so the per-i loop vectorizes.
+    static func refineQxScale(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                              _ L: UnsafeMutablePointer<Int8>, vmax: Float, scale scale0: Float, best best0: Float) -> Float {
+        let lanes = 20, fnmax = Float(nmax)
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * lanes) { buf in
+            let iscale = buf.baseAddress!, sumlx = iscale + lanes, suml2 = sumlx + lanes  // [lanes] each
+            for k in 0..<lanes {
+                let step = k < 9 ? k - 9 : k - 8  // −9 … −1, 1 … 9, then two unused lanes (10, 11)
+                iscale[k] = -(fnmax + 0.1 * Float(step)) / vmax
+                sumlx[k] = 0; suml2[k] = 0
+            }
+            // Float(clamp(nearest_int(v))) computed in floats: clamping to integers before rounding gives the same
+            // value, and (v + 1.5·2²³) − 1.5·2²³ is v rounded half to even, as nearest_int rounds
+            let lo = Float(-nmax), hi = Float(nmax - 1), magic: Float = 12_582_912
+            for i in 0..<n {
+                let xi = x[i], wi = w[i], wx = wi * xi
+                for k in 0..<lanes {
+                    let fl = (max(lo, min(hi, iscale[k] * xi)) + magic) - magic
+                    sumlx[k] += wx * fl
+                    suml2[k] += wi * fl * fl
+                }
+            }
+            var scale = scale0, best = best0, chosen = -1
+            for k in 0..<18 where suml2[k] > 0 && sumlx[k] * sumlx[k] > best * suml2[k] {
+                scale = sumlx[k] / suml2[k]
+                best = scale * sumlx[k]
+                chosen = k
+            }
+            if chosen >= 0 {
+                for i in 0..<n {
+                    let l = Int(nearestInt(iscale[chosen] * x[i]))
+                    L[i] = Int8(truncatingIfNeeded: nmax + max(-nmax, min(nmax - 1, l)))
+                }
+            }
+            return scale
+        }
+    }
+
     /// The value of largest magnitude (the first one on ties), 0 for an all-zero group.
     @inline(__always) static func signedMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var vmax: Float = 0, amax: Float = 0
@@ -60,6 +103,9 @@ enum KQuantSearch {
         var scale: Float = suml2 != 0 ? sumlx / suml2 : 0
         if returnEarly { return suml2 > 0 ? 0.5 * (scale + 1 / iscale) : 1 / iscale }
         var best = scale * sumlx
+        if !scalarReference {
+            return refineQxScale(n, nmax, x, wbuf, L, vmax: vmax, scale: scale, best: best)
+        }
         for step in -9...9 where step != 0 {
             iscale = -(fnmax + 0.1 * Float(step)) / vmax
             sumlx = 0; suml2 = 0

@@ -25,13 +25,19 @@ public enum Parallel {
     /// threads. The blocks do not depend on the thread count, so a kernel whose rounding depends on the shape it is
     /// given (BLAS) computes the same bytes at any thread count.
     public static func forBlocks(_ count: Int, block: Int, _ body: (Range<Int>) -> Void) {
+        forBlocksWithWorker(count, block: block) { _, r in body(r) }
+    }
+
+    /// `forBlocks`, also passing the index of the worker running the block (0 ..< `threads`), so each worker can keep
+    /// its own scratch buffers. Which worker runs a block is fixed by the block's index.
+    public static func forBlocksWithWorker(_ count: Int, block: Int, _ body: (Int, Range<Int>) -> Void) {
         if count <= 0 { return }
         let b = max(1, block)
         let nBlocks = (count + b - 1) / b
         let n = max(1, min(threads, nBlocks))
-        if n == 1 { for k in 0..<nBlocks { body((k * b)..<min(count, (k + 1) * b)) }; return }
+        if n == 1 { for k in 0..<nBlocks { body(0, (k * b)..<min(count, (k + 1) * b)) }; return }
         DispatchQueue.concurrentPerform(iterations: n) { t in
-            for k in stride(from: t, to: nBlocks, by: n) { body((k * b)..<min(count, (k + 1) * b)) }
+            for k in stride(from: t, to: nBlocks, by: n) { body(t, (k * b)..<min(count, (k + 1) * b)) }
         }
     }
 }
