@@ -238,7 +238,7 @@ public enum Converter {
         let sameType = (info.dtype == .bf16 && t.type == .bf16) || (info.dtype == .f16 && t.type == .f16) || (info.dtype == .f32 && t.type == .f32)
         if sameType || (info.dtype == .bf16 && t.type == .f16) {
             if let bad = firstNonFiniteRaw(src, dtype: info.dtype) {
-                throw QKError(file: file, "tensor \(t.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
+                throw nonFiniteValueError(file: file, tensor: t.hfName, element: bad)
             }
         }
         if sameType {
@@ -254,7 +254,7 @@ public enum Converter {
             var x = [Float](repeating: 0, count: info.elementCount)
             try x.withUnsafeMutableBufferPointer { try convertToF32(src, dtype: info.dtype, count: info.elementCount, into: $0.baseAddress!) }
             if let bad = x.withUnsafeBufferPointer({ GGMLCodec.firstNonFinite($0) }) {
-                throw QKError(file: file, "tensor \(t.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
+                throw nonFiniteValueError(file: file, tensor: t.hfName, element: bad)
             }
             if let perm { x = LlamaTensorNames.gatherRows(x, rowLength: rowLength, src: perm) }
             out = try GGMLCodec.quantize(t.type, x, rowLength: rowLength)

@@ -30,7 +30,6 @@ final class RowBlockEncoder {
         let lock = NSLock()
         nonisolated(unsafe) var firstBadValue = Int.max, firstBadScale = Int.max
         nonisolated(unsafe) let (work, dst) = (scratch, y)
-        let qw = imatrix.map { ContiguousArray($0) }
         Parallel.forBlocksWithWorker(rowCount, block: blockRows) { w, r in
             let x = work[w]
             if let bad = rows.read(r, x) {
@@ -38,8 +37,8 @@ final class RowBlockEncoder {
                 return
             }
             let out = dst + r.lowerBound * rowBytes
-            if let qw {
-                qw.withUnsafeBufferPointer {
+            if let imatrix {
+                imatrix.withUnsafeBufferPointer {
                     GGMLCodec.encodeRows(type, x, rows: r.count, rowLength: n, imatrix: $0.baseAddress, into: out)
                 }
             } else {

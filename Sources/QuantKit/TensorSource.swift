@@ -60,7 +60,7 @@ public struct QuantizeSource {
                 guard GGMLCodec.decodable.contains(info.type) else { throw QKError(file: path, "tensor \(t.name): cannot read \(info.type.name)") }
                 let x = try GGMLCodec.dequantize(info.type, g.bytes(of: info), count: info.elementCount)
                 if let bad = x.withUnsafeBufferPointer({ GGMLCodec.firstNonFinite($0) }) {
-                    throw QKError(file: path, "tensor \(t.name) has a non-finite value (NaN or Inf) at element \(bad)")
+                    throw nonFiniteValueError(file: path, tensor: t.name, element: bad)
                 }
                 return x
             },
@@ -74,7 +74,7 @@ public struct QuantizeSource {
                 return Rows(rowLength: n, read: { r, dst in
                     GGMLCodec.decodeBlocks(info.type, p + r.lowerBound * rowBytes, dst, blocks: r.count * blocksPerRow)
                     return GGMLCodec.firstNonFinite(dst, count: r.count * n).map { r.lowerBound * n + $0 }
-                }, nonFinite: { QKError(file: path, "tensor \(t.name) has a non-finite value (NaN or Inf) at element \($0)") })
+                }, nonFinite: { nonFiniteValueError(file: path, tensor: t.name, element: $0) })
             },
             release: { t in
                 if let info = g.tensor(t.name) {
@@ -102,7 +102,7 @@ public struct QuantizeSource {
                 var x = [Float](repeating: 0, count: info.elementCount)
                 try x.withUnsafeMutableBufferPointer { try convertToF32(src, dtype: info.dtype, count: info.elementCount, into: $0.baseAddress!) }
                 if let bad = x.withUnsafeBufferPointer({ GGMLCodec.firstNonFinite($0) }) {
-                    throw QKError(file: ck.weights.path(of: p.hfName) ?? path, "tensor \(p.hfName) has a non-finite value (NaN or Inf) at element \(bad)")
+                    throw nonFiniteValueError(file: ck.weights.path(of: p.hfName) ?? path, tensor: p.hfName, element: bad)
                 }
                 if let h = p.permuteHeads {
                     x = LlamaTensorNames.gatherRows(x, rowLength: p.ne[0], src: try LlamaTensorNames.qkPermutation(rows: info.shape[0], heads: h))
@@ -124,8 +124,13 @@ public struct QuantizeSource {
                         if let j = GGMLCodec.firstNonFinite(y, count: n) { first = min(first ?? .max, s * n + j) }
                     }
                     return first
-                }, nonFinite: { QKError(file: file, "tensor \(p.hfName) has a non-finite value (NaN or Inf) at element \($0)") })
+                }, nonFinite: { nonFiniteValueError(file: file, tensor: p.hfName, element: $0) })
             },
             release: { t in if let p = byName[t.name], !p.hfName.isEmpty { ck.weights.release(p.hfName) } })
     }
+}
+
+/// The error for a NaN or Inf in a source tensor (llama-quantize and convert refuse them): file, tensor, element index.
+func nonFiniteValueError(file: String, tensor: String, element: Int) -> QKError {
+    QKError(file: file, "tensor \(tensor) has a non-finite value (NaN or Inf) at element \(element)")
 }

@@ -160,9 +160,8 @@ public enum GGMLCodec {
         let lock = NSLock()
         nonisolated(unsafe) var first = Int.max
         Parallel.forRanges(x.count, minChunk: 1 << 16) { r in
-            for k in r where (b[k].bitPattern & 0x7f80_0000) == 0x7f80_0000 {
-                lock.lock(); first = min(first, k); lock.unlock()
-                return
+            if let k = firstNonFinite(b + r.lowerBound, count: r.count) {
+                lock.lock(); first = min(first, r.lowerBound + k); lock.unlock()
             }
         }
         return first == Int.max ? nil : first
