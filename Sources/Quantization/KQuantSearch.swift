@@ -181,11 +181,15 @@ enum KQuantSearch {
         return 1 / iscale
     }
 
-    /// Asymmetric (scale, min ≤ 0) search; `weights` nil means x² (make_qkx3_quants) — make_qkx2_quants always passes them.
-    /// Returns the scale and sets `theMin` to −min.
-    static func makeQkxQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>?,
-                              _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
-                              rmin: Float, rdelta: Float, nstep: Int, useMad: Bool, qkx3: Bool) -> Float {
+    /// Where make_qkx2/3_quants' step search starts: the range, the weight sums, the min-max fit (L written) and its
+    /// error; `finished` when the search has nothing to do (flat group, or no steps) and `scale`/`vmin` are final.
+    struct QkxStart {
+        var vmin: Float, vmax: Float, sumW: Float, sumX: Float, scale: Float, bestError: Float
+        var finished: Bool
+    }
+
+    static func qkxStart(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>?,
+                         _ L: UnsafeMutablePointer<UInt8>, nstep: Int, useMad: Bool, qkx3: Bool) -> QkxStart {
         @inline(__always) func w(_ i: Int) -> Float { weights.map { $0[i] } ?? x[i] * x[i] }
         var vmin = x[0], vmax = x[0]
         var sumW = w(0)
@@ -200,12 +204,10 @@ enum KQuantSearch {
         if vmin > 0 { vmin = 0 }
         if qkx3 ? (vmax <= vmin) : (vmax == vmin) {
             for i in 0..<n { L[i] = 0 }
-            theMin = -vmin
-            return 0
+            return QkxStart(vmin: vmin, vmax: vmax, sumW: sumW, sumX: sumX, scale: 0, bestError: 0, finished: true)
         }
-        let fnmax = Float(nmax)
-        var iscale = fnmax / (vmax - vmin)
-        var scale = 1 / iscale
+        let iscale = Float(nmax) / (vmax - vmin)
+        let scale = 1 / iscale
         var bestError: Float = 0
         for i in 0..<n {
             let l = Int(nearestInt(iscale * (x[i] - vmin)))
@@ -214,10 +216,23 @@ enum KQuantSearch {
             diff = useMad ? abs(diff) : diff * diff
             bestError += w(i) * diff
         }
-        if nstep < 1 {
+        return QkxStart(vmin: vmin, vmax: vmax, sumW: sumW, sumX: sumX, scale: scale, bestError: bestError, finished: nstep < 1)
+    }
+
+    /// Asymmetric (scale, min ≤ 0) search; `weights` nil means x² (make_qkx3_quants) — make_qkx2_quants always passes them.
+    /// Returns the scale and sets `theMin` to −min.
+    static func makeQkxQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>?,
+                              _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
+                              rmin: Float, rdelta: Float, nstep: Int, useMad: Bool, qkx3: Bool) -> Float {
+        @inline(__always) func w(_ i: Int) -> Float { weights.map { $0[i] } ?? x[i] * x[i] }
+        let start = qkxStart(n, nmax, x, weights, L, nstep: nstep, useMad: useMad, qkx3: qkx3)
+        var vmin = start.vmin, scale = start.scale, bestError = start.bestError
+        let vmax = start.vmax, sumW = start.sumW, sumX = start.sumX, fnmax = Float(nmax)
+        if start.finished {
             theMin = -vmin
             return scale
         }
+        var iscale: Float
         for step in 0...nstep {
             iscale = (rmin + rdelta * Float(step) + fnmax) / (vmax - vmin)
             var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
@@ -254,6 +269,91 @@ enum KQuantSearch {
         }
         theMin = -vmin
         return scale
+    }
+
+    /// `makeQkxQuants` for `groups` consecutive groups of `n` values at once (the sub-blocks of a K-quant super-block,
+    /// which are searched independently): the groups are lanes that run the same steps in lockstep, each keeping its own
+    /// min, scale and best error, each summing over i in the reference's order — so every group's result is the
+    /// scalar one, bit for bit. x, weights, L: [groups × n]; scales, mins: [groups] (mins gets −min, as `theMin`).
+    static func makeQkxQuantsGroups(_ groups: Int, _ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+                                    _ L: UnsafeMutablePointer<UInt8>, scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>,
+                                    rmin: Float, rdelta: Float, nstep: Int, useMad: Bool, qkx3: Bool) {
+        if scalarReference {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n) { aux in
+                for g in 0..<groups {
+                    scales[g] = makeQkxQuants(n, nmax, x + g * n, weights + g * n, L + g * n, &mins[g], aux.baseAddress!,
+                                              rmin: rmin, rdelta: rdelta, nstep: nstep, useMad: useMad, qkx3: qkx3)
+                }
+            }
+            return
+        }
+        let G = groups, fnmax = Float(nmax), magic: Float = 12_582_912
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * n * G + 12 * G) { buf in
+            // transposed [n × G]: values, weights, this step's levels, the best levels so far
+            let xt = buf.baseAddress!, wt = xt + n * G, laux = wt + n * G, lbest = laux + n * G
+            // [G] each: the search state, then this step's sums and fit
+            let vmin = lbest + n * G, vmax = vmin + G, sumW = vmax + G, sumX = sumW + G, best = sumX + G, scale = best + G
+            let active = scale + G, sumL = active + G, sumL2 = sumL + G, sumXL = sumL2 + G, tScale = sumXL + G, tMin = tScale + G
+            for g in 0..<G {
+                let st = qkxStart(n, nmax, x + g * n, weights + g * n, L + g * n, nstep: nstep, useMad: useMad, qkx3: qkx3)
+                vmin[g] = st.vmin; vmax[g] = st.vmax; sumW[g] = st.sumW; sumX[g] = st.sumX
+                best[g] = st.bestError; scale[g] = st.scale; active[g] = st.finished ? 0 : 1
+                for i in 0..<n {
+                    xt[i * G + g] = x[g * n + i]; wt[i * G + g] = weights[g * n + i]; lbest[i * G + g] = Float(L[g * n + i])
+                }
+            }
+            if nstep >= 1 {
+                for step in 0...nstep {
+                    let r = rmin + rdelta * Float(step) + fnmax
+                    for g in 0..<G { sumL[g] = 0; sumL2[g] = 0; sumXL[g] = 0; tScale[g] = r / (vmax[g] - vmin[g]) }  // iscale
+                    // levels Float(clamp(nearest_int(iscale·(x − min)), 0, nmax)) in floats (see refineQxScale)
+                    for i in 0..<n {
+                        let xi = xt + i * G, wi = wt + i * G, li = laux + i * G
+                        for g in 0..<G {
+                            let fl = (max(0, min(fnmax, tScale[g] * (xi[g] - vmin[g]))) + magic) - magic
+                            li[g] = fl
+                            sumL[g] += wi[g] * fl
+                            sumL2[g] += wi[g] * fl * fl
+                            sumXL[g] += wi[g] * fl * xi[g]
+                        }
+                    }
+                    for g in 0..<G {
+                        let D = sumW[g] * sumL2[g] - sumL[g] * sumL[g]
+                        var ts = (sumW[g] * sumXL[g] - sumX[g] * sumL[g]) / D
+                        var tm = (sumL2[g] * sumX[g] - sumL[g] * sumXL[g]) / D
+                        if tm > 0 { tm = 0; ts = sumXL[g] / sumL2[g] }
+                        tScale[g] = ts; tMin[g] = tm
+                        sumL[g] = D > 0 ? 1 : 0  // reused: whether this step's fit exists
+                        sumL2[g] = 0             // reused: this step's weighted error
+                    }
+                    for i in 0..<n {
+                        let xi = xt + i * G, wi = wt + i * G, li = laux + i * G
+                        for g in 0..<G {
+                            let diff = tScale[g] * li[g] + tMin[g] - xi[g]
+                            sumL2[g] += wi[g] * (useMad ? abs(diff) : diff * diff)
+                        }
+                    }
+                    for g in 0..<G {
+                        let take = active[g] != 0 && sumL[g] != 0 && sumL2[g] < best[g]
+                        sumXL[g] = take ? 1 : 0  // reused: whether this group takes the step
+                        if take { best[g] = sumL2[g]; scale[g] = tScale[g]; vmin[g] = tMin[g] }
+                    }
+                    for i in 0..<n {
+                        let li = laux + i * G, lb = lbest + i * G
+                        for g in 0..<G { lb[g] = sumXL[g] != 0 ? li[g] : lb[g] }
+                    }
+                }
+            }
+            for g in 0..<G {
+                mins[g] = -vmin[g]; scales[g] = scale[g]
+                for i in 0..<n { L[g * n + i] = UInt8(truncatingIfNeeded: exactLevel(lbest[i * G + g])) }
+            }
+        }
+    }
+
+    /// The integer of a level held as an integral float in [0, 2²²).
+    @inline(__always) static func exactLevel(_ f: Float) -> Int32 {
+        Int32(bitPattern: (f + 12_582_912).bitPattern & 0x7f_ffff) &- 0x40_0000
     }
 
     /// Quantizes non-negative sub-block scales (or mins) to [0, nmax] with weights; returns the super-block scale.

@@ -249,35 +249,39 @@ public enum KQuants {
 
     /// Shared by Q4_K (nmax 15) and Q5_K (nmax 31): sub-block scales/mins, then the requantized levels in L.
     static func quantizeScaleMinBlock(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, nmax: Int, qw: UnsafePointer<Float>?,
-                                      L: UnsafeMutablePointer<UInt8>, Laux: UnsafeMutablePointer<UInt8>, Ls: UnsafeMutablePointer<UInt8>,
+                                      L: UnsafeMutablePointer<UInt8>, Ls: UnsafeMutablePointer<UInt8>,
                                       Lm: UnsafeMutablePointer<UInt8>, f: UnsafeMutablePointer<Float>) {
-        let mins = f, scales = f + 8, sw = f + 16, weights = f + 24
+        let mins = f, scales = f + 8, sw = f + 16
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: qk) { wb in
+        let weights = wb.baseAddress!  // [8 × 32]: each sub-block's weights
         if let qw {
             var sumx2: Float = 0
             for l in 0..<qk { sumx2 += x[l] * x[l] }
             let sigma2 = 2 * sumx2 / Float(qk)
             for j in 0..<8 {
-                for l in 0..<32 { weights[l] = qw[32 * j + l] * (sigma2 + x[32 * j + l] * x[32 * j + l]).squareRoot() }
+                for l in 0..<32 { weights[32 * j + l] = qw[32 * j + l] * (sigma2 + x[32 * j + l] * x[32 * j + l]).squareRoot() }
                 var sumw: Float = 0
-                for l in 0..<32 { sumw += weights[l] }
+                for l in 0..<32 { sumw += weights[32 * j + l] }
                 sw[j] = sumw
-                scales[j] = KQuantSearch.makeQkxQuants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
-                                                        rmin: -0.9, rdelta: 0.05, nstep: 36, useMad: false, qkx3: true)
             }
+            KQuantSearch.makeQkxQuantsGroups(8, 32, nmax, x, weights, L, scales: scales, mins: mins,
+                                             rmin: -0.9, rdelta: 0.05, nstep: 36, useMad: false, qkx3: true)
             let dBlock = KQuantSearch.makeQpQuants(8, 63, scales, Ls, sw)
             let mBlock = KQuantSearch.makeQpQuants(8, 63, mins, Lm, sw)
             for j in 0..<8 { packScales(y, 4, j, min(63, Ls[j]), min(63, Lm[j])) }
             storeU16(y, 0, fp16(dBlock)); storeU16(y, 2, fp16(mBlock))
         } else {
-            var maxScale: Float = 0, maxMin: Float = 0
             for j in 0..<8 {
                 var sumx2: Float = 0
                 for l in 0..<32 { sumx2 += x[32 * j + l] * x[32 * j + l] }
                 let avx = (sumx2 / 32).squareRoot()
-                for l in 0..<32 { weights[l] = avx + abs(x[32 * j + l]) }
-                scales[j] = KQuantSearch.makeQkxQuants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
-                                                        rmin: nmax == 15 ? -1 : -0.5, rdelta: 0.1, nstep: nmax == 15 ? 20 : 15,
-                                                        useMad: false, qkx3: false)
+                for l in 0..<32 { weights[32 * j + l] = avx + abs(x[32 * j + l]) }
+            }
+            KQuantSearch.makeQkxQuantsGroups(8, 32, nmax, x, weights, L, scales: scales, mins: mins,
+                                             rmin: nmax == 15 ? -1 : -0.5, rdelta: 0.1, nstep: nmax == 15 ? 20 : 15,
+                                             useMad: false, qkx3: false)
+            var maxScale: Float = 0, maxMin: Float = 0
+            for j in 0..<8 {
                 if scales[j] > maxScale { maxScale = scales[j] }
                 if mins[j] > maxMin { maxMin = mins[j] }
             }
@@ -289,6 +293,7 @@ public enum KQuants {
                 packScales(y, 4, j, ls, lm)
             }
             storeU16(y, 0, fp16(maxScale / 63)); storeU16(y, 2, fp16(maxMin / 63))
+        }
         }
         let d0 = fromFP16(loadU16(y, 0)), m0 = fromFP16(loadU16(y, 2))
         for j in 0..<8 {
@@ -303,21 +308,22 @@ public enum KQuants {
         }
     }
 
-    static func withScratch(_ body: (UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<Float>) -> Void) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 32 + 16) { lb in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 56) { fb in
+    /// Scratch for a Q4_K/Q5_K super-block: L [256], Ls [8], Lm [8], f [24] (mins, scales, sub-block weight sums).
+    static func withScratch(_ body: (UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<Float>) -> Void) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 16) { lb in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 24) { fb in
                 let L = lb.baseAddress!
-                body(L, L + 256, L + 288, L + 296, fb.baseAddress!)
+                body(L, L + 256, L + 264, fb.baseAddress!)
             }
         }
     }
 
     public static func quantizeQ4K(_ x0: UnsafePointer<Float>, _ y0: UnsafeMutableRawPointer, blocks: Int, qw: UnsafePointer<Float>?) {
-        withScratch { L, Laux, Ls, Lm, f in
+        withScratch { L, Ls, Lm, f in
             for i in 0..<blocks {
                 let x = x0 + i * qk, y = y0 + i * 144
                 for k in 0..<144 { set(y, k, 0) }
-                quantizeScaleMinBlock(x, y, nmax: 15, qw: qw.map { $0 + i * qk }, L: L, Laux: Laux, Ls: Ls, Lm: Lm, f: f)
+                quantizeScaleMinBlock(x, y, nmax: 15, qw: qw.map { $0 + i * qk }, L: L, Ls: Ls, Lm: Lm, f: f)
                 for j in stride(from: 0, to: qk, by: 64) {
                     for l in 0..<32 { set(y, 16 + j / 2 + l, L[j + l] | (L[j + l + 32] << 4)) }
                 }
@@ -343,11 +349,11 @@ public enum KQuants {
     }
 
     public static func quantizeQ5K(_ x0: UnsafePointer<Float>, _ y0: UnsafeMutableRawPointer, blocks: Int, qw: UnsafePointer<Float>?) {
-        withScratch { L, Laux, Ls, Lm, f in
+        withScratch { L, Ls, Lm, f in
             for i in 0..<blocks {
                 let x = x0 + i * qk, y = y0 + i * 176
                 for k in 0..<176 { set(y, k, 0) }
-                quantizeScaleMinBlock(x, y, nmax: 31, qw: qw.map { $0 + i * qk }, L: L, Laux: Laux, Ls: Ls, Lm: Lm, f: f)
+                quantizeScaleMinBlock(x, y, nmax: 31, qw: qw.map { $0 + i * qk }, L: L, Ls: Ls, Lm: Lm, f: f)
                 var m1: UInt8 = 1, m2: UInt8 = 2
                 for n in stride(from: 0, to: qk, by: 64) {
                     for j in 0..<32 {

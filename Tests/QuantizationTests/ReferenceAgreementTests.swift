@@ -39,14 +39,14 @@ final class ReferenceAgreementTests: XCTestCase {
         }
     }
 
-    /// make_qx_quants' lane-parallel step search (Q6_K, Q3_K and the weighted legacy types use it) against the
-    /// scalar loop, with and without an importance matrix.
+    /// The lane-parallel searches (make_qx_quants: Q6_K, Q3_K, weighted legacy types; make_qkx2/3_quants over the
+    /// sub-blocks of Q4_K/Q5_K) against the scalar loops, with and without an importance matrix.
     func testLaneParallelScaleSearchEqualsTheReference() throws {
         defer { KQuantSearch.scalarReference = false }
         var g = SplitMix(seed: 11)
         let imatrix = (0..<256).map { _ in abs(g.normal()) + 0.01 }
         for (name, x) in Self.awkwardRows(2048) {
-            for t: GGMLType in [.q6_K, .q3_K, .q4_0, .q5_0, .iq4_XS] {
+            for t: GGMLType in [.q6_K, .q3_K, .q4_K, .q5_K, .q4_0, .q5_0, .iq4_XS] {
                 for im in [nil, imatrix] {
                     KQuantSearch.scalarReference = true
                     let ref = try GGMLCodec.quantize(t, x, rowLength: 256, imatrix: im)
