@@ -18,6 +18,71 @@ public enum NonLinearQuants {
         return x - Float(v[mu - 1]) < Float(v[mu]) - x ? mu - 1 : mu
     }
 
+    /// Trial scales evaluated side by side (one lane per try).
+    static let tryLanes = 16
+
+    /// The try loop of quantize_row_iq4_nl_impl (itry = −ntry … ntry) with all tries computed at once: each lane sums
+    /// over j in the reference's order, then the tries are compared in the reference's order. Returns d.
+    static func bestTrialScale(_ xb: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ values: UnsafePointer<Int8>,
+                               ntry: Int, vmax: Float, d d0: Float, best best0: Float) -> Float {
+        let lanes = tryLanes
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * lanes + 16) { buf in
+            // [lanes] each: the try's 1/d, its two sums, and for the current value its scaled value and the nearest
+            // grid entries below and above it; v [16]: the grid as floats
+            let id = buf.baseAddress!, sumqx = id + lanes, sumq2 = sumqx + lanes
+            let al = sumq2 + lanes, lo = al + lanes, hi = lo + lanes, v = hi + lanes
+            for k in 0..<16 { v[k] = Float(values[k]) }
+            for k in 0..<lanes {
+                id[k] = Float(min(k, 2 * ntry) - ntry + Int(values[0])) / vmax  // spare lanes repeat the last try
+                sumqx[k] = 0; sumq2[k] = 0
+            }
+            // bestIndex without branches: the largest entry ≤ x (else v[0]) and the smallest entry > x (else v[15]) by
+            // selects, then bestIndex's own comparison (ties to the upper entry) — the same value at every x
+            for j in 0..<32 {
+                let xj = xb[j], wj = weight[j]
+                for k in 0..<lanes { al[k] = id[k] * xj; lo[k] = v[0]; hi[k] = v[15] }
+                for t in 1..<15 {
+                    let vt = v[t]
+                    for k in 0..<lanes { lo[k] = al[k] >= vt ? vt : lo[k] }
+                }
+                for t in stride(from: 14, through: 1, by: -1) {
+                    let vt = v[t]
+                    for k in 0..<lanes { hi[k] = al[k] < vt ? vt : hi[k] }
+                }
+                for k in 0..<lanes {
+                    let q = al[k] - lo[k] < hi[k] - al[k] ? lo[k] : hi[k]
+                    sumqx[k] += wj * q * xj
+                    sumq2[k] += wj * q * q
+                }
+            }
+            var d = d0, best = best0
+            for k in 0...(2 * ntry) where sumq2[k] > 0 && sumqx[k] * sumqx[k] > best * sumq2[k] {
+                d = sumqx[k] / sumq2[k]; best = d * sumqx[k]
+            }
+            return d
+        }
+    }
+
+    /// L[j] = bestIndex(values, id · x[j]) for the 32 values of a sub-block, without branches so the loops vectorize:
+    /// the index of the largest entry ≤ the value is the number of entries 1…14 it reaches (else 0), the candidate above
+    /// it is the next entry, then bestIndex's own comparison (ties to the upper entry). The same index as bestIndex at
+    /// finite input (the quantizer only sees finite values).
+    static func bestIndices32(_ values: UnsafePointer<Int8>, _ id: Float, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * 32 + 16) { buf in
+            let al = buf.baseAddress!, below = al + 32, v = below + 32  // [32] scaled values, [32] lower index; v [16] the grid
+            for k in 0..<16 { v[k] = Float(values[k]) }
+            for j in 0..<32 { al[j] = id * x[j]; below[j] = 0 }
+            for t in 1..<15 {
+                let vt = v[t]
+                for j in 0..<32 { below[j] += al[j] >= vt ? 1 : 0 }
+            }
+            for j in 0..<32 {
+                let l = Int(KQuantSearch.exactLevel(below[j]))
+                L[j] = UInt8(truncatingIfNeeded: al[j] - v[l] < v[l + 1] - al[j] ? l : l + 1)
+            }
+        }
+    }
+
     /// quantize_row_iq4_nl_impl for one super-block of `sbs` values in sub-blocks of 32.
     /// Writes d at `dOff`, the sub-block scales (IQ4_XS) and the packed nibbles at `qsOff`.
     static func iq4Block(_ sbs: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, dOff: Int, qsOff: Int,
@@ -49,17 +114,18 @@ public enum NonLinearQuants {
             var d: Float = ntry > 0 ? -vmax / v0 : vmax / v0
             var id = 1 / d
             var sumqx: Float = 0, sumq2: Float = 0
+            bestIndices32(values, id, xb, Lb)
             for j in 0..<bs {
-                let al = id * xb[j]
-                let l = bestIndex(values, al)
-                Lb[j] = UInt8(l)
+                let l = Int(Lb[j])
                 let q = Float(values[l]), w = weight[j]
                 sumqx += w * q * xb[j]
                 sumq2 += w * q * q
             }
             d = sumq2 > 0 ? sumqx / sumq2 : 0
             var best = d * sumqx
-            do {
+            if !KQuantSearch.scalarReference && 2 * ntry + 1 <= tryLanes {
+                d = bestTrialScale(xb, weight, values, ntry: ntry, vmax: vmax, d: d, best: best)
+            } else {
                 for itry in stride(from: -ntry, through: ntry, by: 1) {
                     id = Float(itry + Int(values[0])) / vmax
                     sumqx = 0; sumq2 = 0
@@ -92,7 +158,7 @@ public enum NonLinearQuants {
                 let dl = d * Float(l)
                 let idl: Float = dl != 0 ? 1 / dl : 0
                 let Lb = L + ib * bs, xb = x + ib * bs
-                for j in 0..<bs { Lb[j] = UInt8(bestIndex(values, idl * xb[j])) }
+                bestIndices32(values, idl, xb, Lb)
                 l += 32
                 let lLow = UInt8(l & 0xf), lHigh = UInt16(l >> 4)
                 let o = lOff + ib / 2
@@ -105,7 +171,7 @@ public enum NonLinearQuants {
             storeU16(y, dOff, fp16(scales[0]))
             if ntry > 0 {
                 let id: Float = scales[0] != 0 ? 1 / scales[0] : 0
-                for j in 0..<sbs { L[j] = UInt8(bestIndex(values, id * x[j])) }
+                for b in stride(from: 0, to: sbs, by: 32) { bestIndices32(values, id, x + b, L + b) }
             }
         }
         for i in 0..<(sbs / 32) {

@@ -57,4 +57,30 @@ final class ReferenceAgreementTests: XCTestCase {
             }
         }
     }
+
+    /// IQ4's branch-free nearest-entry search against the binary search, on every midpoint and entry of the grid (ties),
+    /// just beside them, far outside the grid, and random values.
+    func testBranchFreeNearestIndexEqualsTheBinarySearch() {
+        var xs: [Float] = [-1000, -128, 127, 200, 1e30, -1e30, 0, -0.0]
+        let v = NonLinearQuants.kvalues.map(Float.init)
+        for k in 0..<16 {
+            xs += [v[k], v[k].nextUp, v[k].nextDown]
+            if k < 15 { let m = (v[k] + v[k + 1]) / 2; xs += [m, m.nextUp, m.nextDown] }
+        }
+        var g = SplitMix(seed: 3)
+        xs += (0..<4000).map { _ in 90 * g.normal() }
+        while xs.count % 32 != 0 { xs.append(g.normal()) }
+        NonLinearQuants.kvalues.withUnsafeBufferPointer { vp in
+            for start in stride(from: 0, to: xs.count, by: 32) {
+                let chunk = Array(xs[start..<(start + 32)])
+                var got = [UInt8](repeating: 99, count: 32)
+                for id: Float in [1, 0.37] {
+                    chunk.withUnsafeBufferPointer { NonLinearQuants.bestIndices32(vp.baseAddress!, id, $0.baseAddress!, &got) }
+                    for (j, x) in chunk.enumerated() {
+                        XCTAssertEqual(Int(got[j]), NonLinearQuants.bestIndex(vp.baseAddress!, id * x), "x = \(x), id = \(id)")
+                    }
+                }
+            }
+        }
+    }
 }
