@@ -172,10 +172,11 @@ public enum GGMLCodec {
         var k = 0
         while k < count {
             // a branch-free pass over a stretch, then the exact position only when the stretch holds one
+            // an all-ones exponent plus one exponent step carries into bit 31: or-ing those sums vectorizes
             let end = min(count, k + 1024)
             var any: UInt32 = 0
-            for i in k..<end { any |= ((x[i].bitPattern & 0x7f80_0000) == 0x7f80_0000) ? 1 : 0 }
-            if any != 0 {
+            for i in k..<end { any |= (x[i].bitPattern & 0x7f80_0000) &+ 0x0080_0000 }
+            if any & 0x8000_0000 != 0 {
                 for i in k..<end where (x[i].bitPattern & 0x7f80_0000) == 0x7f80_0000 { return i }
             }
             k = end

@@ -80,6 +80,19 @@ final class AllTypesRoundTripTests: XCTestCase {
         var x = [Float](repeating: 1, count: 64)
         x[5] = .nan
         XCTAssertEqual(x.withUnsafeBufferPointer { GGMLCodec.firstNonFinite($0) }, 5)
+        // the largest finite values and subnormals pass; ±Inf and NaN are found at their first position, across the
+        // serial scan's 1024-value stretches and the parallel ranges
+        var y = [Float](repeating: .greatestFiniteMagnitude, count: 300_000)
+        for i in stride(from: 1, to: y.count, by: 2) { y[i] = i % 3 == 0 ? -.leastNonzeroMagnitude : -.greatestFiniteMagnitude }
+        XCTAssertNil(y.withUnsafeBufferPointer { GGMLCodec.firstNonFinite($0) })
+        XCTAssertNil(y.withUnsafeBufferPointer { GGMLCodec.firstNonFinite($0.baseAddress!, count: $0.count) })
+        for (at, bad) in [(1023, Float.infinity), (1024, -Float.infinity), (199_999, Float.nan), (299_999, -Float.nan)] {
+            var z = y
+            z[at] = bad
+            z[299_999] = bad
+            XCTAssertEqual(z.withUnsafeBufferPointer { GGMLCodec.firstNonFinite($0) }, at, "\(bad) at \(at)")
+            XCTAssertEqual(z.withUnsafeBufferPointer { GGMLCodec.firstNonFinite($0.baseAddress!, count: $0.count) }, at, "\(bad) at \(at)")
+        }
     }
 
     func testThreadCountDoesNotChangeBytes() throws {
