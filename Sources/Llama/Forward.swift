@@ -217,15 +217,15 @@ public final class LlamaForward {
                                     b: kp.baseAddress! + kvh * hd, ldb: kvd, c: sb, ldc: S, alpha: scale)
                         for t in t0..<t1 {
                             let row = sp.baseAddress! + t * S
-                            let last = P + t
+                            let visible = P + t + 1             // keys 0 ..< visible (half-open loops vectorize)
                             var m = -Float.infinity
-                            for j in 0...last { m = max(m, row[j]) }
-                            for j in 0...last { row[j] = FastExp.exp(row[j] - m) }
+                            for j in 0..<visible { m = max(m, row[j]) }
+                            for j in 0..<visible { row[j] = FastExp.exp(row[j] - m) }
                             var s: Float = 0
-                            for j in 0...last { s += row[j] }
+                            for j in 0..<visible { s += row[j] }
                             let inv = 1 / s
-                            for j in 0...last { row[j] *= inv }
-                            for j in (last + 1)..<Sb { row[j] = 0 }
+                            for j in 0..<visible { row[j] *= inv }
+                            for j in visible..<Sb { row[j] = 0 }
                         }
                         // O_h = softmax · V_h  [t1 − t0, hd]
                         BLAS.gemmNN(m: t1 - t0, n: hd, k: Sb, a: sb, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
