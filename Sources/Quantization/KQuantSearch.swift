@@ -288,12 +288,13 @@ enum KQuantSearch {
             return
         }
         let G = groups, fnmax = Float(nmax), magic: Float = 12_582_912
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * n * G + 12 * G) { buf in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * n * G + 15 * G) { buf in
             // transposed [n × G]: values, weights, this step's levels, the best levels so far
             let xt = buf.baseAddress!, wt = xt + n * G, laux = wt + n * G, lbest = laux + n * G
             // [G] each: the search state, then this step's sums and fit
             let vmin = lbest + n * G, vmax = vmin + G, sumW = vmax + G, sumX = sumW + G, best = sumX + G, scale = best + G
             let active = scale + G, sumL = active + G, sumL2 = sumL + G, sumXL = sumL2 + G, tScale = sumXL + G, tMin = tScale + G
+            let fitted = tMin + G, cur = fitted + G, take = cur + G  // 1 where D > 0; the step's weighted error; 1 where taken
             for g in 0..<G {
                 let st = qkxStart(n, nmax, x + g * n, weights + g * n, L + g * n, nstep: nstep, useMad: useMad, qkx3: qkx3)
                 vmin[g] = st.vmin; vmax[g] = st.vmax; sumW[g] = st.sumW; sumX[g] = st.sumX
@@ -323,37 +324,32 @@ enum KQuantSearch {
                         var tm = (sumL2[g] * sumX[g] - sumL[g] * sumXL[g]) / D
                         if tm > 0 { tm = 0; ts = sumXL[g] / sumL2[g] }
                         tScale[g] = ts; tMin[g] = tm
-                        sumL[g] = D > 0 ? 1 : 0  // reused: whether this step's fit exists
-                        sumL2[g] = 0             // reused: this step's weighted error
+                        fitted[g] = D > 0 ? 1 : 0
+                        cur[g] = 0
                     }
                     for i in 0..<n {
                         let xi = xt + i * G, wi = wt + i * G, li = laux + i * G
                         for g in 0..<G {
                             let diff = tScale[g] * li[g] + tMin[g] - xi[g]
-                            sumL2[g] += wi[g] * (useMad ? abs(diff) : diff * diff)
+                            cur[g] += wi[g] * (useMad ? abs(diff) : diff * diff)
                         }
                     }
                     for g in 0..<G {
-                        let take = active[g] != 0 && sumL[g] != 0 && sumL2[g] < best[g]
-                        sumXL[g] = take ? 1 : 0  // reused: whether this group takes the step
-                        if take { best[g] = sumL2[g]; scale[g] = tScale[g]; vmin[g] = tMin[g] }
+                        let taken = active[g] != 0 && fitted[g] != 0 && cur[g] < best[g]
+                        take[g] = taken ? 1 : 0
+                        if taken { best[g] = cur[g]; scale[g] = tScale[g]; vmin[g] = tMin[g] }
                     }
                     for i in 0..<n {
                         let li = laux + i * G, lb = lbest + i * G
-                        for g in 0..<G { lb[g] = sumXL[g] != 0 ? li[g] : lb[g] }
+                        for g in 0..<G { lb[g] = take[g] != 0 ? li[g] : lb[g] }
                     }
                 }
             }
             for g in 0..<G {
                 mins[g] = -vmin[g]; scales[g] = scale[g]
-                for i in 0..<n { L[g * n + i] = UInt8(truncatingIfNeeded: exactLevel(lbest[i * G + g])) }
+                for i in 0..<n { L[g * n + i] = UInt8(truncatingIfNeeded: nearestInt(lbest[i * G + g])) }
             }
         }
-    }
-
-    /// The integer of a level held as an integral float in [0, 2²²).
-    @inline(__always) static func exactLevel(_ f: Float) -> Int32 {
-        Int32(bitPattern: (f + 12_582_912).bitPattern & 0x7f_ffff) &- 0x40_0000
     }
 
     /// Quantizes non-negative sub-block scales (or mins) to [0, nmax] with weights; returns the super-block scale.

@@ -14,11 +14,6 @@ extension LegacyQuants {
         return r > a ? r - 1 : r
     }
 
-    /// The Int32 value of an integral float with |f| ≤ 2²² (ggml's nearest_int bit trick).
-    @inline(__always) static func exactInt(_ f: Float) -> Int32 {
-        Int32(bitPattern: (f + 12_582_912).bitPattern & 0x7f_ffff) &- 0x40_0000
-    }
-
     /// C's roundf for |f| < 2²² (as `roundAway`): floor of the magnitude, +1 when the fraction is at least ½, sign.
     @inline(__always) static func roundAwaySmall(_ f: Float) -> Float {
         let a = Float(bitPattern: absBits(f))
@@ -39,7 +34,7 @@ extension LegacyQuants {
             let qs = (yb + 2).assumingMemoryBound(to: UInt8.self)
             for j in 0..<32 {
                 let r = min(127, max(-128, roundAwaySmall(xb[j] * id)))
-                qs[j] = UInt8(truncatingIfNeeded: exactInt(r))
+                qs[j] = UInt8(truncatingIfNeeded: nearestInt(r))
             }
         }
     }
@@ -58,8 +53,8 @@ extension LegacyQuants {
             // (int8_t)(x·id + 8.5) of a value in [0.5, 16.5] is its floor; then at most 15
             let qs = (yb + 2).assumingMemoryBound(to: UInt8.self)
             for j in 0..<16 {
-                let q0 = exactInt(min(15, floorNonNegative(xb[j] * id + 8.5)))
-                let q1 = exactInt(min(15, floorNonNegative(xb[j + 16] * id + 8.5)))
+                let q0 = nearestInt(min(15, floorNonNegative(xb[j] * id + 8.5)))
+                let q1 = nearestInt(min(15, floorNonNegative(xb[j + 16] * id + 8.5)))
                 qs[j] = UInt8(truncatingIfNeeded: q0 | (q1 << 4))
             }
         }

@@ -77,7 +77,7 @@ public enum NonLinearQuants {
                 for j in 0..<32 { below[j] += al[j] >= vt ? 1 : 0 }
             }
             for j in 0..<32 {
-                let l = Int(KQuantSearch.exactLevel(below[j]))
+                let l = Int(nearestInt(below[j]))
                 L[j] = UInt8(truncatingIfNeeded: al[j] - v[l] < v[l + 1] - al[j] ? l : l + 1)
             }
         }
