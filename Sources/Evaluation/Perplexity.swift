@@ -56,15 +56,17 @@ public enum Perplexity {
         return Chunking(starts: (0..<count).map { $0 * ctx }, ctx: ctx, first: p == .llamaCpp ? ctx / 2 : 0)
     }
 
-    /// log-softmax of one row, in double (the exponentials in f32 and summed in double, as llama-perplexity does;
-    /// `out` holds them for a moment).
-    static func logSoftmax(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Double>) {
-        var m = -Float.infinity
-        for i in 0..<n { m = max(m, row[i]) }
-        for i in 0..<n { out[i] = Double(FastExp.exp(row[i] - m)) }
-        var s: Double = 0
-        for i in 0..<n { s += out[i] }
-        let ls = log(s) + Double(m)
+    /// log Σᵢ exp(row[i]) in double, as llama-perplexity computes it: the exponentials of row − max in f32 (into
+    /// `e` [n]), summed in double.
+    static func logSumExp(_ row: UnsafePointer<Float>, _ n: Int, scratch e: UnsafeMutablePointer<Float>) -> Double {
+        let m = Reductions.max(row, n)
+        for i in 0..<n { e[i] = FastExp.exp(row[i] - m) }
+        return log(Reductions.sumInDouble(e, n)) + Double(m)
+    }
+
+    /// log-softmax of one row into `out` [n], in double (`e` [n] is scratch).
+    static func logSoftmax(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Double>, scratch e: UnsafeMutablePointer<Float>) {
+        let ls = logSumExp(row, n, scratch: e)
         for i in 0..<n { out[i] = Double(row[i]) - ls }
     }
 
@@ -76,12 +78,20 @@ public enum Perplexity {
         var ref = EvalResult(name: "reference")
         var cands = candidates.map { EvalResult(name: $0.0) }
         let rows = ch.first..<(ctx - 1)
+        // one KV cache and one logits buffer per model, reused by every chunk
+        let refCache = LlamaForward.KVCache(config: reference.w.config, capacity: ctx)
+        let candCaches = candidates.map { LlamaForward.KVCache(config: $0.1.w.config, capacity: ctx) }
+        var rl: [Float] = [], cl = [[Float]](repeating: [], count: candidates.count)  // [rows × V] each
         for (ci, start) in ch.starts.enumerated() {
             progress?(ci, ch.starts.count)
             var chunk = Array(tokens[start..<(start + ctx)])
             if p == .llamaCpp, let bos { chunk[0] = bos }
-            let rl = try reference.logits(chunk, logitRows: rows)
-            let cl = try candidates.map { try $0.1.logits(chunk, logitRows: rows) }
+            refCache.reset()
+            try reference.logits(chunk, cache: refCache, logitRows: rows, into: &rl)
+            for k in candidates.indices {
+                candCaches[k].reset()
+                try candidates[k].1.logits(chunk, cache: candCaches[k], logitRows: rows, into: &cl[k])
+            }
             // rows are independent: score them in parallel into per-row slots (order kept)
             let nr = rows.count, nc = candidates.count
             var refNLL = [Double](repeating: 0, count: nr)
@@ -91,15 +101,20 @@ public enum Perplexity {
             cKLD.withUnsafeMutableBufferPointer { ck in cSame.withUnsafeMutableBufferPointer { cs in
                 nonisolated(unsafe) let (rnp, cnp, ckp, csp) = (rn.baseAddress!, cn.baseAddress!, ck.baseAddress!, cs.baseAddress!)
                 Parallel.forRanges(nr) { range in
-                    var lpRef = [Double](repeating: 0, count: V), lpC = [Double](repeating: 0, count: V)
+                    var lpRef = [Double](repeating: 0, count: nc == 0 ? 0 : V), lpC = lpRef  // [V] each, when there are candidates
+                    var e = [Float](repeating: 0, count: V)                                   // exponentials [V]
                     for r in range {
                         let target = Int(chunk[rows.lowerBound + r + 1])
-                        rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef) }
+                        if nc == 0 {  // the reference alone: only its target's log-probability is needed
+                            rnp[r] = rl.withUnsafeBufferPointer { lp in logSumExp(lp.baseAddress! + r * V, V, scratch: &e) - Double(lp[r * V + target]) }
+                            continue
+                        }
+                        rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef, scratch: &e) }
                         rnp[r] = -lpRef[target]
                         var refTop = 0
                         for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
                         for (k, l) in cl.enumerated() {
-                            l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC) }
+                            l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC, scratch: &e) }
                             var kl: Double = 0, top = 0
                             for i in 0..<V {
                                 kl += exp(lpRef[i]) * (lpRef[i] - lpC[i])

@@ -53,22 +53,46 @@ public final class LlamaForward {
         } } }
     }
 
-    /// Rotate-half RoPE on `heads` heads of each row (row stride `stride`), positions pos0 + t.
-    func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, stride: Int, pos0: Int) {
-        let hd = c.headDim, half = hd / 2
+    /// cos and sin of each position's rotation angles: [rows × headDim/2] each, for positions pos0 ..< pos0 + rows.
+    /// Every layer uses the same table, so it is kept for the last (pos0, rows) asked for.
+    struct RopeTable { let pos0: Int, rows: Int, cos: [Float], sin: [Float] }
+    private var ropeTable: RopeTable?
+    private let ropeLock = NSLock()
+
+    func ropeTable(pos0: Int, rows: Int) -> RopeTable {
+        ropeLock.lock(); defer { ropeLock.unlock() }
+        if let t = ropeTable, t.pos0 == pos0, t.rows == rows { return t }
+        let half = c.headDim / 2
+        var cs = [Float](repeating: 0, count: rows * half), sn = cs
         for t in 0..<rows {
             let pos = Float(pos0 + t)
-            for i in 0..<half {
-                let a = pos * invFreq[i]
-                let cs = cos(a), sn = sin(a)
-                for h in 0..<heads {
-                    let p = x + t * stride + h * hd
-                    let x1 = p[i], x2 = p[i + half]
-                    p[i] = x1 * cs - x2 * sn
-                    p[i + half] = x2 * cs + x1 * sn
+            for i in 0..<half { let a = pos * invFreq[i]; cs[t * half + i] = cos(a); sn[t * half + i] = sin(a) }
+        }
+        let table = RopeTable(pos0: pos0, rows: rows, cos: cs, sin: sn)
+        ropeTable = table
+        return table
+    }
+
+    /// Rotate-half RoPE on `heads` heads of each row (row stride `stride`) with the angles of `table`.
+    func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, stride: Int, table: RopeTable) {
+        let hd = c.headDim, half = hd / 2
+        nonisolated(unsafe) let xs = x
+        table.cos.withUnsafeBufferPointer { cp in table.sin.withUnsafeBufferPointer { sp in
+            nonisolated(unsafe) let (cs, sn) = (cp.baseAddress!, sp.baseAddress!)
+            Parallel.forRanges(table.rows, minChunk: 32) { r in
+                for t in r {
+                    let ct = cs + t * half, st = sn + t * half
+                    for h in 0..<heads {
+                        let p = xs + t * stride + h * hd
+                        for i in 0..<half {
+                            let x1 = p[i], x2 = p[i + half]
+                            p[i] = x1 * ct[i] - x2 * st[i]
+                            p[i + half] = x2 * ct[i] + x1 * st[i]
+                        }
+                    }
                 }
             }
-        }
+        } }
     }
 
     /// Keys and values of the positions seen so far, per layer: [capacity × nkv·hd] each.
@@ -82,6 +106,8 @@ public final class LlamaForward {
             k = Array(repeating: [Float](repeating: 0, count: capacity * kvd), count: layers ?? c.numLayers)
             v = k
         }
+        /// Forgets the sequence (positions beyond `length` are never read), so the cache serves the next one.
+        public func reset() { length = 0 }
     }
 
     /// Logits for `tokens` (one sequence from position 0), only for rows in `logitRows` (all when nil):
@@ -93,13 +119,20 @@ public final class LlamaForward {
     /// Appends `tokens` to the sequence held in `cache` (positions cache.length ..< cache.length + T) and returns
     /// logits for `logitRows` of these T tokens.
     public func logits(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>? = nil) throws -> [Float] {
+        var out: [Float] = []
+        try logits(tokens, cache: cache, logitRows: logitRows, into: &out)
+        return out
+    }
+
+    /// `logits(_:cache:logitRows:)` into `out` (its storage reused when the size matches).
+    public func logits(_ tokens: [Int32], cache: KVCache, logitRows: Range<Int>? = nil, into out: inout [Float]) throws {
         let T = tokens.count
         let P = cache.length
         guard P + T <= cache.capacity else { throw QKError("sequence of \(P + T) tokens exceeds the cache (\(cache.capacity))") }
         var x = try embed(tokens)
         for (l, L) in w.layers.enumerated() { runLayer(l, L, x: &x, T: T, P: P, cache: cache) }
         cache.length = P + T
-        return head(x, T: T, logitRows: logitRows)
+        head(x, T: T, logitRows: logitRows, into: &out)
     }
 
     /// The embedding rows of `tokens`: [T, hidden].
@@ -121,7 +154,7 @@ public final class LlamaForward {
     public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache, stopAfter: String? = nil) {
         let H = c.hiddenSize, qd = c.numHeads * c.headDim, F = c.intermediateSize
         let eps = Float(c.rmsNormEps)
-        var h = [Float](repeating: 0, count: T * H)       // normed [T, H]
+        var h = [Float].uninitialized(count: T * H)       // normed [T, H]
         Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
         if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
         if stopAfter == "self_attn.q_proj" { return }
@@ -149,7 +182,7 @@ public final class LlamaForward {
     public func selfAttention(_ l: Int, _ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
         let H = c.hiddenSize, qd = c.numHeads * c.headDim
         let att = attentionCore(l, L, normed: h, T: T, P: 0, cache: KVCache(config: c, capacity: T, layers: l + 1))
-        var y = [Float](repeating: 0, count: T * H)
+        var y = [Float].uninitialized(count: T * H)
         Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: &y)
         return y
     }
@@ -158,25 +191,42 @@ public final class LlamaForward {
     public func mlp(_ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
         let H = c.hiddenSize, F = c.intermediateSize
         let g = mlpHidden(L, normed: h, T: T)
-        var y = [Float](repeating: 0, count: T * H)
+        var y = [Float].uninitialized(count: T * H)
         Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: &y)
         return y
     }
 
-    /// silu(h·Wgateᵀ) ⊙ (h·Wupᵀ): [T, intermediate], the input of down_proj.
+    /// silu(h·Wgateᵀ) ⊙ (h·Wupᵀ): [T, intermediate], the input of down_proj. Each block of rows gets its gate and
+    /// up products and their SwiGLU on one thread while the block is in cache (the blocks are gemmNTParallel's, so
+    /// the bytes are the same as two separate GEMMs).
     public func mlpHidden(_ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
         let H = c.hiddenSize, F = c.intermediateSize
-        var g = [Float](repeating: 0, count: T * F)       // [T, F]
-        var u = [Float](repeating: 0, count: T * F)
-        Self.linear(h, rows: T, W: L.wGate, inDim: H, outDim: F, into: &g)
-        Self.linear(h, rows: T, W: L.wUp, inDim: H, outDim: F, into: &u)
-        g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { up in
-            nonisolated(unsafe) let (gs, us) = (gp.baseAddress!, up.baseAddress!)
-            Parallel.forRanges(T * F, minChunk: 4096) { r in
-                for i in r { let a = gs[i]; gs[i] = a / (1 + FastExp.exp(-a)) * us[i] }
+        var g = [Float].uninitialized(count: T * F)       // [T, F]
+        guard let rows = BLAS.rowBlock(m: T, n: F) else {  // few rows (decoding): GEMMs split over columns
+            var u = [Float].uninitialized(count: T * F)
+            Self.linear(h, rows: T, W: L.wGate, inDim: H, outDim: F, into: &g)
+            Self.linear(h, rows: T, W: L.wUp, inDim: H, outDim: F, into: &u)
+            g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { Self.swiGLU(gp.baseAddress!, $0.baseAddress!, count: T * F) } }
+            return g
+        }
+        let workers = min(Parallel.threads, (T + rows - 1) / rows)
+        var u = [Float].uninitialized(count: workers * rows * F)  // each worker's up product [rows, F]
+        h.withUnsafeBufferPointer { hp in g.withUnsafeMutableBufferPointer { gp in u.withUnsafeMutableBufferPointer { up in
+        L.wGate.withUnsafeBufferPointer { wg in L.wUp.withUnsafeBufferPointer { wu in
+            nonisolated(unsafe) let (hs, gs, us, wgs, wus) = (hp.baseAddress!, gp.baseAddress!, up.baseAddress!, wg.baseAddress!, wu.baseAddress!)
+            Parallel.forBlocksWithWorker(T, block: rows) { worker, r in
+                let gb = gs + r.lowerBound * F, ub = us + worker * rows * F
+                BLAS.gemmNT(m: r.count, n: F, k: H, a: hs + r.lowerBound * H, lda: H, b: wgs, ldb: H, c: gb, ldc: F)
+                BLAS.gemmNT(m: r.count, n: F, k: H, a: hs + r.lowerBound * H, lda: H, b: wus, ldb: H, c: ub, ldc: F)
+                Self.swiGLU(gb, ub, count: r.count * F)
             }
-        } }
+        } } } } }
         return g
+    }
+
+    /// g[i] = silu(g[i]) · u[i] = g[i] / (1 + e^−g[i]) · u[i].
+    @inline(__always) static func swiGLU(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { let a = g[i]; g[i] = a / (1 + FastExp.exp(-a)) * u[i] }
     }
 
     /// q/k/v projections, RoPE, causal softmax attention with GQA: the input of o_proj, [T, nq·hd]. Writes this
@@ -184,53 +234,52 @@ public final class LlamaForward {
     func attentionCore(_ l: Int, _ L: LlamaWeights.Layer, normed h: [Float], T: Int, P: Int, cache: KVCache) -> [Float] {
         let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads
         let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
-        var q = [Float](repeating: 0, count: T * qd)      // [T, nq·hd]
-        var k = [Float](repeating: 0, count: T * kvd)     // [T, nkv·hd] (new positions)
-        var v = [Float](repeating: 0, count: T * kvd)
-        var att = [Float](repeating: 0, count: T * qd)    // attention output [T, nq·hd]
+        var q = [Float].uninitialized(count: T * qd)      // [T, nq·hd]
+        var att = [Float].uninitialized(count: T * qd)    // attention output [T, nq·hd] (every head and row block writes its part)
         let S = P + T                                      // keys visible to the last new token
-        let nThreads = max(1, min(Parallel.threads, nq))
-        var scores = [Float](repeating: 0, count: nThreads * T * S)  // one [T, S] block per thread
         let scale = 1 / Float(hd).squareRoot()
+        let table = ropeTable(pos0: P, rows: T)
+        let plan = Self.attentionPlan(heads: nq, rows: T, past: P, threads: Parallel.threads)
+        let rowBlock = Self.attentionRowBlock
+        var scores = [Float].uninitialized(count: plan.count * min(T, rowBlock) * S)  // one [rowBlock, S] block per thread
         Self.linear(h, rows: T, W: L.wq, inDim: H, outDim: qd, into: &q)
-        Self.linear(h, rows: T, W: L.wk, inDim: H, outDim: kvd, into: &k)
-        Self.linear(h, rows: T, W: L.wv, inDim: H, outDim: kvd, into: &v)
-        q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nq, stride: qd, pos0: P) }
-        k.withUnsafeMutableBufferPointer { rope($0.baseAddress!, rows: T, heads: nkv, stride: kvd, pos0: P) }
-        for i in 0..<(T * kvd) { cache.k[l][P * kvd + i] = k[i]; cache.v[l][P * kvd + i] = v[i] }
+        q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, heads: nq, stride: qd, table: table) }
+        // the new keys and values go straight into rows P ..< P + T of the cache ([capacity, nkv·hd] each)
+        h.withUnsafeBufferPointer { hp in cache.k[l].withUnsafeMutableBufferPointer { kc in cache.v[l].withUnsafeMutableBufferPointer { vc in
+            let kNew = kc.baseAddress! + P * kvd, vNew = vc.baseAddress! + P * kvd
+            L.wk.withUnsafeBufferPointer {
+                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: kNew, ldc: kvd)
+            }
+            L.wv.withUnsafeBufferPointer {
+                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: vNew, ldc: kvd)
+            }
+            rope(kNew, heads: nkv, stride: kvd, table: table)
+        } } }
         q.withUnsafeBufferPointer { qp in cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
             scores.withUnsafeMutableBufferPointer { spAll in att.withUnsafeMutableBufferPointer { ap in
               nonisolated(unsafe) let (qs, ks, vs, ss, aps) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, spAll.baseAddress!, ap.baseAddress!)
-              DispatchQueue.concurrentPerform(iterations: nThreads) { th in
-                let sp = UnsafeMutableBufferPointer(start: ss + th * T * S, count: T * S)
-                let qp = UnsafeBufferPointer(start: qs, count: T * qd), kp = UnsafeBufferPointer(start: ks, count: cache.capacity * kvd)
-                let vp = UnsafeBufferPointer(start: vs, count: cache.capacity * kvd), ap = UnsafeMutableBufferPointer(start: aps, count: T * qd)
-                for hh in stride(from: th, to: nq, by: nThreads) {
-                    let kvh = hh / group
+              DispatchQueue.concurrentPerform(iterations: plan.count) { th in
+                let sb = ss + th * min(T, rowBlock) * S       // this thread's scores [rowBlock, S]
+                for task in plan[th] {
+                    let hh = task.head, kvh = hh / group
                     // causal blocks of query rows: rows t0 ..< t1 see keys 0 ..< P + t1 only, so the masked upper
                     // triangle is neither multiplied nor exponentiated
-                    for t0 in stride(from: 0, to: T, by: Self.attentionRowBlock) {
-                        let t1 = min(T, t0 + Self.attentionRowBlock), Sb = P + t1
-                        let sb = sp.baseAddress! + t0 * S                 // scores rows t0 ..< t1, [t1 − t0, Sb] (ld S)
-                        // scores = Q_h · K_hᵀ · scale; new token t sees keys 0 ... P + t
-                        BLAS.gemmNT(m: t1 - t0, n: Sb, k: hd, a: qp.baseAddress! + t0 * qd + hh * hd, lda: qd,
-                                    b: kp.baseAddress! + kvh * hd, ldb: kvd, c: sb, ldc: S, alpha: scale)
-                        for t in t0..<t1 {
-                            let row = sp.baseAddress! + t * S
-                            let visible = P + t + 1             // keys 0 ..< visible (half-open loops vectorize)
-                            var m = -Float.infinity
-                            for j in 0..<visible { m = max(m, row[j]) }
-                            for j in 0..<visible { row[j] = FastExp.exp(row[j] - m) }
-                            var s: Float = 0
-                            for j in 0..<visible { s += row[j] }
-                            let inv = 1 / s
-                            for j in 0..<visible { row[j] *= inv }
-                            for j in visible..<Sb { row[j] = 0 }
-                        }
-                        // O_h = softmax · V_h  [t1 − t0, hd]
-                        BLAS.gemmNN(m: t1 - t0, n: hd, k: Sb, a: sb, lda: S, b: vp.baseAddress! + kvh * hd, ldb: kvd,
-                                    c: ap.baseAddress! + t0 * qd + hh * hd, ldc: qd)
+                    let t0 = task.firstRow, t1 = min(T, t0 + rowBlock), Sb = P + t1
+                    // scores [t1 − t0, Sb] (ld S) = Q_h · K_hᵀ · scale; new token t sees keys 0 ... P + t
+                    BLAS.gemmNT(m: t1 - t0, n: Sb, k: hd, a: qs + t0 * qd + hh * hd, lda: qd,
+                                b: ks + kvh * hd, ldb: kvd, c: sb, ldc: S, alpha: scale)
+                    for t in t0..<t1 {
+                        let row = sb + (t - t0) * S
+                        let visible = P + t + 1             // keys 0 ..< visible (half-open loops vectorize)
+                        let m = Reductions.max(row, visible)
+                        for j in 0..<visible { row[j] = FastExp.exp(row[j] - m) }
+                        let inv = 1 / Reductions.sum(row, visible)
+                        for j in 0..<visible { row[j] *= inv }
+                        for j in visible..<Sb { row[j] = 0 }
                     }
+                    // O_h = softmax · V_h  [t1 − t0, hd]
+                    BLAS.gemmNN(m: t1 - t0, n: hd, k: Sb, a: sb, lda: S, b: vs + kvh * hd, ldb: kvd,
+                                c: aps + t0 * qd + hh * hd, ldc: qd)
                 }
               }
             } }
@@ -238,24 +287,56 @@ public final class LlamaForward {
         return att
     }
 
+    /// One unit of attention work: a head and a block of query rows starting at `firstRow`.
+    struct AttentionTask: Equatable { let head: Int, firstRow: Int }
+
+    /// The (head, row block) tasks dealt to `threads` lists of about equal cost (a block's cost is its rows times the
+    /// keys it sees), largest first, each to the least loaded list. Which thread runs a task does not change its
+    /// result.
+    static func attentionPlan(heads: Int, rows T: Int, past P: Int, threads: Int) -> [[AttentionTask]] {
+        var tasks: [(task: AttentionTask, cost: Int)] = []
+        for h in 0..<heads {
+            for t0 in stride(from: 0, to: T, by: attentionRowBlock) {
+                let t1 = min(T, t0 + attentionRowBlock)
+                tasks.append((AttentionTask(head: h, firstRow: t0), (t1 - t0) * (P + t1)))
+            }
+        }
+        tasks.sort { $0.cost != $1.cost ? $0.cost > $1.cost : ($0.task.head, $0.task.firstRow) < ($1.task.head, $1.task.firstRow) }
+        let n = max(1, min(threads, tasks.count))
+        var plan = [[AttentionTask]](repeating: [], count: n), load = [Int](repeating: 0, count: n)
+        for (task, cost) in tasks {
+            let i = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 } ?? 0
+            plan[i].append(task)
+            load[i] += cost
+        }
+        return plan
+    }
+
     /// Query rows per causal block in attention.
     static let attentionRowBlock = 128
 
     /// Final norm and LM head for `logitRows` of x [T, hidden]: [rows × vocab].
     public func head(_ x: [Float], T: Int, logitRows: Range<Int>?) -> [Float] {
+        var out: [Float] = []
+        head(x, T: T, logitRows: logitRows, into: &out)
+        return out
+    }
+
+    /// `head` into `out`, reusing its storage when it already has rows × vocab values (evaluation reuses one buffer
+    /// per model: a fresh 50 MB buffer per chunk costs its page faults every time).
+    public func head(_ x: [Float], T: Int, logitRows: Range<Int>?, into out: inout [Float]) {
         let H = c.hiddenSize, V = c.vocabSize
         let eps = Float(c.rmsNormEps)
-        var h = [Float](repeating: 0, count: T * H)
         let rows = logitRows ?? 0..<T
+        var h = [Float].uninitialized(count: rows.count * H)  // normed rows [rows, H]
         x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in w.norm.withUnsafeBufferPointer { gp in
             for (r, t) in rows.enumerated() { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + r * H, n: H, eps: eps) }
         } } }
-        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(-1, "lm_head", UnsafeBufferPointer(rebasing: $0[0..<(rows.count * H)]), H) } }
-        var out = [Float](repeating: 0, count: rows.count * V)
+        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(-1, "lm_head", $0, H) } }
+        if out.count != rows.count * V { out = .uninitialized(count: rows.count * V) }
         let head = w.lmHead ?? w.embed
-        h.withUnsafeBufferPointer { hp in head.withUnsafeBufferPointer {
-            BLAS.gemmNTParallel(m: rows.count, n: V, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: &out, ldc: V)
-        } }
-        return out
+        h.withUnsafeBufferPointer { hp in head.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer {
+            BLAS.gemmNTParallel(m: rows.count, n: V, k: H, a: hp.baseAddress!, lda: H, b: wp.baseAddress!, ldb: H, c: $0.baseAddress!, ldc: V)
+        } } }
     }
 }

@@ -45,17 +45,14 @@ public enum BLAS {
 
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
-    /// gemmNT split over our own threads (by rows of C, or by columns when there are few rows), each calling a
-    /// single-threaded OpenBLAS: OpenBLAS's own threads spin between calls and starve the non-GEMM work.
-    /// The split never changes which products are summed, so results do not depend on the thread count... except
-    /// for OpenBLAS's blocking, which can differ by a rounding for a different M; use a fixed split when exactness
-    /// across thread counts matters.
+    /// gemmNT split over our own threads, each calling a single-threaded OpenBLAS: OpenBLAS's own threads spin
+    /// between calls and starve the non-GEMM work. The blocks depend on the shape only (see `rowBlock`), not on the
+    /// thread count, so the bytes computed are the same at any thread count.
     public static func gemmNTParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
         nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
-        // fixed blocks (not one per thread): the same bytes at any thread count
-        if m >= 64 {
-            Parallel.forBlocks(m, block: 256) { r in
+        if let rows = rowBlock(m: m, n: n) {
+            Parallel.forBlocks(m, block: rows) { r in
                 gemmNT(m: r.count, n: n, k: k, a: ap + r.lowerBound * lda, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
                        alpha: alpha, beta: beta)
             }
@@ -65,6 +62,16 @@ public enum BLAS {
                        alpha: alpha, beta: beta)
             }
         }
+    }
+
+    /// How `gemmNTParallel` splits C [m × n]: blocks of this many rows, or nil for blocks of 2048 columns.
+    /// - m ≥ 512: 256 rows;
+    /// - 64 ≤ m < 512: 64 rows (both threads busy on e.g. 255 rows), but columns when B is wide (n ≥ 16384, an LM
+    ///   head), so each thread packs only its part of the large weight;
+    /// - m < 64 (decoding): columns.
+    public static func rowBlock(m: Int, n: Int) -> Int? {
+        if m >= 512 { return 256 }
+        return m >= 64 && n < 16384 ? 64 : nil
     }
 
     /// C [m × n] = alpha·Aᵀ·B + beta·C with A [k × m], split over the rows of C (columns of A) like gemmNTParallel.

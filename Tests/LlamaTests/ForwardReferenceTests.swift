@@ -173,4 +173,61 @@ final class ForwardReferenceTests: XCTestCase {
         // the permuted weights with llama.cpp's interleaved RoPE are the same model
         Self.assertClose(got, Self.reference(c, gw, tokens.map(Int.init), interleavedRoPE: true), "gguf vs interleaved reference")
     }
+
+    /// Long enough for several causal row blocks in attention (300: blocks of 64 rows in the projections; 520: blocks
+    /// of 256 rows), against the reference.
+    func testLongSequencesMatchReference() throws {
+        let c = Self.config(), w = Self.weights(c, seed: 5)
+        let fwd = LlamaForward(try LlamaWeights.load(config: c) { w[$0] })
+        for T in [300, 520] {
+            let tokens = (0..<T).map { (i: Int) -> Int32 in Int32((i * 37 + i / 7) % 64) }
+            Self.assertClose(try fwd.logits(tokens), Self.reference(c, w, tokens.map(Int.init)), "T = \(T)")
+        }
+    }
+
+    /// A prefill continued from a cache (P > 0, several row blocks), a reset cache reused, and logits written into a
+    /// reused buffer all give the one-shot logits.
+    func testContinuedPrefillAndReusedBuffersMatchOneShot() throws {
+        let c = Self.config(), w = Self.weights(c, seed: 6)
+        let fwd = LlamaForward(try LlamaWeights.load(config: c) { w[$0] })
+        let tokens = (0..<400).map { (i: Int) -> Int32 in Int32((i * 11 + 3) % 64) }
+        let full = try fwd.logits(tokens)
+        let cache = LlamaForward.KVCache(config: c, capacity: 400)
+        var got = try fwd.logits(Array(tokens[0..<150]), cache: cache)
+        got += try fwd.logits(Array(tokens[150...]), cache: cache)
+        XCTAssertEqual(got.count, full.count)
+        var worst: Float = 0
+        for (a, b) in zip(got, full) { worst = max(worst, abs(a - b) / max(1, abs(b))) }
+        XCTAssertLessThan(worst, 1e-4)
+        // reset: the same cache and one output buffer serve two other sequences, then this one again
+        var out: [Float] = []
+        let shifted = tokens.map { (t: Int32) -> Int32 in (t + 1) % 64 }
+        for seq in [Array(tokens.reversed()), shifted, tokens] {
+            cache.reset()
+            try fwd.logits(seq, cache: cache, logitRows: 200..<399, into: &out)
+            XCTAssertEqual(cache.length, 400)
+            let fresh = try fwd.logits(seq, logitRows: 200..<399)  // a new cache and a new buffer: the same bytes
+            XCTAssertEqual(out.count, fresh.count)
+            XCTAssertTrue(out == fresh, "largest difference \(zip(out, fresh).map { abs($0 - $1) }.max() ?? 0)")
+        }
+    }
+
+    /// The attention work plan: every (head, row block) once, the threads' costs within one block of each other.
+    func testAttentionPlanCoversEveryBlockOnceAndBalances() {
+        let cases: [(heads: Int, T: Int, P: Int, threads: Int)] = [(9, 512, 0, 2), (9, 512, 0, 3), (4, 300, 100, 2), (32, 2048, 0, 2), (3, 1, 40, 2), (2, 0, 0, 2)]
+        for (heads, T, P, threads) in cases {
+            let plan = LlamaForward.attentionPlan(heads: heads, rows: T, past: P, threads: threads)
+            let b = LlamaForward.attentionRowBlock
+            let all = plan.flatMap { $0 }
+            var want: Set<[Int]> = []
+            for h in 0..<heads { for t0 in stride(from: 0, to: T, by: b) { want.insert([h, t0]) } }
+            XCTAssertEqual(Set(all.map { [$0.head, $0.firstRow] }), want)
+            XCTAssertEqual(all.count, want.count)
+            XCTAssertLessThanOrEqual(plan.count, max(1, threads))
+            func cost(_ t: LlamaForward.AttentionTask) -> Int { let t1 = min(T, t.firstRow + b); return (t1 - t.firstRow) * (P + t1) }
+            let loads = plan.map { $0.reduce(0) { $0 + cost($1) } }
+            let biggest = all.map(cost).max() ?? 0
+            XCTAssertLessThanOrEqual((loads.max() ?? 0) - (loads.min() ?? 0), biggest, "heads \(heads) T \(T) P \(P): loads \(loads)")
+        }
+    }
 }
