@@ -242,6 +242,7 @@ public final class LlamaForward {
         let plan = Self.attentionPlan(heads: nq, rows: T, past: P, threads: Parallel.threads)
         let rowBlock = Self.attentionRowBlock
         var scores = [Float].uninitialized(count: plan.count * min(T, rowBlock) * S)  // one [rowBlock, S] block per thread
+        var invSums = [Float].uninitialized(count: plan.count * rowBlock)            // [rowBlock] per thread
         Self.linear(h, rows: T, W: L.wq, inDim: H, outDim: qd, into: &q)
         q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, heads: nq, stride: qd, table: table) }
         // the new keys and values go straight into rows P ..< P + T of the cache ([capacity, nkv·hd] each)
@@ -256,10 +257,11 @@ public final class LlamaForward {
             rope(kNew, heads: nkv, stride: kvd, table: table)
         } } }
         q.withUnsafeBufferPointer { qp in cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
-            scores.withUnsafeMutableBufferPointer { spAll in att.withUnsafeMutableBufferPointer { ap in
-              nonisolated(unsafe) let (qs, ks, vs, ss, aps) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, spAll.baseAddress!, ap.baseAddress!)
+            scores.withUnsafeMutableBufferPointer { spAll in att.withUnsafeMutableBufferPointer { ap in invSums.withUnsafeMutableBufferPointer { ip in
+              nonisolated(unsafe) let (qs, ks, vs, ss, aps, isp) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, spAll.baseAddress!, ap.baseAddress!, ip.baseAddress!)
               DispatchQueue.concurrentPerform(iterations: plan.count) { th in
                 let sb = ss + th * min(T, rowBlock) * S       // this thread's scores [rowBlock, S]
+                let ib = isp + th * rowBlock                  // and 1 / Σ of each row [rowBlock]
                 for task in plan[th] {
                     let hh = task.head, kvh = hh / group
                     // causal blocks of query rows: rows t0 ..< t1 see keys 0 ..< P + t1 only, so the masked upper
@@ -268,21 +270,26 @@ public final class LlamaForward {
                     // scores [t1 − t0, Sb] (ld S) = Q_h · K_hᵀ · scale; new token t sees keys 0 ... P + t
                     BLAS.gemmNT(m: t1 - t0, n: Sb, k: hd, a: qs + t0 * qd + hh * hd, lda: qd,
                                 b: ks + kvh * hd, ldb: kvd, c: sb, ldc: S, alpha: scale)
+                    // unnormalized softmax: e^(score − max) and 1 / Σ per row; the division is applied to the
+                    // output rows (hd values) instead of the scores (up to Sb values)
                     for t in t0..<t1 {
                         let row = sb + (t - t0) * S
                         let visible = P + t + 1             // keys 0 ..< visible (half-open loops vectorize)
                         let m = Reductions.max(row, visible)
                         for j in 0..<visible { row[j] = FastExp.exp(row[j] - m) }
-                        let inv = 1 / Reductions.sum(row, visible)
-                        for j in 0..<visible { row[j] *= inv }
+                        ib[t - t0] = 1 / Reductions.sum(row, visible)
                         for j in visible..<Sb { row[j] = 0 }
                     }
                     // O_h = softmax · V_h  [t1 − t0, hd]
-                    BLAS.gemmNN(m: t1 - t0, n: hd, k: Sb, a: sb, lda: S, b: vs + kvh * hd, ldb: kvd,
-                                c: aps + t0 * qd + hh * hd, ldc: qd)
+                    let o = aps + t0 * qd + hh * hd
+                    BLAS.gemmNN(m: t1 - t0, n: hd, k: Sb, a: sb, lda: S, b: vs + kvh * hd, ldb: kvd, c: o, ldc: qd)
+                    for t in 0..<(t1 - t0) {
+                        let inv = ib[t], ot = o + t * qd
+                        for d in 0..<hd { ot[d] *= inv }
+                    }
                 }
               }
-            } }
+            } } }
         } } }
         return att
     }
