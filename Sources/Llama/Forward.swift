@@ -3,8 +3,8 @@ import ModelFormats
 import TensorCore
 
 /// The LlamaForCausalLM forward pass on the CPU: batched prefill with a causal mask, RoPE (rope_theta, llama3
-/// scaling), GQA, SwiGLU, RMSNorm, tied or untied head. Every matmul is a cblas_sgemm; scratch is allocated once
-/// per sequence length.
+/// scaling), GQA, SwiGLU, RMSNorm, tied or untied head. Every matmul is a cblas_sgemm; scratch memory lives with the
+/// KV cache (`Scratch`), so the layers of a sequence, and the next sequences through a reset cache, reuse it.
 public final class LlamaForward {
     public let w: LlamaWeights
     let c: LlamaConfig
@@ -43,14 +43,15 @@ public final class LlamaForward {
         for i in 0..<n { out[i] = x[i] * r * g[i] }
     }
 
-    /// RMSNorm of each row of x [rows × n] with gain g into h.
-    public static func normRows(_ x: [Float], _ g: [Float], _ h: inout [Float], rows: Int, n: Int, eps: Float) {
-        x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in g.withUnsafeBufferPointer { gp in
-            nonisolated(unsafe) let (xs, hs, gs) = (xp.baseAddress!, hp.baseAddress!, gp.baseAddress!)
+    /// RMSNorm of each row of x [rows × n] with gain g into h [rows × n].
+    static func normRows(_ x: UnsafePointer<Float>, _ g: [Float], _ h: UnsafeMutablePointer<Float>, rows: Int, n: Int, eps: Float) {
+        nonisolated(unsafe) let (xs, hs) = (x, h)
+        g.withUnsafeBufferPointer { gp in
+            nonisolated(unsafe) let gs = gp.baseAddress!
             Parallel.forRanges(rows, minChunk: 16) { r in
                 for t in r { rmsNorm(xs + t * n, gs, hs + t * n, n: n, eps: eps) }
             }
-        } } }
+        }
     }
 
     /// cos and sin of each position's rotation angles: [rows × headDim/2] each, for positions pos0 ..< pos0 + rows.
@@ -95,11 +96,13 @@ public final class LlamaForward {
         } }
     }
 
-    /// Keys and values of the positions seen so far, per layer: [capacity × nkv·hd] each.
+    /// Keys and values of the positions seen so far, per layer: [capacity × nkv·hd] each; and the scratch memory of
+    /// the passes that use them.
     public final class KVCache {
         public let capacity: Int
         public internal(set) var length = 0
         var k: [[Float]], v: [[Float]]
+        let scratch = Scratch()
         public init(config c: LlamaConfig, capacity: Int, layers: Int? = nil) {
             self.capacity = capacity
             let kvd = c.numKVHeads * c.headDim
@@ -108,6 +111,27 @@ public final class LlamaForward {
         }
         /// Forgets the sequence (positions beyond `length` are never read), so the cache serves the next one.
         public func reset() { length = 0 }
+    }
+
+    /// Named scratch buffers, each grown to the largest size asked for and never zero-filled (every use writes a
+    /// buffer before reading it). One pass at a time: a KV cache holds one sequence.
+    final class Scratch {
+        enum Buffer: Int, CaseIterable { case normed, query, attention, scores, invSums, gate, up }
+        private var base = [UnsafeMutablePointer<Float>?](repeating: nil, count: Buffer.allCases.count)
+        private var size = [Int](repeating: 0, count: Buffer.allCases.count)
+
+        /// At least `count` floats of buffer `b` (its earlier contents are kept only while it does not grow).
+        func get(_ b: Buffer, count: Int) -> UnsafeMutablePointer<Float> {
+            let i = b.rawValue
+            if let p = base[i], size[i] >= count { return p }
+            base[i]?.deallocate()
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+            base[i] = p
+            size[i] = count
+            return p
+        }
+
+        deinit { for p in base { p?.deallocate() } }
     }
 
     /// Logits for `tokens` (one sequence from position 0), only for rows in `logitRows` (all when nil):
@@ -154,74 +178,89 @@ public final class LlamaForward {
     public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache, stopAfter: String? = nil) {
         let H = c.hiddenSize, qd = c.numHeads * c.headDim, F = c.intermediateSize
         let eps = Float(c.rmsNormEps)
-        var h = [Float].uninitialized(count: T * H)       // normed [T, H]
-        Self.normRows(x, L.attnNorm, &h, rows: T, n: H, eps: eps)
-        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "self_attn.q_proj", $0, H) } }
-        if stopAfter == "self_attn.q_proj" { return }
-        let att = attentionCore(l, L, normed: h, T: T, P: P, cache: cache)  // [T, nq·hd]
-        if let cap = captureLinearInput { att.withUnsafeBufferPointer { cap(l, "self_attn.o_proj", $0, qd) } }
-        if stopAfter == "self_attn.o_proj" { return }
-        Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: &x, accumulate: true)
-        Self.normRows(x, L.ffnNorm, &h, rows: T, n: H, eps: eps)
-        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(l, "mlp.gate_proj", $0, H) } }
-        if stopAfter == "mlp.gate_proj" { return }
-        let g = mlpHidden(L, normed: h, T: T)             // [T, F]
-        if let cap = captureLinearInput { g.withUnsafeBufferPointer { cap(l, "mlp.down_proj", $0, F) } }
-        Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: &x, accumulate: true)
+        let s = cache.scratch
+        let h = s.get(.normed, count: T * H)               // normed [T, H]
+        x.withUnsafeMutableBufferPointer { xb in
+            guard let xs = xb.baseAddress else { return }
+            Self.normRows(xs, L.attnNorm, h, rows: T, n: H, eps: eps)
+            if let cap = captureLinearInput { cap(l, "self_attn.q_proj", UnsafeBufferPointer(start: h, count: T * H), H) }
+            if stopAfter == "self_attn.q_proj" { return }
+            let att = s.get(.attention, count: T * qd)     // [T, nq·hd]
+            attentionCore(l, L, normed: h, T: T, P: P, cache: cache, into: att)
+            if let cap = captureLinearInput { cap(l, "self_attn.o_proj", UnsafeBufferPointer(start: att, count: T * qd), qd) }
+            if stopAfter == "self_attn.o_proj" { return }
+            Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: xs, accumulate: true)
+            Self.normRows(xs, L.ffnNorm, h, rows: T, n: H, eps: eps)
+            if let cap = captureLinearInput { cap(l, "mlp.gate_proj", UnsafeBufferPointer(start: h, count: T * H), H) }
+            if stopAfter == "mlp.gate_proj" { return }
+            let g = s.get(.gate, count: T * F)             // [T, F]
+            mlpHidden(L, normed: h, T: T, into: g, scratch: s)
+            if let cap = captureLinearInput { cap(l, "mlp.down_proj", UnsafeBufferPointer(start: g, count: T * F), F) }
+            Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: xs, accumulate: true)
+        }
     }
 
     /// y [rows, outDim] (+)= x [rows, inDim] · Wᵀ, W [outDim, inDim].
-    public static func linear(_ x: [Float], rows: Int, W: [Float], inDim: Int, outDim: Int, into y: inout [Float], accumulate: Bool = false) {
-        x.withUnsafeBufferPointer { xp in W.withUnsafeBufferPointer {
-            BLAS.gemmNTParallel(m: rows, n: outDim, k: inDim, a: xp.baseAddress!, lda: inDim, b: $0.baseAddress!, ldb: inDim, c: &y, ldc: outDim, beta: accumulate ? 1 : 0)
-        } }
+    static func linear(_ x: UnsafePointer<Float>, rows: Int, W: [Float], inDim: Int, outDim: Int, into y: UnsafeMutablePointer<Float>,
+                       accumulate: Bool = false) {
+        W.withUnsafeBufferPointer {
+            BLAS.gemmNTParallel(m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: $0.baseAddress!, ldb: inDim, c: y, ldc: outDim, beta: accumulate ? 1 : 0)
+        }
     }
 
     /// The self-attention block's output (after o_proj) for normed inputs h [T, hidden] of one sequence from
     /// position 0: [T, hidden]. For calibration (AWQ inspects this block).
     public func selfAttention(_ l: Int, _ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
         let H = c.hiddenSize, qd = c.numHeads * c.headDim
-        let att = attentionCore(l, L, normed: h, T: T, P: 0, cache: KVCache(config: c, capacity: T, layers: l + 1))
+        let cache = KVCache(config: c, capacity: T, layers: l + 1)
+        let att = cache.scratch.get(.attention, count: T * qd)  // [T, nq·hd]
         var y = [Float].uninitialized(count: T * H)
-        Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: &y)
+        h.withUnsafeBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
+            guard let hs = hp.baseAddress, let ys = yp.baseAddress else { return }
+            attentionCore(l, L, normed: hs, T: T, P: 0, cache: cache, into: att)
+            Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: ys)
+        } }
         return y
     }
 
     /// The MLP block's output (after down_proj) for normed inputs h [T, hidden]: [T, hidden].
     public func mlp(_ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
         let H = c.hiddenSize, F = c.intermediateSize
-        let g = mlpHidden(L, normed: h, T: T)
+        let s = Scratch()
+        let g = s.get(.gate, count: T * F)                 // [T, F]
         var y = [Float].uninitialized(count: T * H)
-        Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: &y)
+        h.withUnsafeBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
+            guard let hs = hp.baseAddress, let ys = yp.baseAddress else { return }
+            mlpHidden(L, normed: hs, T: T, into: g, scratch: s)
+            Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: ys)
+        } }
         return y
     }
 
-    /// silu(h·Wgateᵀ) ⊙ (h·Wupᵀ): [T, intermediate], the input of down_proj. Each block of rows gets its gate and
-    /// up products and their SwiGLU on one thread while the block is in cache (the blocks are gemmNTParallel's, so
-    /// the bytes are the same as two separate GEMMs).
-    public func mlpHidden(_ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
+    /// silu(h·Wgateᵀ) ⊙ (h·Wupᵀ) into g [T, intermediate], the input of down_proj. Each block of rows gets its gate
+    /// and up products and their SwiGLU on one thread while the block is in cache (the blocks are gemmNTParallel's,
+    /// so the bytes are the same as two separate GEMMs).
+    func mlpHidden(_ L: LlamaWeights.Layer, normed h: UnsafePointer<Float>, T: Int, into g: UnsafeMutablePointer<Float>, scratch s: Scratch) {
         let H = c.hiddenSize, F = c.intermediateSize
-        var g = [Float].uninitialized(count: T * F)       // [T, F]
         guard let rows = BLAS.rowBlock(m: T, n: F) else {  // few rows (decoding): GEMMs split over columns
-            var u = [Float].uninitialized(count: T * F)
-            Self.linear(h, rows: T, W: L.wGate, inDim: H, outDim: F, into: &g)
-            Self.linear(h, rows: T, W: L.wUp, inDim: H, outDim: F, into: &u)
-            g.withUnsafeMutableBufferPointer { gp in u.withUnsafeBufferPointer { Self.swiGLU(gp.baseAddress!, $0.baseAddress!, count: T * F) } }
-            return g
+            let u = s.get(.up, count: T * F)               // [T, F]
+            Self.linear(h, rows: T, W: L.wGate, inDim: H, outDim: F, into: g)
+            Self.linear(h, rows: T, W: L.wUp, inDim: H, outDim: F, into: u)
+            Self.swiGLU(g, u, count: T * F)
+            return
         }
         let workers = min(Parallel.threads, (T + rows - 1) / rows)
-        var u = [Float].uninitialized(count: workers * rows * F)  // each worker's up product [rows, F]
-        h.withUnsafeBufferPointer { hp in g.withUnsafeMutableBufferPointer { gp in u.withUnsafeMutableBufferPointer { up in
+        nonisolated(unsafe) let (hs, gs) = (h, g)
+        nonisolated(unsafe) let us = s.get(.up, count: workers * rows * F)  // each worker's up product [rows, F]
         L.wGate.withUnsafeBufferPointer { wg in L.wUp.withUnsafeBufferPointer { wu in
-            nonisolated(unsafe) let (hs, gs, us, wgs, wus) = (hp.baseAddress!, gp.baseAddress!, up.baseAddress!, wg.baseAddress!, wu.baseAddress!)
+            nonisolated(unsafe) let (wgs, wus) = (wg.baseAddress!, wu.baseAddress!)
             Parallel.forBlocksWithWorker(T, block: rows) { worker, r in
                 let gb = gs + r.lowerBound * F, ub = us + worker * rows * F
                 BLAS.gemmNT(m: r.count, n: F, k: H, a: hs + r.lowerBound * H, lda: H, b: wgs, ldb: H, c: gb, ldc: F)
                 BLAS.gemmNT(m: r.count, n: F, k: H, a: hs + r.lowerBound * H, lda: H, b: wus, ldb: H, c: ub, ldc: F)
                 Self.swiGLU(gb, ub, count: r.count * F)
             }
-        } } } } }
-        return g
+        } }
     }
 
     /// g[i] = silu(g[i]) · u[i] = g[i] / (1 + e^−g[i]) · u[i].
@@ -229,46 +268,47 @@ public final class LlamaForward {
         for i in 0..<count { let a = g[i]; g[i] = a / (1 + FastExp.exp(-a)) * u[i] }
     }
 
-    /// q/k/v projections, RoPE, causal softmax attention with GQA: the input of o_proj, [T, nq·hd]. Writes this
-    /// layer's keys and values for positions P ..< P + T into `cache`.
-    func attentionCore(_ l: Int, _ L: LlamaWeights.Layer, normed h: [Float], T: Int, P: Int, cache: KVCache) -> [Float] {
+    /// q/k/v projections, RoPE, causal softmax attention with GQA into att [T, nq·hd], the input of o_proj. Writes
+    /// this layer's keys and values for positions P ..< P + T into `cache`.
+    func attentionCore(_ l: Int, _ L: LlamaWeights.Layer, normed h: UnsafePointer<Float>, T: Int, P: Int, cache: KVCache,
+                       into att: UnsafeMutablePointer<Float>) {
         let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads
         let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
-        var q = [Float].uninitialized(count: T * qd)      // [T, nq·hd]
-        var att = [Float].uninitialized(count: T * qd)    // attention output [T, nq·hd] (every head and row block writes its part)
         let S = P + T                                      // keys visible to the last new token
         let scale = 1 / Float(hd).squareRoot()
         let table = ropeTable(pos0: P, rows: T)
         let plan = Self.attentionPlan(heads: nq, rows: T, past: P, threads: Parallel.threads)
         let rowBlock = Self.attentionRowBlock
-        var scores = [Float].uninitialized(count: plan.count * min(T, rowBlock) * S)  // one [rowBlock, S] block per thread
-        var invSums = [Float].uninitialized(count: plan.count * rowBlock)            // [rowBlock] per thread
-        Self.linear(h, rows: T, W: L.wq, inDim: H, outDim: qd, into: &q)
-        q.withUnsafeMutableBufferPointer { rope($0.baseAddress!, heads: nq, stride: qd, table: table) }
+        let s = cache.scratch
+        nonisolated(unsafe) let q = s.get(.query, count: T * qd)                               // [T, nq·hd]
+        nonisolated(unsafe) let scores = s.get(.scores, count: plan.count * min(T, rowBlock) * S)  // [rowBlock, S] per thread
+        nonisolated(unsafe) let invSums = s.get(.invSums, count: plan.count * rowBlock)          // [rowBlock] per thread
+        nonisolated(unsafe) let aps = att
+        Self.linear(h, rows: T, W: L.wq, inDim: H, outDim: qd, into: q)
+        rope(q, heads: nq, stride: qd, table: table)
         // the new keys and values go straight into rows P ..< P + T of the cache ([capacity, nkv·hd] each)
-        h.withUnsafeBufferPointer { hp in cache.k[l].withUnsafeMutableBufferPointer { kc in cache.v[l].withUnsafeMutableBufferPointer { vc in
+        cache.k[l].withUnsafeMutableBufferPointer { kc in cache.v[l].withUnsafeMutableBufferPointer { vc in
             let kNew = kc.baseAddress! + P * kvd, vNew = vc.baseAddress! + P * kvd
             L.wk.withUnsafeBufferPointer {
-                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: kNew, ldc: kvd)
+                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: h, lda: H, b: $0.baseAddress!, ldb: H, c: kNew, ldc: kvd)
             }
             L.wv.withUnsafeBufferPointer {
-                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: hp.baseAddress!, lda: H, b: $0.baseAddress!, ldb: H, c: vNew, ldc: kvd)
+                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: h, lda: H, b: $0.baseAddress!, ldb: H, c: vNew, ldc: kvd)
             }
             rope(kNew, heads: nkv, stride: kvd, table: table)
-        } } }
-        q.withUnsafeBufferPointer { qp in cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
-            scores.withUnsafeMutableBufferPointer { spAll in att.withUnsafeMutableBufferPointer { ap in invSums.withUnsafeMutableBufferPointer { ip in
-              nonisolated(unsafe) let (qs, ks, vs, ss, aps, isp) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, spAll.baseAddress!, ap.baseAddress!, ip.baseAddress!)
-              DispatchQueue.concurrentPerform(iterations: plan.count) { th in
-                let sb = ss + th * min(T, rowBlock) * S       // this thread's scores [rowBlock, S]
-                let ib = isp + th * rowBlock                  // and 1 / Σ of each row [rowBlock]
+        } }
+        cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
+            nonisolated(unsafe) let (ks, vs) = (kp.baseAddress!, vp.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: plan.count) { th in
+                let sb = scores + th * min(T, rowBlock) * S    // this thread's scores [rowBlock, S]
+                let ib = invSums + th * rowBlock               // and 1 / Σ of each row [rowBlock]
                 for task in plan[th] {
                     let hh = task.head, kvh = hh / group
                     // causal blocks of query rows: rows t0 ..< t1 see keys 0 ..< P + t1 only, so the masked upper
                     // triangle is neither multiplied nor exponentiated
                     let t0 = task.firstRow, t1 = min(T, t0 + rowBlock), Sb = P + t1
                     // scores [t1 − t0, Sb] (ld S) = Q_h · K_hᵀ · scale; new token t sees keys 0 ... P + t
-                    BLAS.gemmNT(m: t1 - t0, n: Sb, k: hd, a: qs + t0 * qd + hh * hd, lda: qd,
+                    BLAS.gemmNT(m: t1 - t0, n: Sb, k: hd, a: q + t0 * qd + hh * hd, lda: qd,
                                 b: ks + kvh * hd, ldb: kvd, c: sb, ldc: S, alpha: scale)
                     // unnormalized softmax: e^(score − max) and 1 / Σ per row; the division is applied to the
                     // output rows (hd values) instead of the scores (up to Sb values)
@@ -288,10 +328,8 @@ public final class LlamaForward {
                         for d in 0..<hd { ot[d] *= inv }
                     }
                 }
-              }
-            } } }
-        } } }
-        return att
+            }
+        } }
     }
 
     /// One unit of attention work: a head and a block of query rows starting at `firstRow`.
