@@ -101,7 +101,9 @@ public enum Perplexity {
             cKLD.withUnsafeMutableBufferPointer { ck in cSame.withUnsafeMutableBufferPointer { cs in
                 nonisolated(unsafe) let (rnp, cnp, ckp, csp) = (rn.baseAddress!, cn.baseAddress!, ck.baseAddress!, cs.baseAddress!)
                 Parallel.forRanges(nr) { range in
-                    var lpRef = [Double](repeating: 0, count: nc == 0 ? 0 : V), lpC = lpRef  // [V] each, when there are candidates
+                    // [V] each, when there are candidates: log-probabilities of the reference and of a candidate, and
+                    // the reference's probabilities (shared by every candidate's KL divergence)
+                    var lpRef = [Double](repeating: 0, count: nc == 0 ? 0 : V), lpC = lpRef, pRef = lpRef
                     var e = [Float](repeating: 0, count: V)                                   // exponentials [V]
                     for r in range {
                         let target = Int(chunk[rows.lowerBound + r + 1])
@@ -113,11 +115,12 @@ public enum Perplexity {
                         rnp[r] = -lpRef[target]
                         var refTop = 0
                         for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
+                        for i in 0..<V { pRef[i] = exp(lpRef[i]) }
                         for (k, l) in cl.enumerated() {
                             l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC, scratch: &e) }
                             var kl: Double = 0, top = 0
                             for i in 0..<V {
-                                kl += exp(lpRef[i]) * (lpRef[i] - lpC[i])
+                                kl += pRef[i] * (lpRef[i] - lpC[i])
                                 if lpC[i] > lpC[top] { top = i }
                             }
                             cnp[r * nc + k] = -lpC[target]
