@@ -242,7 +242,7 @@ public final class LlamaForward {
     /// so the bytes are the same as two separate GEMMs).
     func mlpHidden(_ L: LlamaWeights.Layer, normed h: UnsafePointer<Float>, T: Int, into g: UnsafeMutablePointer<Float>, scratch s: Scratch) {
         let H = c.hiddenSize, F = c.intermediateSize
-        guard let rows = BLAS.rowBlock(m: T, n: F) else {  // few rows (decoding): GEMMs split over columns
+        guard case .rows(let rows) = BLAS.split(m: T, n: F) else {  // few rows (decoding): GEMMs split over columns
             let u = s.get(.up, count: T * F)               // [T, F]
             Self.linear(h, rows: T, W: L.wGate, inDim: H, outDim: F, into: g)
             Self.linear(h, rows: T, W: L.wUp, inDim: H, outDim: F, into: u)

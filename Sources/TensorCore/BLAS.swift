@@ -46,32 +46,36 @@ public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
     /// gemmNT split over our own threads, each calling a single-threaded OpenBLAS: OpenBLAS's own threads spin
-    /// between calls and starve the non-GEMM work. The blocks depend on the shape only (see `rowBlock`), not on the
+    /// between calls and starve the non-GEMM work. The blocks depend on the shape only (see `split`), not on the
     /// thread count, so the bytes computed are the same at any thread count.
     public static func gemmNTParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
         nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
-        if let rows = rowBlock(m: m, n: n) {
+        switch split(m: m, n: n) {
+        case .rows(let rows):
             Parallel.forBlocks(m, block: rows) { r in
                 gemmNT(m: r.count, n: n, k: k, a: ap + r.lowerBound * lda, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
                        alpha: alpha, beta: beta)
             }
-        } else {
-            Parallel.forBlocks(n, block: 2048) { r in
+        case .columns(let columns):
+            Parallel.forBlocks(n, block: columns) { r in
                 gemmNT(m: m, n: r.count, k: k, a: ap, lda: lda, b: bp + r.lowerBound * ldb, ldb: ldb, c: cp + r.lowerBound, ldc: ldc,
                        alpha: alpha, beta: beta)
             }
         }
     }
 
-    /// How `gemmNTParallel` splits C [m × n]: blocks of this many rows, or nil for blocks of 2048 columns.
+    /// Blocks of C [m × n] for `gemmNTParallel`: this many rows, or this many columns.
+    public enum Split: Equatable { case rows(Int), columns(Int) }
+
     /// - m ≥ 512: 256 rows;
-    /// - 64 ≤ m < 512: 64 rows (both threads busy on e.g. 255 rows), but columns when B is wide (n ≥ 16384, an LM
-    ///   head), so each thread packs only its part of the large weight;
-    /// - m < 64 (decoding): columns.
-    public static func rowBlock(m: Int, n: Int) -> Int? {
-        if m >= 512 { return 256 }
-        return m >= 64 && n < 16384 ? 64 : nil
+    /// - 64 ≤ m < 512: 64 rows (both threads busy on e.g. 255 rows), but 2048 columns when B is wide (n ≥ 16384, an
+    ///   LM head), so each thread packs only its part of the large weight;
+    /// - m < 64 (decoding): 256 columns, so both threads share even a 576-row weight.
+    public static func split(m: Int, n: Int) -> Split {
+        if m >= 512 { return .rows(256) }
+        if m >= 64 { return n < 16384 ? .rows(64) : .columns(2048) }
+        return .columns(256)
     }
 
     /// C [m × n] = alpha·Aᵀ·B + beta·C with A [k × m], split over the rows of C (columns of A) like gemmNTParallel.
