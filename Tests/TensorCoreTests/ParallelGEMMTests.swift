@@ -4,12 +4,10 @@ import XCTest
 /// `BLAS.gemmNTParallel` (blocks of rows or columns, one single-threaded sgemm each) against plain loops in double,
 /// and the same bytes at 1, 2 and 3 threads.
 final class ParallelGEMMTests: XCTestCase {
+    /// Values in [−1, 1] in steps of 0.001.
     static func values(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed
-        return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 1000
-        }
+        var g = TestLCG(seed: seed)
+        return (0..<n).map { _ in Float(Int64(bitPattern: g.next() >> 11) % 2001 - 1000) / 1000 }
     }
 
     func run(m: Int, n: Int, k: Int, threads: Int, beta: Float, a: [Float], b: [Float], c0: [Float]) -> [Float] {

@@ -5,9 +5,9 @@ import XCTest
 final class ReductionsTests: XCTestCase {
     /// Values with varied magnitudes and signs, so a different summation order would give different bits.
     static func values(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed
+        var g = TestLCG(seed: seed)
         return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
+            let s = g.next()
             let u = Float(s >> 40) / Float(1 << 24)                       // [0, 1)
             return (u - 0.5) * Float(1 << Int((s >> 20) % 12))            // up to ±1024
         }
