@@ -98,16 +98,23 @@ public final class LlamaForward {
 
     /// Keys and values of the positions seen so far, per layer: [capacity × nkv·hd] each; and the scratch memory of
     /// the passes that use them.
+    /// A layer's storage is allocated when the layer first writes to it (calibration runs single layers).
     public final class KVCache {
         public let capacity: Int
         public internal(set) var length = 0
         var k: [[Float]], v: [[Float]]
+        let rowLength: Int   // nkv·hd
         let scratch = Scratch()
-        public init(config c: LlamaConfig, capacity: Int, layers: Int? = nil) {
+        public init(config c: LlamaConfig, capacity: Int) {
             self.capacity = capacity
-            let kvd = c.numKVHeads * c.headDim
-            k = Array(repeating: [Float](repeating: 0, count: capacity * kvd), count: layers ?? c.numLayers)
+            rowLength = c.numKVHeads * c.headDim
+            k = Array(repeating: [], count: c.numLayers)
             v = k
+        }
+        /// Gives layer l its [capacity × nkv·hd] keys and values if it has none yet.
+        func allocate(layer l: Int) {
+            if k[l].isEmpty { k[l] = [Float](repeating: 0, count: capacity * rowLength) }
+            if v[l].isEmpty { v[l] = [Float](repeating: 0, count: capacity * rowLength) }
         }
         /// Forgets the sequence (positions beyond `length` are never read), so the cache serves the next one.
         public func reset() { length = 0 }
@@ -212,7 +219,7 @@ public final class LlamaForward {
     /// position 0: [T, hidden]. For calibration (AWQ inspects this block).
     public func selfAttention(_ l: Int, _ L: LlamaWeights.Layer, normed h: [Float], T: Int) -> [Float] {
         let H = c.hiddenSize, qd = c.numHeads * c.headDim
-        let cache = KVCache(config: c, capacity: T, layers: l + 1)
+        let cache = KVCache(config: c, capacity: T)
         let att = cache.scratch.get(.attention, count: T * qd)  // [T, nq·hd]
         var y = [Float].uninitialized(count: T * H)
         h.withUnsafeBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
@@ -287,6 +294,7 @@ public final class LlamaForward {
         Self.linear(h, rows: T, W: L.wq, inDim: H, outDim: qd, into: q)
         rope(q, heads: nq, stride: qd, table: table)
         // the new keys and values go straight into rows P ..< P + T of the cache ([capacity, nkv·hd] each)
+        cache.allocate(layer: l)
         cache.k[l].withUnsafeMutableBufferPointer { kc in cache.v[l].withUnsafeMutableBufferPointer { vc in
             let kNew = kc.baseAddress! + P * kvd, vNew = vc.baseAddress! + P * kvd
             L.wk.withUnsafeBufferPointer {
