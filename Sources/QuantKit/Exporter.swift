@@ -8,6 +8,10 @@ import TensorCore
 public enum Exporter {
     public enum OutDType: String, CaseIterable, Sendable { case bf16, f16, f32 }
 
+    /// The files an export (or a packed checkpoint) may write into its directory.
+    public static let writtenFiles = ["model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer.model",
+                                      "tokenizer_config.json", "special_tokens_map.json", "quantize_config.json"]
+
     /// The Llama hyper-parameters a GGUF file's metadata describes.
     public static func config(of g: GGUFFile) throws -> LlamaConfig {
         guard let arch = g["general.architecture"]?.string else { throw QKError(file: g.path, "missing general.architecture") }

@@ -24,6 +24,9 @@ struct Convert: ParsableCommand {
     @Option(name: .long, help: "BPE pre-tokenizer name to write when the tokenizer is not recognized (e.g. llama-bpe, smollm, gpt2).")
     var pre: String?
 
+    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
+    var force = false
+
     @Flag(name: .long, help: "Print a JSON summary.")
     var json = false
 
@@ -32,6 +35,7 @@ struct Convert: ParsableCommand {
             guard let t = Converter.OutType(rawValue: type.lowercased()) else {
                 throw ValidationError("--type must be one of f32, f16, bf16, q8_0, auto (got \(type))")
             }
+            try OutputConflicts.check(outputs: [.init(output, .gguf)], inputs: OutputConflicts.modelInputs(source), force: force)
             let p = ProgressPrinter()
             let r = try Converter.convert(source, to: output, outType: t, pre: pre, progress: p.update)
             if json {

@@ -41,10 +41,18 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Also write an HTML report with plots to this file.")
     var report: String?
 
+    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
+    var force = false
+
     func run() throws {
         try guarded {
             guard let p = Perplexity.EvalProtocol(rawValue: proto) else { throw ValidationError("--protocol must be llama.cpp or paper") }
             if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
+            var outputs: [OutputConflicts.Output] = []
+            if let json { outputs.append(.init(json, .file("a JSON report"), option: "--json")) }
+            if let report { outputs.append(.init(report, .file("an HTML report"), option: "--report")) }
+            let inputs = ([reference] + candidates).flatMap(OutputConflicts.modelInputs) + [text]
+            try OutputConflicts.check(outputs: outputs, inputs: inputs, force: force)
             let pr = ProgressPrinter()
             let r = try Evaluator.run(reference: reference, candidates: candidates, textFile: text, ctx: ctx, chunks: chunks, protocol: p, progress: pr.update)
             print(Evaluator.table(r), terminator: "")

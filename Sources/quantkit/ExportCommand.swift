@@ -23,6 +23,9 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "Weight dtype: bf16, f16 or f32.")
     var dtype: String = "bf16"
 
+    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
+    var force = false
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -31,6 +34,7 @@ struct Export: ParsableCommand {
             guard let d = Exporter.OutDType(rawValue: dtype.lowercased()) else {
                 throw ValidationError("--dtype must be bf16, f16 or f32 (got \(dtype))")
             }
+            try OutputConflicts.check(outputs: [.init(output, .exportDirectory)], inputs: OutputConflicts.modelInputs(source), force: force)
             let p = ProgressPrinter()
             let r = try Exporter.export(source, to: output, dtype: d, progress: p.update)
             if json {

@@ -34,6 +34,9 @@ struct Imatrix: ParsableCommand {
     @Flag(name: .customLong("process-output"), help: "Also collect output.weight.")
     var processOutput = false
 
+    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
+    var force = false
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -44,6 +47,8 @@ struct Imatrix: ParsableCommand {
         try guarded {
             guard outputFormat == "gguf" || outputFormat == "dat" else { throw ValidationError("--output-format must be gguf or dat") }
             guard ctx >= 8 else { throw ValidationError("--ctx must be at least 8") }
+            let kind: OutputConflicts.Kind = outputFormat == "gguf" ? .gguf : .file("an imatrix .dat file")
+            try OutputConflicts.check(outputs: [.init(output, kind)], inputs: OutputConflicts.modelInputs(model) + [calibration], force: force)
             let m = try LoadedModel.load(model)
             let text = try String(contentsOfFile: calibration, encoding: .utf8)
             var o = ImatrixCollector.Options()

@@ -95,6 +95,9 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "BPE pre-tokenizer name when converting an HF checkpoint with an unrecognized tokenizer.")
     var pre: String?
 
+    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
+    var force = false
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -188,6 +191,7 @@ struct Quantize: ParsableCommand {
                 return
             }
             guard let output else { throw ValidationError("-o OUTPUT is required (or --dry-run)") }
+            try OutputConflicts.check(outputs: [.init(output, .gguf)], inputs: inputs(), force: force)
             let pr = ProgressPrinter()
             let r: GGUFQuantizer.Report
             var extra: [(String, JSONValue)] = []
@@ -220,6 +224,11 @@ struct Quantize: ParsableCommand {
         }
     }
 
+    /// Every file this command reads: the model, its imatrix and calibration files.
+    func inputs() -> [String] {
+        OutputConflicts.modelInputs(source) + (imatrix.map { [$0] } ?? []) + calibration
+    }
+
     func mixWeights() throws -> [Double]? {
         guard let mix else { return nil }
         let w = try Corpus.parseMix(mix)
@@ -245,6 +254,7 @@ struct Quantize: ParsableCommand {
     func runPacked() throws {
         guard let layout = PackedLayout(rawValue: format) else { throw ValidationError("--format must be gguf, gptq, awq or compressed-tensors (got \(format))") }
         guard let output else { throw ValidationError("-o OUTPUT (a directory) is required") }
+        try OutputConflicts.check(outputs: [.init(output, .checkpointDirectory)], inputs: inputs(), force: force)
         if type != nil { throw ValidationError("--type is a GGUF preset; packed formats take --bits, --group-size and --sym/--asym") }
         if imatrix != nil || dryRun || pure || !tensorType.isEmpty { throw ValidationError("--imatrix, --dry-run, --pure and --tensor-type apply to --format gguf") }
         guard [2, 3, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 3, 4 or 8 for packed formats (got \(bits))") }
