@@ -83,17 +83,24 @@ public enum AWQ {
     /// Result of a scale search: the best ratio, its scales and the loss of every ratio tried.
     public struct ScaleSearch { public var ratio: Float; public var s: [Float]; public var losses: [Double] }
 
-    /// Grid search: `loss(s)` is the block-output MSE with the block's linears replaced by Q(W·s)/s.
+    /// Grid search: `loss(s)` is the block-output MSE with the block's linears replaced by Q(W·s)/s. A ratio whose
+    /// scaled weights leave a ggml block's f16 scale range is not a candidate (loss +∞); if none is, that error.
     public static func searchScales(xMean: [Float], wMean: [Float], duo: Bool = true, loss: ([Float]) throws -> Double) throws -> ScaleSearch {
         var best = ScaleSearch(ratio: -1, s: [Float](repeating: 1, count: xMean.count), losses: [])
         var bestLoss = Double.infinity
+        var overflow: Error? = nil
         for i in 0..<grid {
             let r = Float(i) / Float(grid)
             let s = scales(xMean: xMean, wMean: wMean, ratio: r, duo: duo)
-            let l = try loss(s)
+            let l: Double
+            do { l = try loss(s) } catch where GGMLCodec.isScaleOverflow(error) {
+                overflow = error
+                l = .infinity
+            }
             best.losses.append(l)
             if l < bestLoss { bestLoss = l; best.ratio = r; best.s = s }
         }
+        if best.ratio < 0, let overflow { throw overflow }
         return best
     }
 

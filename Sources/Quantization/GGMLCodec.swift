@@ -45,6 +45,11 @@ public enum GGMLCodec {
         QKError("quantized data validation failed: \(type.name) block \(block) has a non-finite scale (values exceed the f16 range)")
     }
 
+    /// True for `scaleValidationError`'s error (a block beyond its f16 scale's range).
+    public static func isScaleOverflow(_ e: Error) -> Bool {
+        (e as? QKError)?.message.hasPrefix("quantized data validation failed:") == true
+    }
+
     /// Encodes `rows` consecutive rows on the calling thread (the caller checked `checkEncodable`); with `imatrix`
     /// (one weight per column) and a type that uses it, row by row through the importance-weighted routine.
     public static func encodeRows(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, rowLength: Int,
@@ -192,6 +197,8 @@ public enum GGMLCodec {
         case .q2_K: return [80, 82]
         case .q3_K: return [108]
         case .q6_K: return [208]
+        case .tq1_0: return [52]   // qs[48], qh[4], d
+        case .tq2_0: return [64]   // qs[64], d
         default: return []
         }
     }

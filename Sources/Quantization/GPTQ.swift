@@ -121,24 +121,31 @@ public enum GPTQ {
         return p
     }
 
+    /// A ggml block grid's f16 scale overflows when the block's values exceed its range: llama-quantize's validation
+    /// error, raised before any code is chosen (integer grids saturate instead, see `IntegerQuant.storedScale`).
+    static func checkFinite(_ p: GroupParams, _ grid: GPTQGrid, column: Int) throws {
+        guard case let .ggml(t) = grid, let r = p.scale.firstIndex(where: { !$0.isFinite }) else { return }
+        throw QKError("GPTQ: \(t.name) block at row \(r), column \(column) has a non-finite scale (values exceed the f16 range)")
+    }
+
     /// The code and the dequantized value of x under one row's params.
     @inline(__always) static func quantize(_ grid: GPTQGrid, _ x: Float, _ s: Float, _ z: Float) -> (Int32, Float) {
         switch grid {
         case let .minmax(bits, _):
             let mq = Float((1 << bits) - 1)
-            let q = min(max((x / s).rounded(.toNearestOrEven) + z, 0), mq)
+            let q = IntegerQuant.clampCode((x / s).rounded(.toNearestOrEven) + z, 0, mq)
             return (Int32(q), s * (q - z))
         case .ggml(.q4_0):
             guard s != 0 else { return (8, 0) }
-            let q = min(max((x / s).rounded(.toNearestOrEven) + 8, 0), 15)
+            let q = IntegerQuant.clampCode((x / s).rounded(.toNearestOrEven) + 8, 0, 15)
             return (Int32(q), s * (q - 8))
         case .ggml(.q8_0):
             guard s != 0 else { return (0, 0) }
-            let q = min(max((x / s).rounded(.toNearestOrEven), -127), 127)
+            let q = IntegerQuant.clampCode((x / s).rounded(.toNearestOrEven), -127, 127)
             return (Int32(q), s * q)
         case .ggml(.q4_1):
             guard s != 0 else { return (0, z) }
-            let q = min(max(((x - z) / s).rounded(.toNearestOrEven), 0), 15)
+            let q = IntegerQuant.clampCode(((x - z) / s).rounded(.toNearestOrEven), 0, 15)
             return (Int32(q), s * q + z)
         default:
             return (0, x)
@@ -185,6 +192,7 @@ public enum GPTQ {
                     staticParams.append(findParams(o.grid, wp.baseAddress!, rows: rows, stride: cols, cols: Array(r), importance: slice(imp0, r)))
                 }
             }
+            for (g, p) in staticParams.enumerated() { try checkFinite(p, o.grid, column: g * groupSize) }
         }
         var perm: [Int]? = nil
         if o.actOrder {
@@ -239,6 +247,7 @@ public enum GPTQ {
                         // from W (this block's updates not yet applied), as the reference does
                         cur = W.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: cols, cols: Array(col..<min(cols, col + groupSize))) }
                     }
+                    try checkFinite(cur, o.grid, column: col)
                     params[col / groupSize] = cur
                 }
                 let d = HinvF[col * cols + col]

@@ -71,6 +71,18 @@ public struct QuantizedLinear: Equatable, Sendable {
 /// Group parameter search and round-to-nearest for the integer schemes (the RTN baseline, and the quantizer GPTQ
 /// and AWQ call).
 public enum IntegerQuant {
+    /// The smallest and largest scale an f16 field holds (2⁻²⁴ and 65504).
+    public static let minScale = Float(Float16.leastNonzeroMagnitude)
+    public static let maxScale = Float(Float16.greatestFiniteMagnitude)
+
+    /// A scale as it is stored (rounded to f16), floored at the smallest positive f16 and capped at the largest
+    /// finite one: a group of zeros or of values far below f16's range (pruned heads, padded rows) gets a scale
+    /// that codes them as exact zeros instead of 0 (x/0 → NaN); a range beyond f16 saturates instead of Inf.
+    @inline(__always) public static func storedScale(_ s: Float) -> Float {
+        let h = HalfFloat.roundF16(s)
+        return h >= minScale ? min(h, maxScale) : minScale   // NaN and 0 take the floor
+    }
+
     /// (scale, zero) for one group of values under `quantizer`; the scale is rounded to f16 (as it is stored).
     public static func params(_ x: UnsafeBufferPointer<Float>, scheme s: IntegerScheme, quantizer: IntegerQuantizer) -> (scale: Float, zero: Int32) {
         var lo = Float.infinity, hi = -Float.infinity
@@ -85,25 +97,30 @@ public enum IntegerQuant {
                 if xmin < 0 { xmin = -xmax }
             }
             if xmin == 0 && xmax == 0 { xmin = -1; xmax = 1 }
-            let scale = HalfFloat.roundF16((xmax - xmin) / mq)
+            let scale = storedScale((xmax - xmin) / mq)
             let zero = s.sym ? (mq + 1) / 2 : (-xmin / scale).rounded(.toNearestOrEven)
             return (scale, Int32(min(max(zero, 0), mq)))
         case .awq:
             if s.sym {
                 let amax = max(max(abs(lo), abs(hi)), 1e-5)
                 let half = Float(1 << (s.bits - 1))
-                return (HalfFloat.roundF16(amax / (half - 1)), Int32(half))
+                return (storedScale(amax / (half - 1)), Int32(half))
             }
-            let scale = HalfFloat.roundF16(max(hi - lo, 1e-5) / mq)
+            let scale = storedScale(max(hi - lo, 1e-5) / mq)
             let zero = min(max(-(lo / scale).rounded(.toNearestOrEven), 0), mq)
             return (scale, Int32(zero))
         }
     }
 
-    /// The code for x (clamped to 0 … maxq).
+    /// The code for x (clamped to 0 … maxq; a NaN, which finite weights and a `storedScale` never give, codes 0).
     @inline(__always) public static func code(_ x: Float, scale: Float, zero: Int32, maxq: Int) -> UInt8 {
         let q = (x / scale).rounded(.toNearestOrEven) + Float(zero)
-        return UInt8(min(max(q, 0), Float(maxq)))
+        return UInt8(clampCode(q, 0, Float(maxq)))
+    }
+
+    /// q clamped to [lo, hi], NaN → lo: a value that converts to an integer without a trap.
+    @inline(__always) public static func clampCode(_ q: Float, _ lo: Float, _ hi: Float) -> Float {
+        q >= lo ? min(q, hi) : lo
     }
 
     /// Round-to-nearest of W [rows × cols] with groups in column order.
