@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "ModelFormats", "TensorCore"]),
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "TensorCore", "CZstd"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Quantization", "ModelFormats", "TensorCore", "FuzzTargets"]),
+        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Llama", "Quantization", "ModelFormats", "TensorCore", "FuzzTargets"]),
         // End-to-end: runs the built `quantkit` binary.
         .testTarget(name: "CLITests", dependencies: ["ModelFormats", "TensorCore"]),
     ]

@@ -82,69 +82,90 @@ public enum Perplexity {
         let refCache = LlamaForward.KVCache(config: reference.w.config, capacity: ctx)
         let candCaches = candidates.map { LlamaForward.KVCache(config: $0.1.w.config, capacity: ctx) }
         var rl: [Float] = [], cl = [[Float]](repeating: [], count: candidates.count)  // [rows × V] each
-        for (ci, start) in ch.starts.enumerated() {
-            progress?(ci, ch.starts.count)
-            var chunk = Array(tokens[start..<(start + ctx)])
-            if p == .llamaCpp, let bos { chunk[0] = bos }
-            refCache.reset()
-            try reference.logits(chunk, cache: refCache, logitRows: rows, into: &rl)
-            for k in candidates.indices {
-                candCaches[k].reset()
-                try candidates[k].1.logits(chunk, cache: candCaches[k], logitRows: rows, into: &cl[k])
+        // each model runs layer by layer over a batch of chunks (a layer made f32 once per batch, not per chunk),
+        // then the chunks are scored one by one from their final residual streams: the same logits as chunk by chunk
+        let hidden = ([reference] + candidates.map(\.1)).map(\.w.config.hiddenSize).max() ?? 1
+        let perPass = LlamaForward.sequencesPerPass(tokens: ctx, hidden: hidden)
+        for b0 in stride(from: 0, to: ch.starts.count, by: perPass) {
+            let batch = b0..<min(ch.starts.count, b0 + perPass)
+            progress?(b0, ch.starts.count)
+            let chunks = batch.map { ci -> [Int32] in
+                var chunk = Array(tokens[ch.starts[ci]..<(ch.starts[ci] + ctx)])
+                if p == .llamaCpp, let bos { chunk[0] = bos }
+                return chunk
             }
-            // rows are independent: score them in parallel into per-row slots (order kept)
-            let nr = rows.count, nc = candidates.count
-            var refNLL = [Double](repeating: 0, count: nr)
-            var cNLL = [Double](repeating: 0, count: nr * nc), cKLD = [Double](repeating: 0, count: nr * nc)
-            var cSame = [Bool](repeating: false, count: nr * nc)
-            refNLL.withUnsafeMutableBufferPointer { rn in cNLL.withUnsafeMutableBufferPointer { cn in
-            cKLD.withUnsafeMutableBufferPointer { ck in cSame.withUnsafeMutableBufferPointer { cs in
-                nonisolated(unsafe) let (rnp, cnp, ckp, csp) = (rn.baseAddress!, cn.baseAddress!, ck.baseAddress!, cs.baseAddress!)
-                Parallel.forRanges(nr) { range in
-                    // [V] each, when there are candidates: log-probabilities of the reference and of a candidate, and
-                    // the reference's probabilities (shared by every candidate's KL divergence)
-                    var lpRef = [Double](repeating: 0, count: nc == 0 ? 0 : V), lpC = lpRef, pRef = lpRef
-                    var e = [Float](repeating: 0, count: V)                                   // exponentials [V]
-                    for r in range {
-                        let target = Int(chunk[rows.lowerBound + r + 1])
-                        if nc == 0 {  // the reference alone: only its target's log-probability is needed
-                            rnp[r] = rl.withUnsafeBufferPointer { lp in logSumExp(lp.baseAddress! + r * V, V, scratch: &e) - Double(lp[r * V + target]) }
-                            continue
-                        }
-                        rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef, scratch: &e) }
-                        rnp[r] = -lpRef[target]
-                        var refTop = 0
-                        for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
-                        for i in 0..<V { pRef[i] = exp(lpRef[i]) }
-                        for (k, l) in cl.enumerated() {
-                            l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC, scratch: &e) }
-                            var kl: Double = 0, top = 0
-                            for i in 0..<V {
-                                kl += pRef[i] * (lpRef[i] - lpC[i])
-                                if lpC[i] > lpC[top] { top = i }
-                            }
-                            cnp[r * nc + k] = -lpC[target]
-                            ckp[r * nc + k] = max(0, kl)
-                            csp[r * nc + k] = top == refTop
-                        }
-                    }
+            let refX = try reference.finalHidden(chunks, cache: refCache)
+            let candX = try candidates.indices.map { try candidates[$0].1.finalHidden(chunks, cache: candCaches[$0]) }
+            for (j, chunk) in chunks.enumerated() {
+                progress?(batch.lowerBound + j, ch.starts.count)
+                reference.head(refX[j], T: ctx, logitRows: rows, into: &rl)
+                for k in candidates.indices {
+                    candidates[k].1.head(candX[k][j], T: ctx, logitRows: rows, into: &cl[k])
                 }
-            } } } }
-            let chunkNLL = refNLL
-            var chunkC = [[Double]](repeating: [], count: nc)
-            for k in 0..<nc {
-                chunkC[k] = (0..<nr).map { cNLL[$0 * nc + k] }
-                cands[k].kld += (0..<nr).map { cKLD[$0 * nc + k] }
-                cands[k].sameTop1 += (0..<nr).filter { cSame[$0 * nc + k] }.count
-            }
-            ref.nll += chunkNLL
-            ref.chunkPPL.append(exp(chunkNLL.reduce(0, +) / Double(chunkNLL.count)))
-            for k in cands.indices {
-                cands[k].nll += chunkC[k]
-                cands[k].chunkPPL.append(exp(chunkC[k].reduce(0, +) / Double(chunkC[k].count)))
+                let nr = rows.count, nc = candidates.count
+                let (refNLL, cNLL, cKLD, cSame) = score(chunk, rows: rows, reference: rl, candidates: cl, vocab: V)
+                let chunkNLL = refNLL
+                var chunkC = [[Double]](repeating: [], count: nc)
+                for k in 0..<nc {
+                    chunkC[k] = (0..<nr).map { cNLL[$0 * nc + k] }
+                    cands[k].kld += (0..<nr).map { cKLD[$0 * nc + k] }
+                    cands[k].sameTop1 += (0..<nr).filter { cSame[$0 * nc + k] }.count
+                }
+                ref.nll += chunkNLL
+                ref.chunkPPL.append(exp(chunkNLL.reduce(0, +) / Double(chunkNLL.count)))
+                for k in cands.indices {
+                    cands[k].nll += chunkC[k]
+                    cands[k].chunkPPL.append(exp(chunkC[k].reduce(0, +) / Double(chunkC[k].count)))
+                }
             }
         }
         progress?(ch.starts.count, ch.starts.count)
         return (ref, cands)
+    }
+
+    /// Scores one chunk's `rows` (each predicting the next token of `chunk`) from logits [rows × V] of the reference
+    /// and each candidate: the reference's NLL per row, and per row and candidate (index r·nc + k) its NLL, its KL
+    /// divergence from the reference and whether their top tokens agree.
+    static func score(_ chunk: [Int32], rows: Range<Int>, reference rl: [Float], candidates cl: [[Float]], vocab V: Int)
+        -> (refNLL: [Double], nll: [Double], kld: [Double], sameTop: [Bool]) {
+        let nr = rows.count, nc = cl.count
+        // rows are independent: score them in parallel into per-row slots (order kept)
+        var refNLL = [Double](repeating: 0, count: nr)
+        var cNLL = [Double](repeating: 0, count: nr * nc), cKLD = [Double](repeating: 0, count: nr * nc)
+        var cSame = [Bool](repeating: false, count: nr * nc)
+        refNLL.withUnsafeMutableBufferPointer { rn in cNLL.withUnsafeMutableBufferPointer { cn in
+        cKLD.withUnsafeMutableBufferPointer { ck in cSame.withUnsafeMutableBufferPointer { cs in
+            nonisolated(unsafe) let (rnp, cnp, ckp, csp) = (rn.baseAddress!, cn.baseAddress!, ck.baseAddress!, cs.baseAddress!)
+            Parallel.forRanges(nr) { range in
+                // [V] each, when there are candidates: log-probabilities of the reference and of a candidate, and
+                // the reference's probabilities (shared by every candidate's KL divergence)
+                var lpRef = [Double](repeating: 0, count: nc == 0 ? 0 : V), lpC = lpRef, pRef = lpRef
+                var e = [Float](repeating: 0, count: V)                                   // exponentials [V]
+                for r in range {
+                    let target = Int(chunk[rows.lowerBound + r + 1])
+                    if nc == 0 {  // the reference alone: only its target's log-probability is needed
+                        rnp[r] = rl.withUnsafeBufferPointer { lp in logSumExp(lp.baseAddress! + r * V, V, scratch: &e) - Double(lp[r * V + target]) }
+                        continue
+                    }
+                    rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef, scratch: &e) }
+                    rnp[r] = -lpRef[target]
+                    var refTop = 0
+                    for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
+                    for i in 0..<V { pRef[i] = exp(lpRef[i]) }
+                    for (k, l) in cl.enumerated() {
+                        l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC, scratch: &e) }
+                        var kl: Double = 0, top = 0
+                        for i in 0..<V {
+                            kl += pRef[i] * (lpRef[i] - lpC[i])
+                            if lpC[i] > lpC[top] { top = i }
+                        }
+                        cnp[r * nc + k] = -lpC[target]
+                        ckp[r * nc + k] = max(0, kl)
+                        csp[r * nc + k] = top == refTop
+                    }
+                }
+            }
+        } } } }
+        return (refNLL, cNLL, cKLD, cSame)
     }
 }

@@ -10,8 +10,9 @@ public final class LlamaForward {
     let c: LlamaConfig
     let invFreq: [Float]   // [headDim/2]
 
-    /// Called with the input of each linear layer: (layer, name, x [T × in]). For calibration.
-    public var captureLinearInput: ((Int, String, UnsafeBufferPointer<Float>, Int) -> Void)?
+    /// Called with each activation that feeds linears: (layer, which, x [T × in], in); the head's input has layer −1.
+    /// For calibration and importance statistics.
+    public var captureLinearInput: ((Int, LlamaInput, UnsafeBufferPointer<Float>, Int) -> Void)?
 
     public init(_ w: LlamaWeights) {
         BLAS.setThreads(1)  // parallel at this level instead (see BLAS.gemmNTParallel)
@@ -118,6 +119,11 @@ public final class LlamaForward {
         }
         /// Forgets the sequence (positions beyond `length` are never read), so the cache serves the next one.
         public func reset() { length = 0 }
+        /// Frees layer l's keys and values (a layer-by-layer pass is done with them).
+        public func release(layer l: Int) {
+            k[l] = []
+            v[l] = []
+        }
     }
 
     /// Named scratch buffers, each grown to the largest size asked for and never zero-filled (every use writes a
@@ -161,49 +167,68 @@ public final class LlamaForward {
         let P = cache.length
         guard P + T <= cache.capacity else { throw QKError("sequence of \(P + T) tokens exceeds the cache (\(cache.capacity))") }
         var x = try embed(tokens)
-        for (l, L) in w.layers.enumerated() { runLayer(l, L, x: &x, T: T, P: P, cache: cache) }
+        for l in 0..<c.numLayers { runLayer(l, try w.layer(l), x: &x, T: T, P: P, cache: cache) }
         cache.length = P + T
         head(x, T: T, logitRows: logitRows, into: &out)
     }
 
+    /// The residual stream after the last layer for each of `sequences` (each from position 0), layer by layer: every
+    /// sequence goes through layer l before layer l+1 is made, so each layer's f32 weights are made once for all of
+    /// them and dropped after (a model streamed from its file holds one layer). The same values as `logits` computes
+    /// per sequence. [T_s × hidden] each.
+    public func finalHidden(_ sequences: [[Int32]], cache: KVCache) throws -> [[Float]] {
+        var X = try sequences.map { try embed($0) }
+        for l in 0..<c.numLayers {
+            let L = try w.layer(l)
+            for s in X.indices {
+                cache.reset()
+                runLayer(l, L, x: &X[s], T: sequences[s].count, P: 0, cache: cache)
+            }
+            cache.release(layer: l)
+        }
+        return X
+    }
+
+    /// How many sequences of `tokens` go through a layer-by-layer pass together: their residual streams take at
+    /// most about 256 MiB (each layer is made f32 once per pass).
+    public static func sequencesPerPass(tokens: Int, hidden: Int) -> Int {
+        max(1, (256 << 20) / max(1, tokens * hidden * 4))
+    }
+
     /// The embedding rows of `tokens`: [T, hidden].
     public func embed(_ tokens: [Int32]) throws -> [Float] {
-        let H = c.hiddenSize, V = c.vocabSize
+        let V = c.vocabSize
         for t in tokens where t < 0 || Int(t) >= V { throw QKError("token id \(t) is outside the vocabulary (\(V))") }
-        var x = [Float](repeating: 0, count: tokens.count * H)
-        w.embed.withUnsafeBufferPointer { e in
-            for t in 0..<tokens.count { for i in 0..<H { x[t * H + i] = e[Int(tokens[t]) * H + i] } }
-        }
-        return x
+        return try w.embedding(tokens)
     }
 
     /// One decoder layer on the residual stream x [T, hidden] at positions P ..< P + T (keys/values of earlier
     /// positions from `cache`, this layer's new ones written into it). `L` may be another copy of layer l's weights
     /// (calibration runs quantized copies).
-    /// `stopAfter`: return right after the input of that linear has been captured (calibration needs no more of the
-    /// layer then; x is left partly updated).
-    public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache, stopAfter: String? = nil) {
+    /// `stopAfter`: return right after that activation has been captured (calibration needs no more of the layer
+    /// then; x is left partly updated).
+    public func runLayer(_ l: Int, _ L: LlamaWeights.Layer, x: inout [Float], T: Int, P: Int, cache: KVCache, stopAfter: LlamaInput? = nil) {
         let H = c.hiddenSize, qd = c.numHeads * c.headDim, F = c.intermediateSize
         let eps = Float(c.rmsNormEps)
         let s = cache.scratch
         let h = s.get(.normed, count: T * H)               // normed [T, H]
         x.withUnsafeMutableBufferPointer { xb in
             guard let xs = xb.baseAddress else { return }
-            Self.normRows(xs, L.attnNorm, h, rows: T, n: H, eps: eps)
-            if let cap = captureLinearInput { cap(l, "self_attn.q_proj", UnsafeBufferPointer(start: h, count: T * H), H) }
-            if stopAfter == "self_attn.q_proj" { return }
+            Self.normRows(xs, L[.attn], h, rows: T, n: H, eps: eps)
+            if let cap = captureLinearInput { cap(l, .attnNormed, UnsafeBufferPointer(start: h, count: T * H), H) }
+            if stopAfter == .attnNormed { return }
             let att = s.get(.attention, count: T * qd)     // [T, nq·hd]
             attentionCore(l, L, normed: h, T: T, P: P, cache: cache, into: att)
-            if let cap = captureLinearInput { cap(l, "self_attn.o_proj", UnsafeBufferPointer(start: att, count: T * qd), qd) }
-            if stopAfter == "self_attn.o_proj" { return }
-            Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: xs, accumulate: true)
-            Self.normRows(xs, L.ffnNorm, h, rows: T, n: H, eps: eps)
-            if let cap = captureLinearInput { cap(l, "mlp.gate_proj", UnsafeBufferPointer(start: h, count: T * H), H) }
-            if stopAfter == "mlp.gate_proj" { return }
+            if let cap = captureLinearInput { cap(l, .attention, UnsafeBufferPointer(start: att, count: T * qd), qd) }
+            if stopAfter == .attention { return }
+            Self.linear(att, rows: T, W: L[.o], inDim: qd, outDim: H, into: xs, accumulate: true)
+            Self.normRows(xs, L[.ffn], h, rows: T, n: H, eps: eps)
+            if let cap = captureLinearInput { cap(l, .ffnNormed, UnsafeBufferPointer(start: h, count: T * H), H) }
+            if stopAfter == .ffnNormed { return }
             let g = s.get(.gate, count: T * F)             // [T, F]
             mlpHidden(L, normed: h, T: T, into: g, scratch: s)
-            if let cap = captureLinearInput { cap(l, "mlp.down_proj", UnsafeBufferPointer(start: g, count: T * F), F) }
-            Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: xs, accumulate: true)
+            if let cap = captureLinearInput { cap(l, .mlpHidden, UnsafeBufferPointer(start: g, count: T * F), F) }
+            Self.linear(g, rows: T, W: L[.down], inDim: F, outDim: H, into: xs, accumulate: true)
         }
     }
 
@@ -225,7 +250,7 @@ public final class LlamaForward {
         h.withUnsafeBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
             guard let hs = hp.baseAddress, let ys = yp.baseAddress else { return }
             attentionCore(l, L, normed: hs, T: T, P: 0, cache: cache, into: att)
-            Self.linear(att, rows: T, W: L.wo, inDim: qd, outDim: H, into: ys)
+            Self.linear(att, rows: T, W: L[.o], inDim: qd, outDim: H, into: ys)
         } }
         return y
     }
@@ -239,7 +264,7 @@ public final class LlamaForward {
         h.withUnsafeBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
             guard let hs = hp.baseAddress, let ys = yp.baseAddress else { return }
             mlpHidden(L, normed: hs, T: T, into: g, scratch: s)
-            Self.linear(g, rows: T, W: L.wDown, inDim: F, outDim: H, into: ys)
+            Self.linear(g, rows: T, W: L[.down], inDim: F, outDim: H, into: ys)
         } }
         return y
     }
@@ -251,15 +276,15 @@ public final class LlamaForward {
         let H = c.hiddenSize, F = c.intermediateSize
         guard case .rows(let rows) = BLAS.split(m: T, n: F) else {  // few rows (decoding): GEMMs split over columns
             let u = s.get(.up, count: T * F)               // [T, F]
-            Self.linear(h, rows: T, W: L.wGate, inDim: H, outDim: F, into: g)
-            Self.linear(h, rows: T, W: L.wUp, inDim: H, outDim: F, into: u)
+            Self.linear(h, rows: T, W: L[.gate], inDim: H, outDim: F, into: g)
+            Self.linear(h, rows: T, W: L[.up], inDim: H, outDim: F, into: u)
             Self.swiGLU(g, u, count: T * F)
             return
         }
         let workers = min(Parallel.threads, (T + rows - 1) / rows)
         nonisolated(unsafe) let (hs, gs) = (h, g)
         nonisolated(unsafe) let us = s.get(.up, count: workers * rows * F)  // each worker's up product [rows, F]
-        L.wGate.withUnsafeBufferPointer { wg in L.wUp.withUnsafeBufferPointer { wu in
+        L[.gate].withUnsafeBufferPointer { wg in L[.up].withUnsafeBufferPointer { wu in
             nonisolated(unsafe) let (wgs, wus) = (wg.baseAddress!, wu.baseAddress!)
             Parallel.forBlocksWithWorker(T, block: rows) { worker, r in
                 let gb = gs + r.lowerBound * F, ub = us + worker * rows * F
@@ -291,16 +316,16 @@ public final class LlamaForward {
         nonisolated(unsafe) let scores = s.get(.scores, count: plan.count * min(T, rowBlock) * S)  // [rowBlock, S] per thread
         nonisolated(unsafe) let invSums = s.get(.invSums, count: plan.count * rowBlock)          // [rowBlock] per thread
         nonisolated(unsafe) let aps = att
-        Self.linear(h, rows: T, W: L.wq, inDim: H, outDim: qd, into: q)
+        Self.linear(h, rows: T, W: L[.q], inDim: H, outDim: qd, into: q)
         rope(q, heads: nq, stride: qd, table: table)
         // the new keys and values go straight into rows P ..< P + T of the cache ([capacity, nkv·hd] each)
         cache.allocate(layer: l)
         cache.k[l].withUnsafeMutableBufferPointer { kc in cache.v[l].withUnsafeMutableBufferPointer { vc in
             let kNew = kc.baseAddress! + P * kvd, vNew = vc.baseAddress! + P * kvd
-            L.wk.withUnsafeBufferPointer {
+            L[.k].withUnsafeBufferPointer {
                 BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: h, lda: H, b: $0.baseAddress!, ldb: H, c: kNew, ldc: kvd)
             }
-            L.wv.withUnsafeBufferPointer {
+            L[.v].withUnsafeBufferPointer {
                 BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: h, lda: H, b: $0.baseAddress!, ldb: H, c: vNew, ldc: kvd)
             }
             rope(kNew, heads: nkv, stride: kvd, table: table)
@@ -385,9 +410,9 @@ public final class LlamaForward {
         x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in w.norm.withUnsafeBufferPointer { gp in
             for (r, t) in rows.enumerated() { Self.rmsNorm(xp.baseAddress! + t * H, gp.baseAddress!, hp.baseAddress! + r * H, n: H, eps: eps) }
         } } }
-        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(-1, "lm_head", $0, H) } }
+        if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(-1, .output, $0, H) } }
         if out.count != rows.count * V { out = .uninitialized(count: rows.count * V) }
-        let head = w.lmHead ?? w.embed
+        let head = w.headWeights
         h.withUnsafeBufferPointer { hp in head.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer {
             BLAS.gemmNTParallel(m: rows.count, n: V, k: H, a: hp.baseAddress!, lda: H, b: wp.baseAddress!, ldb: H, c: $0.baseAddress!, ldc: V)
         } } }

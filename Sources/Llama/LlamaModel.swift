@@ -3,64 +3,202 @@ import ModelFormats
 import Quantization
 import TensorCore
 
-/// Llama weights as f32, HF layout ([out, in] row-major, q/k rows in rotate-half order), converted once per load.
-public final class LlamaWeights {
-    public struct Layer {
-        public var attnNorm: [Float], ffnNorm: [Float]
-        public var wq: [Float], wk: [Float], wv: [Float], wo: [Float]
-        public var wGate: [Float], wUp: [Float], wDown: [Float]
+/// Where a model's tensors come from, by HF name: their shapes (checked before any work) and their values as f32 in
+/// HF layout ([out, in] row-major, q/k rows in rotate-half order), made when asked for.
+public struct LlamaTensorSource {
+    /// The HF shape of a tensor, nil when the source does not hold it.
+    public var shape: (String) -> [Int]?
+    /// The values of a tensor the source holds.
+    public var floats: (String) throws -> [Float]
+    /// Rows of a 2-D tensor, without making the rest (nil: sliced from `floats`).
+    public var rows: ((String, Range<Int>) throws -> [Float])?
+    public init(shape: @escaping (String) -> [Int]?, floats: @escaping (String) throws -> [Float],
+                rows: ((String, Range<Int>) throws -> [Float])? = nil) {
+        self.shape = shape
+        self.floats = floats
+        self.rows = rows
     }
+}
+
+/// Llama weights: the embeddings, final norm and head as f32, and the decoder layers made f32 from their stored form
+/// (memory-mapped safetensors, GGUF blocks, packed ints) one at a time, when a layer is asked for — so a pass that
+/// runs layer by layer holds one layer's f32 weights, not the model's.
+public final class LlamaWeights {
+    /// One decoder layer's weights, f32, HF layout.
+    public struct Layer {
+        /// By `LlamaNorm`: [hidden] each.
+        public var norms: [[Float]]
+        /// By `LlamaLinear`: [out × in] each.
+        public var linears: [[Float]]
+
+        public init(norms: [[Float]], linears: [[Float]]) {
+            self.norms = norms
+            self.linears = linears
+        }
+
+        // _modify yields the stored array in place: `L[.v][i] /= s` must not copy the matrix per element
+        public subscript(_ n: LlamaNorm) -> [Float] {
+            get { norms[n.rawValue] }
+            _modify { yield &norms[n.rawValue] }
+        }
+
+        public subscript(_ l: LlamaLinear) -> [Float] {
+            get { linears[l.rawValue] }
+            _modify { yield &linears[l.rawValue] }
+        }
+    }
+
     public let config: LlamaConfig
-    public var embed: [Float]       // [vocab, hidden]
+    /// [vocab, hidden] f32 when the head is tied to it (or the model was built from arrays); otherwise the rows of the
+    /// tokens a pass embeds are made from the source.
+    private var embedTable: [Float]?
     public var norm: [Float]        // [hidden]
     public var lmHead: [Float]?     // [vocab, hidden]; nil when tied
-    public var layers: [Layer]
+    private let source: LlamaTensorSource?
+    /// Layers held as f32: every layer of a model built from arrays, the layers calibration replaced, and with
+    /// `keepLayers` every layer once made.
+    private var resident: [Layer?]
+    /// Keep each layer once it is made (token-by-token generation runs every layer for every token).
+    public var keepLayers = false
 
+    /// A model whose layers are all given as f32 (tests, small models).
     public init(config: LlamaConfig, embed: [Float], norm: [Float], lmHead: [Float]?, layers: [Layer]) {
-        self.config = config; self.embed = embed; self.norm = norm; self.lmHead = lmHead; self.layers = layers
+        self.config = config
+        self.embedTable = embed
+        self.norm = norm
+        self.lmHead = lmHead
+        self.resident = layers
+        self.source = nil
     }
 
-    /// Loads from any source of named f32 tensors in HF layout.
-    public static func load(config c: LlamaConfig, tensor: (String) throws -> [Float]?) throws -> LlamaWeights {
-        func req(_ n: String, _ count: Int) throws -> [Float] {
-            guard let t = try tensor(n) else { throw QKError("missing tensor \(n)") }
-            guard t.count == count else { throw QKError("tensor \(n) has \(t.count) values, expected \(count)") }
+    private init(config: LlamaConfig, embed: [Float]?, norm: [Float], lmHead: [Float]?, source: LlamaTensorSource) {
+        self.config = config
+        self.embedTable = embed
+        self.norm = norm
+        self.lmHead = lmHead
+        self.resident = Array(repeating: nil, count: config.numLayers)
+        self.source = source
+    }
+
+    /// Checks that `source` holds every tensor of the architecture with its shape (before any work), then loads the
+    /// embeddings, final norm and head; the layers are made when asked for.
+    public static func load(config c: LlamaConfig, source: LlamaTensorSource) throws -> LlamaWeights {
+        // an untied config without lm_head reads as tied (as before: transformers would initialize one at random)
+        var c = c
+        if !c.tieWordEmbeddings && source.shape("lm_head.weight") == nil { c.tieWordEmbeddings = true }
+        for (name, want) in LlamaTensors.expected(c) {
+            guard let got = source.shape(name) else { throw QKError("missing tensor \(name)") }
+            guard got == want else {
+                throw QKError("tensor \(name) has shape \(got), expected \(want) from the config")
+            }
+        }
+        func req(_ n: String) throws -> [Float] {
+            let t = try source.floats(n)
+            guard let s = source.shape(n), t.count == s.reduce(1, *) else { throw QKError("tensor \(n) has \(t.count) values") }
             return t
         }
-        let h = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim, f = c.intermediateSize
-        var layers: [Layer] = []
-        for l in 0..<c.numLayers {
-            let p = "model.layers.\(l)."
-            layers.append(Layer(attnNorm: try req(p + "input_layernorm.weight", h), ffnNorm: try req(p + "post_attention_layernorm.weight", h),
-                                wq: try req(p + "self_attn.q_proj.weight", q * h), wk: try req(p + "self_attn.k_proj.weight", kv * h),
-                                wv: try req(p + "self_attn.v_proj.weight", kv * h), wo: try req(p + "self_attn.o_proj.weight", h * q),
-                                wGate: try req(p + "mlp.gate_proj.weight", f * h), wUp: try req(p + "mlp.up_proj.weight", f * h),
-                                wDown: try req(p + "mlp.down_proj.weight", h * f)))
-        }
-        let embed = try req("model.embed_tokens.weight", c.vocabSize * h)
-        let head = c.tieWordEmbeddings ? nil : try tensor("lm_head.weight")
-        return LlamaWeights(config: c, embed: embed, norm: try req("model.norm.weight", h), lmHead: head, layers: layers)
+        let head = c.tieWordEmbeddings ? nil : try req("lm_head.weight")
+        let embed = c.tieWordEmbeddings ? try req("model.embed_tokens.weight") : nil   // tied: it is the head
+        return LlamaWeights(config: c, embed: embed, norm: try req("model.norm.weight"), lmHead: head, source: source)
     }
 
-    /// An HF checkpoint (F32/F16/BF16 safetensors).
-    public static func load(hfCheckpoint ck: SafetensorsCheckpoint, config: LlamaConfig) throws -> LlamaWeights {
-        try load(config: config) { n in ck.info(n) == nil ? nil : try ck.floats(n) }
-    }
-
-    /// A GGUF file of any type quantkit can dequantize; q/k rows are permuted back to HF order.
-    public static func load(gguf g: GGUFFile, config c: LlamaConfig) throws -> LlamaWeights {
-        var byHF: [String: GGUFTensorInfo] = [:]
-        for t in g.tensors { if let hf = LlamaTensorNames.hf(t.name) { byHF[hf] = t } }
-        return try load(config: c) { n in
-            guard let t = byHF[n] else { return nil }
-            var x = try GGMLCodec.dequantize(t.type, g.bytes(of: t), count: t.elementCount)
-            if t.ne.count == 2 && n.hasSuffix("q_proj.weight") {
-                x = LlamaTensorNames.gatherRows(x, rowLength: t.ne[0], src: try LlamaTensorNames.qkInversePermutation(rows: t.ne[1], heads: c.numHeads))
-            }
-            if t.ne.count == 2 && n.hasSuffix("k_proj.weight") {
-                x = LlamaTensorNames.gatherRows(x, rowLength: t.ne[0], src: try LlamaTensorNames.qkInversePermutation(rows: t.ne[1], heads: c.numKVHeads))
+    /// The embedding rows of `tokens` (ids checked by the caller): [T × hidden].
+    public func embedding(_ tokens: [Int32]) throws -> [Float] {
+        let H = config.hiddenSize
+        var x = [Float](repeating: 0, count: tokens.count * H)
+        if let e = embedTable {
+            e.withUnsafeBufferPointer { e in
+                for t in 0..<tokens.count { for i in 0..<H { x[t * H + i] = e[Int(tokens[t]) * H + i] } }
             }
             return x
         }
+        guard let source else { throw QKError("the model has no embeddings") }
+        for (t, id) in tokens.enumerated() {
+            let r = Int(id)..<(Int(id) + 1)
+            let row = try source.rows?("model.embed_tokens.weight", r) ?? Array(try source.floats("model.embed_tokens.weight")[(r.lowerBound * H)..<(r.upperBound * H)])
+            guard row.count == H else { throw QKError("embedding row \(id) has \(row.count) values, expected \(H)") }
+            for i in 0..<H { x[t * H + i] = row[i] }
+        }
+        return x
+    }
+
+    /// The head's weights [vocab × hidden]: lm_head, or the embeddings when tied (then always held as f32).
+    public var headWeights: [Float] { lmHead ?? embedTable ?? [] }
+
+    /// The whole embedding table [vocab × hidden] as f32 (the head of a tied model; tests).
+    public func embeddingTable() throws -> [Float] {
+        if let e = embedTable { return e }
+        guard let source else { throw QKError("the model has no embeddings") }
+        return try source.floats("model.embed_tokens.weight")
+    }
+
+    /// Layer l as f32: resident, or made from the source now.
+    public func layer(_ l: Int) throws -> Layer {
+        if let L = resident[l] { return L }
+        guard let source else { throw QKError("layer \(l) has no weights") }
+        func req(_ n: String, _ count: Int) throws -> [Float] {
+            let t = try source.floats(n)
+            guard t.count == count else { throw QKError("tensor \(n) has \(t.count) values, expected \(count)") }
+            return t
+        }
+        let L = Layer(norms: try LlamaNorm.allCases.map { try req($0.hfName(layer: l), config.hiddenSize) },
+                      linears: try LlamaLinear.allCases.map { lin in
+                          let (rows, cols) = lin.shape(config)
+                          return try req(lin.hfName(layer: l), rows * cols)
+                      })
+        if keepLayers { resident[l] = L }
+        return L
+    }
+
+    /// Replaces layer l (calibration's scaled or quantized copies); it stays resident.
+    public func replaceLayer(_ l: Int, with L: Layer) {
+        resident[l] = L
+    }
+
+    /// Builds every layer now and keeps them (what `keepLayers` would do over a first pass).
+    public func makeResident() throws {
+        keepLayers = true
+        for l in 0..<config.numLayers { _ = try layer(l) }
+    }
+
+    /// Loads from named f32 tensors in HF layout (all held by the caller already).
+    public static func load(config c: LlamaConfig, tensors: [String: [Float]]) throws -> LlamaWeights {
+        let shapes = Dictionary(uniqueKeysWithValues: LlamaTensors.expected(c).map { ($0.name, $0.shape) })
+        return try load(config: c, source: LlamaTensorSource(
+            shape: { n in tensors[n].flatMap { t in shapes[n].map { t.count == $0.reduce(1, *) ? $0 : [t.count] } } },
+            floats: { n in guard let t = tensors[n] else { throw QKError("missing tensor \(n)") }; return t }))
+    }
+
+    /// An HF checkpoint (F32/F16/BF16 safetensors), read from its memory-mapped files when a layer is made.
+    public static func load(hfCheckpoint ck: SafetensorsCheckpoint, config: LlamaConfig) throws -> LlamaWeights {
+        try load(config: config, source: LlamaTensorSource(shape: { ck.info($0)?.shape }, floats: { try ck.floats($0) },
+                                                           rows: { try ck.floats($0, rows: $1) }))
+    }
+
+    /// A GGUF file of any type quantkit can dequantize, its blocks decoded when a layer is made; q/k rows are
+    /// permuted back to HF order here, where GGUF is read.
+    public static func load(gguf g: GGUFFile, config c: LlamaConfig) throws -> LlamaWeights {
+        var byHF: [String: GGUFTensorInfo] = [:]
+        for t in g.tensors { if let hf = LlamaTensorNames.hf(t.name) { byHF[hf] = t } }
+        for (hf, t) in byHF where !GGMLCodec.decodable.contains(t.type) {
+            throw QKError(file: g.path, "tensor \(t.name) (\(hf)) is \(t.type.name), which quantkit cannot dequantize")
+        }
+        return try load(config: c, source: LlamaTensorSource(
+            shape: { byHF[$0].map { Array($0.ne.reversed()) } },
+            floats: { n in
+                guard let t = byHF[n] else { throw QKError(file: g.path, "missing tensor \(n)") }
+                let x = try GGMLCodec.dequantize(t.type, g.bytes(of: t), count: t.elementCount)
+                guard t.ne.count == 2, let (_, lin) = LlamaLinear.parse(hfName: n) else { return x }
+                return try lin.fromGGUF(x, c)
+            },
+            rows: { n, r in
+                // rows of a tensor GGUF stores in HF row order (the embeddings)
+                guard let t = byHF[n], t.ne.count == 2, LlamaLinear.parse(hfName: n) == nil, r.upperBound <= t.ne[1] else {
+                    throw QKError(file: g.path, "rows \(r) of tensor \(n)")
+                }
+                let rowBytes = t.type.rowBytes(t.ne[0]), b = g.bytes(of: t)
+                let slice = UnsafeRawBufferPointer(rebasing: b[(r.lowerBound * rowBytes)..<(r.upperBound * rowBytes)])
+                return try GGMLCodec.dequantize(t.type, slice, count: r.count * t.ne[0])
+            }))
     }
 }

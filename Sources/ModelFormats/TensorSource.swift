@@ -78,6 +78,22 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         return files[l.file].bytes(of: l.tensor)
     }
 
+    /// Rows `rows` of a tensor (first dimension) as f32: [rows.count × row length].
+    public func floats(_ name: String, rows: Range<Int>) throws -> [Float] {
+        guard let l = location[name] else { throw QKError("missing tensor \(name)") }
+        let t = l.tensor
+        guard t.dtype.isFloat else { throw QKError(file: files[l.file].path, "tensor \(name) has dtype \(t.dtype.rawValue), expected F32, F16 or BF16") }
+        guard let first = t.shape.first, first > 0, rows.lowerBound >= 0, rows.upperBound <= first else {
+            throw QKError(file: files[l.file].path, "rows \(rows) of tensor \(name) with shape \(t.shape)")
+        }
+        let rowLength = t.elementCount / first, b = files[l.file].bytes(of: t)
+        let slice = UnsafeRawBufferPointer(rebasing: b[(rows.lowerBound * rowLength * t.dtype.size)..<(rows.upperBound * rowLength * t.dtype.size)])
+        let n = rows.count * rowLength
+        var out = [Float](repeating: 0, count: n)
+        try out.withUnsafeMutableBufferPointer { try convertToF32(slice, dtype: t.dtype, count: n, into: $0.baseAddress!) }
+        return out
+    }
+
     /// The tensor as f32 (F32/F16/BF16/F64 sources).
     public func floats(_ name: String) throws -> [Float] {
         guard let l = location[name] else { throw QKError("missing tensor \(name)") }

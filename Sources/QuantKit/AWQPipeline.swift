@@ -43,9 +43,9 @@ public enum AWQPipeline {
         for k in x.indices { for r in 0..<(x[k].count / cols) { for c in 0..<cols { x[k][r * cols + c] /= s[c] } } }
     }
 
-    /// Runs AWQ on `m` (weights replaced by the scaled and clipped ones). `Q(name)` is the pseudo-quantizer of the
-    /// linear `name` ("self_attn.q_proj", …) in layer `l`.
-    public static func run(_ m: LoadedModel, options o: Options, Q: (Int, String) -> AWQ.PseudoQuantize, progress: Progress? = nil) throws -> [LayerReport] {
+    /// Runs AWQ on `m` (weights replaced by the scaled and clipped ones). `Q(l, linear)` is the pseudo-quantizer of
+    /// that linear in layer `l`.
+    public static func run(_ m: LoadedModel, options o: Options, Q: (Int, LlamaLinear) -> AWQ.PseudoQuantize, progress: Progress? = nil) throws -> [LayerReport] {
         let windows = try o.data.windows(m.tokenizer)
         let fwd = m.forward, c = fwd.w.config, T = o.data.seqLen
         let H = c.hiddenSize, qd = c.numHeads * c.headDim, kvd = c.numKVHeads * c.headDim, F = c.intermediateSize
@@ -60,16 +60,14 @@ public enum AWQPipeline {
         let fp = "awq|\(m.path)|g\(o.groupSize)|duo\(o.duoScaling)|clip\(o.clip)|search\(nSearch)|n\(o.data.samples)x\(T)|seed\(o.data.seed)|\(o.fingerprintExtra)|windows \(ResumeState.digest(windows))"
         let state = try o.statePath.map { try ResumeState(output: $0, fingerprint: fp, resume: o.resume) }
         let first = state?.done ?? 0
-        let names = ["attnNorm", "ffnNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"]
+        // resume keys: the tensors' HF names inside the layer
+        let keys = LlamaNorm.allCases.map(\.hf) + LlamaLinear.allCases.map(\.hf)
         for l in 0..<first {
             // finished by an earlier run: the scaled and clipped layer and its report
             let s = try state!.load("layer-\(l)")
-            var L = fwd.w.layers[l]
-            guard names.allSatisfy({ s.floats[$0] != nil }) else { throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over") }
-            L.attnNorm = s.floats["attnNorm"]!; L.ffnNorm = s.floats["ffnNorm"]!
-            L.wq = s.floats["wq"]!; L.wk = s.floats["wk"]!; L.wv = s.floats["wv"]!; L.wo = s.floats["wo"]!
-            L.wGate = s.floats["wGate"]!; L.wUp = s.floats["wUp"]!; L.wDown = s.floats["wDown"]!
-            fwd.w.layers[l] = L
+            guard keys.allSatisfy({ s.floats[$0] != nil }) else { throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over") }
+            fwd.w.replaceLayer(l, with: LlamaWeights.Layer(norms: LlamaNorm.allCases.map { s.floats[$0.hf]! },
+                                                           linears: LlamaLinear.allCases.map { s.floats[$0.hf]! }))
             let groups = (s.metadata["groups"] ?? "").split(separator: ",").map(String.init)
             reports.append(LayerReport(layer: l, ratios: try groups.map { g in
                 guard let r = s.metadata[g + ".ratio"].flatMap({ Float($0) }), let a = s.metadata[g + ".plain"].flatMap({ Double($0) }),
@@ -81,20 +79,15 @@ public enum AWQPipeline {
         let t0 = Date()
         for l in first..<c.numLayers {
             let tl = Date()
-            var L = fwd.w.layers[l]
+            var L = try fwd.w.layer(l)
             // 1. inputs of every linear from the full-precision layer; its outputs feed the next layer
-            var h1: [[Float]] = [], att: [[Float]] = [], h2: [[Float]] = [], gact: [[Float]] = []
-            fwd.captureLinearInput = { _, name, x, _ in
-                switch name {
-                case "self_attn.q_proj": h1.append(Array(x))
-                case "self_attn.o_proj": att.append(Array(x))
-                case "mlp.gate_proj": h2.append(Array(x))
-                case "mlp.down_proj": gact.append(Array(x))
-                default: break
-                }
-            }
+            var captured = [[[Float]]](repeating: [], count: LlamaInput.allCases.count)
+            fwd.captureLinearInput = { _, input, x, _ in captured[input.rawValue].append(Array(x)) }
             for s in X.indices { fwd.runLayer(l, L, x: &X[s], T: T, P: 0, cache: cache) }
             fwd.captureLinearInput = nil
+            var h1 = captured[LlamaInput.attnNormed.rawValue], att = captured[LlamaInput.attention.rawValue]
+            var h2 = captured[LlamaInput.ffnNormed.rawValue], gact = captured[LlamaInput.mlpHidden.rawValue]
+            captured = []
             let L0 = L
             var ratios: [(String, Float, Double, Double)] = []
             func record(_ name: String, _ r: AWQ.ScaleSearch) { ratios.append((name, r.ratio, r.losses.first ?? 0, r.losses.min() ?? 0)) }
@@ -102,11 +95,11 @@ public enum AWQPipeline {
             // 2. input_layernorm → q, k, v; loss on the self-attention output
             let refAttn = (0..<nSearch).map { fwd.selfAttention(l, L0, normed: h1[$0], T: T) }
             let sQKV = try AWQ.searchScales(xMean: AWQ.xMean(h1, cols: H),
-                                             wMean: AWQ.wMean([L0.wq, L0.wk, L0.wv], cols: H, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                                             wMean: AWQ.wMean([L0[.q], L0[.k], L0[.v]], cols: H, groupSize: o.groupSize), duo: o.duoScaling) { s in
                 var Lq = L0
-                Lq.wq = try AWQ.scaledPseudoQuantize(L0.wq, rows: qd, cols: H, s: s, Q: Q(l, "self_attn.q_proj"))
-                Lq.wk = try AWQ.scaledPseudoQuantize(L0.wk, rows: kvd, cols: H, s: s, Q: Q(l, "self_attn.k_proj"))
-                Lq.wv = try AWQ.scaledPseudoQuantize(L0.wv, rows: kvd, cols: H, s: s, Q: Q(l, "self_attn.v_proj"))
+                Lq[.q] = try AWQ.scaledPseudoQuantize(L0[.q], rows: qd, cols: H, s: s, Q: Q(l, .q))
+                Lq[.k] = try AWQ.scaledPseudoQuantize(L0[.k], rows: kvd, cols: H, s: s, Q: Q(l, .k))
+                Lq[.v] = try AWQ.scaledPseudoQuantize(L0[.v], rows: kvd, cols: H, s: s, Q: Q(l, .v))
                 var loss = 0.0
                 for k in 0..<nSearch { loss += AWQ.mse(fwd.selfAttention(l, Lq, normed: h1[k], T: T), refAttn[k]) }
                 return loss / Double(nSearch)
@@ -118,8 +111,8 @@ public enum AWQPipeline {
             if kvd == qd {
                 // a linear block: its output MSE from the inputs' Gram matrix, over every calibration token
                 let gram = OutputError.gram(att, cols: qd)
-                sVO = try AWQ.searchScales(xMean: AWQ.xMean(att, cols: qd), wMean: AWQ.wMean([L0.wo], cols: qd, groupSize: o.groupSize), duo: o.duoScaling) { s in
-                    OutputError.mse(L0.wo, try AWQ.scaledPseudoQuantize(L0.wo, rows: H, cols: qd, s: s, Q: Q(l, "self_attn.o_proj")), gram: gram, rows: H, cols: qd)
+                sVO = try AWQ.searchScales(xMean: AWQ.xMean(att, cols: qd), wMean: AWQ.wMean([L0[.o]], cols: qd, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                    OutputError.mse(L0[.o], try AWQ.scaledPseudoQuantize(L0[.o], rows: H, cols: qd, s: s, Q: Q(l, .o)), gram: gram, rows: H, cols: qd)
                 }
                 record("o", sVO!)
             }
@@ -127,10 +120,10 @@ public enum AWQPipeline {
             // 4. post_attention_layernorm → gate, up; loss on the MLP output
             let refMLP = (0..<nSearch).map { fwd.mlp(L0, normed: h2[$0], T: T) }
             let sMLP = try AWQ.searchScales(xMean: AWQ.xMean(h2, cols: H),
-                                             wMean: AWQ.wMean([L0.wGate, L0.wUp], cols: H, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                                             wMean: AWQ.wMean([L0[.gate], L0[.up]], cols: H, groupSize: o.groupSize), duo: o.duoScaling) { s in
                 var Lq = L0
-                Lq.wGate = try AWQ.scaledPseudoQuantize(L0.wGate, rows: F, cols: H, s: s, Q: Q(l, "mlp.gate_proj"))
-                Lq.wUp = try AWQ.scaledPseudoQuantize(L0.wUp, rows: F, cols: H, s: s, Q: Q(l, "mlp.up_proj"))
+                Lq[.gate] = try AWQ.scaledPseudoQuantize(L0[.gate], rows: F, cols: H, s: s, Q: Q(l, .gate))
+                Lq[.up] = try AWQ.scaledPseudoQuantize(L0[.up], rows: F, cols: H, s: s, Q: Q(l, .up))
                 var loss = 0.0
                 for k in 0..<nSearch { loss += AWQ.mse(fwd.mlp(Lq, normed: h2[k], T: T), refMLP[k]) }
                 return loss / Double(nSearch)
@@ -139,43 +132,43 @@ public enum AWQPipeline {
 
             // 5. up_proj → down_proj; loss on down_proj's output
             let gramDown = OutputError.gram(gact, cols: F)
-            let sDown = try AWQ.searchScales(xMean: AWQ.xMean(gact, cols: F), wMean: AWQ.wMean([L0.wDown], cols: F, groupSize: o.groupSize), duo: o.duoScaling) { s in
-                OutputError.mse(L0.wDown, try AWQ.scaledPseudoQuantize(L0.wDown, rows: H, cols: F, s: s, Q: Q(l, "mlp.down_proj")), gram: gramDown, rows: H, cols: F)
+            let sDown = try AWQ.searchScales(xMean: AWQ.xMean(gact, cols: F), wMean: AWQ.wMean([L0[.down]], cols: F, groupSize: o.groupSize), duo: o.duoScaling) { s in
+                OutputError.mse(L0[.down], try AWQ.scaledPseudoQuantize(L0[.down], rows: H, cols: F, s: s, Q: Q(l, .down)), gram: gramDown, rows: H, cols: F)
             }
             record("down", sDown)
 
             // fold: previous op ÷ s, next linears' columns × s, cached inputs ÷ s
-            for i in 0..<H { L.attnNorm[i] /= sQKV.s[i]; L.ffnNorm[i] /= sMLP.s[i] }
-            scaleColumns(&L.wq, cols: H, sQKV.s); scaleColumns(&L.wk, cols: H, sQKV.s); scaleColumns(&L.wv, cols: H, sQKV.s)
+            for i in 0..<H { L[.attn][i] /= sQKV.s[i]; L[.ffn][i] /= sMLP.s[i] }
+            scaleColumns(&L[.q], cols: H, sQKV.s); scaleColumns(&L[.k], cols: H, sQKV.s); scaleColumns(&L[.v], cols: H, sQKV.s)
             divideColumns(&h1, cols: H, sQKV.s)
             if let sVO {
-                for r in 0..<kvd { for cc in 0..<H { L.wv[r * H + cc] /= sVO.s[r] } }
-                scaleColumns(&L.wo, cols: qd, sVO.s)
+                for r in 0..<kvd { for cc in 0..<H { L[.v][r * H + cc] /= sVO.s[r] } }
+                scaleColumns(&L[.o], cols: qd, sVO.s)
                 divideColumns(&att, cols: qd, sVO.s)
             }
-            scaleColumns(&L.wGate, cols: H, sMLP.s); scaleColumns(&L.wUp, cols: H, sMLP.s)
+            scaleColumns(&L[.gate], cols: H, sMLP.s); scaleColumns(&L[.up], cols: H, sMLP.s)
             divideColumns(&h2, cols: H, sMLP.s)
-            for r in 0..<F { for cc in 0..<H { L.wUp[r * H + cc] /= sDown.s[r] } }
-            scaleColumns(&L.wDown, cols: F, sDown.s)
+            for r in 0..<F { for cc in 0..<H { L[.up][r * H + cc] /= sDown.s[r] } }
+            scaleColumns(&L[.down], cols: F, sDown.s)
             divideColumns(&gact, cols: F, sDown.s)
 
             // 6. clip search on every linear but q and k, with 512 tokens sampled evenly from its inputs
             if o.clip {
                 let xv = AWQ.sampleRows(h1, cols: H), xo = AWQ.sampleRows(att, cols: qd)
                 let xg = AWQ.sampleRows(h2, cols: H), xd = AWQ.sampleRows(gact, cols: F)
-                L.wv = try AWQ.clip(L.wv, rows: kvd, cols: H, groupSize: o.groupSize, x: xv, Q: Q(l, "self_attn.v_proj"))
-                L.wo = try AWQ.clip(L.wo, rows: H, cols: qd, groupSize: o.groupSize, x: xo, Q: Q(l, "self_attn.o_proj"))
-                L.wGate = try AWQ.clip(L.wGate, rows: F, cols: H, groupSize: o.groupSize, x: xg, Q: Q(l, "mlp.gate_proj"))
-                L.wUp = try AWQ.clip(L.wUp, rows: F, cols: H, groupSize: o.groupSize, x: xg, Q: Q(l, "mlp.up_proj"))
-                L.wDown = try AWQ.clip(L.wDown, rows: H, cols: F, groupSize: o.groupSize, x: xd, Q: Q(l, "mlp.down_proj"))
+                L[.v] = try AWQ.clip(L[.v], rows: kvd, cols: H, groupSize: o.groupSize, x: xv, Q: Q(l, .v))
+                L[.o] = try AWQ.clip(L[.o], rows: H, cols: qd, groupSize: o.groupSize, x: xo, Q: Q(l, .o))
+                L[.gate] = try AWQ.clip(L[.gate], rows: F, cols: H, groupSize: o.groupSize, x: xg, Q: Q(l, .gate))
+                L[.up] = try AWQ.clip(L[.up], rows: F, cols: H, groupSize: o.groupSize, x: xg, Q: Q(l, .up))
+                L[.down] = try AWQ.clip(L[.down], rows: H, cols: F, groupSize: o.groupSize, x: xd, Q: Q(l, .down))
             }
-            fwd.w.layers[l] = L
+            fwd.w.replaceLayer(l, with: L)
             reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl)))
             if let state {
                 var md: [(String, String)] = [("groups", ratios.map(\.0).joined(separator: ",")), ("seconds", "\(reports.last!.seconds)")]
                 for r in ratios { md += [(r.0 + ".ratio", "\(r.1)"), (r.0 + ".plain", "\(r.2)"), (r.0 + ".best", "\(r.3)")] }
-                try state.save("layer-\(l)", floats: [("attnNorm", L.attnNorm), ("ffnNorm", L.ffnNorm), ("wq", L.wq), ("wk", L.wk), ("wv", L.wv),
-                                                       ("wo", L.wo), ("wGate", L.wGate), ("wUp", L.wUp), ("wDown", L.wDown)], metadata: md)
+                let floats = LlamaNorm.allCases.map { ($0.hf, L[$0]) } + LlamaLinear.allCases.map { ($0.hf, L[$0]) }
+                try state.save("layer-\(l)", floats: floats, metadata: md)
                 try state.saveActivations(X, after: l)
             }
             let el = Date().timeIntervalSince(t0)
@@ -196,30 +189,25 @@ extension AWQPipeline {
         for t in plan.tensors { typeOf[t.name] = t.to }
         let m = try LoadedModel.load(source)
         let c = m.forward.w.config
-        func type(_ l: Int, _ n: String) -> GGMLType {
-            LlamaTensorNames.gguf("model.layers.\(l).\(n).weight").flatMap { typeOf[$0] } ?? .f32
-        }
-        let reports = try run(m, options: o, Q: { l, n in
-            let t = type(l, n)
+        func type(_ l: Int, _ lin: LlamaLinear) -> GGMLType { typeOf[lin.ggufName(layer: l)] ?? .f32 }
+        let reports = try run(m, options: o, Q: { l, lin in
+            let t = type(l, lin)
             return { W, rows, cols in
                 let b = try GGMLCodec.quantize(t, W, rowLength: cols)
                 return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
             }
         }, progress: progress)
         var replacements: [String: (GGMLType, [UInt8])] = [:]
-        for (l, L) in m.forward.w.layers.enumerated() {
-            for n in PackedQuantizer.linearNames {
-                guard let g = LlamaTensorNames.gguf("model.layers.\(l).\(n).weight"), let t = typeOf[g] else { continue }
-                var W = GPTQPipeline.weight(L, n)
-                let cols = PackedQuantizer.inputWidth(n, c)
-                let rows = W.count / cols
-                if n == "self_attn.q_proj" { W = LlamaTensorNames.gatherRows(W, rowLength: cols, src: try LlamaTensorNames.qkPermutation(rows: rows, heads: c.numHeads)) }
-                if n == "self_attn.k_proj" { W = LlamaTensorNames.gatherRows(W, rowLength: cols, src: try LlamaTensorNames.qkPermutation(rows: rows, heads: c.numKVHeads)) }
-                replacements[g] = (t, try GGMLCodec.quantize(t, W, rowLength: cols))
+        for l in 0..<c.numLayers {
+            let L = try m.forward.w.layer(l)
+            for lin in LlamaLinear.allCases {
+                let g = lin.ggufName(layer: l)
+                guard let t = typeOf[g] else { continue }
+                replacements[g] = (t, try GGMLCodec.quantize(t, try lin.toGGUF(L[lin], c), rowLength: lin.shape(c).cols))
             }
-            for (n, v) in [("input_layernorm", L.attnNorm), ("post_attention_layernorm", L.ffnNorm)] {
-                guard let g = LlamaTensorNames.gguf("model.layers.\(l).\(n).weight"), let t = typeOf[g] else { continue }
-                replacements[g] = (t, try GGMLCodec.quantize(t, v, rowLength: v.count))
+            for norm in LlamaNorm.allCases {
+                guard let g = LlamaTensorNames.gguf(norm.hfName(layer: l)), let t = typeOf[g] else { continue }
+                replacements[g] = (t, try GGMLCodec.quantize(t, L[norm], rowLength: L[norm].count))
             }
         }
         let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)

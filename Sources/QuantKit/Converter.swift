@@ -1,4 +1,5 @@
 import Foundation
+import Llama
 import ModelFormats
 import Quantization
 import TensorCore
@@ -59,6 +60,10 @@ public enum Converter {
 
         var tensors: [TensorPlan] = []
         var ropeFreqs: [Float]?
+        // lm_head's shape is checked even when tied (a checkpoint may carry it anyway)
+        var untied = c
+        untied.tieWordEmbeddings = false
+        let expected = Dictionary(uniqueKeysWithValues: LlamaTensors.expected(untied).map { ($0.name, $0.shape) })
         if let rs = c.ropeScaling, rs.type.lowercased() == "llama3" {
             let f = llama3RopeFactors(c, rs)
             ropeFreqs = f
@@ -75,29 +80,18 @@ public enum Converter {
             guard !info.shape.isEmpty, info.shape.count <= 4 else {
                 throw QKError(file: ck.weights.path(of: name) ?? ck.dir, "tensor \(name) has \(info.shape.count) dimensions")
             }
-            try checkShape(name, info.shape, c, file: ck.weights.path(of: name) ?? ck.dir)
+            try checkShape(name, info.shape, c, expected: expected, file: ck.weights.path(of: name) ?? ck.dir)
             let ne = Array(info.shape.reversed())
             var type = matType
             if info.shape.count <= 1 || g.hasSuffix("_norm.weight") || !g.hasSuffix(".weight") { type = .f32 }
             if type.isQuantized && ne[0] % type.blockSize != 0 { type = .f16 }  // gguf-py's QuantError fallback
-            var heads: Int?
-            if name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") { heads = c.numHeads }
-            if name.hasSuffix("self_attn.k_proj.weight") || name.hasSuffix("self_attn.k_proj.bias") { heads = c.numKVHeads }
+            let heads = LlamaTensorNames.linear(of: name)?.permutedHeads(c)
             tensors.append(TensorPlan(hfName: name, ggufName: g, type: type, ne: ne, permuteHeads: heads))
         }
-        for required in ["token_embd.weight", "output_norm.weight"] where !tensors.contains(where: { $0.ggufName == required }) {
-            throw QKError(file: ck.dir, "missing tensor \(LlamaTensorNames.hf(required) ?? required)")
-        }
-        for l in 0..<c.numLayers {
-            for part in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
-                let g = "blk.\(l).\(part).weight"
-                if !tensors.contains(where: { $0.ggufName == g }) {
-                    throw QKError(file: ck.dir, "missing tensor \(LlamaTensorNames.hf(g) ?? g)")
-                }
-            }
-        }
-        if !c.tieWordEmbeddings && !tensors.contains(where: { $0.ggufName == "output.weight" }) {
-            throw QKError(file: ck.dir, "missing tensor lm_head.weight (tie_word_embeddings is false)")
+        let present = Set(tensors.map(\.hfName))
+        for (name, _) in LlamaTensors.expected(c) where !present.contains(name) {
+            let why = name == "lm_head.weight" ? " (tie_word_embeddings is false)" : ""
+            throw QKError(file: ck.dir, "missing tensor \(name)\(why)")
         }
 
         let totalParams = tensors.reduce(0) { $0 + $1.ne.reduce(1, *) }
@@ -138,17 +132,8 @@ public enum Converter {
         return Plan(checkpoint: ck, fileType: ftype, tensors: tensors, metadata: md, ropeFreqs: ropeFreqs)
     }
 
-    static func checkShape(_ name: String, _ shape: [Int], _ c: LlamaConfig, file: String) throws {
-        let h = c.hiddenSize, kv = c.numKVHeads * c.headDim, q = c.numHeads * c.headDim
-        var want: [Int]?
-        if name == "model.embed_tokens.weight" || name == "lm_head.weight" { want = [c.vocabSize, h] }
-        else if name == "model.norm.weight" || name.hasSuffix("layernorm.weight") { want = [h] }
-        else if name.hasSuffix("q_proj.weight") { want = [q, h] }
-        else if name.hasSuffix("k_proj.weight") || name.hasSuffix("v_proj.weight") { want = [kv, h] }
-        else if name.hasSuffix("o_proj.weight") { want = [h, q] }
-        else if name.hasSuffix("gate_proj.weight") || name.hasSuffix("up_proj.weight") { want = [c.intermediateSize, h] }
-        else if name.hasSuffix("down_proj.weight") { want = [h, c.intermediateSize] }
-        if let w = want, w != shape {
+    static func checkShape(_ name: String, _ shape: [Int], _ c: LlamaConfig, expected: [String: [Int]], file: String) throws {
+        if let w = expected[name], w != shape {
             throw QKError(file: file, "tensor \(name) has shape \(shape), config.json implies \(w)")
         }
         if let l = LlamaTensorNames.layer(of: name), l >= c.numLayers {

@@ -1,4 +1,5 @@
 import Foundation
+import Llama
 import ModelFormats
 import Quantization
 import TensorCore
@@ -82,10 +83,7 @@ public enum Exporter {
             let (hf, t) = entries[k]
             progress?("export \(hf)", k, entries.count)
             var x = try GGMLCodec.dequantize(t.type, g.bytes(of: t), count: t.elementCount)
-            if t.ne.count == 2 {
-                if hf.hasSuffix("q_proj.weight") { x = LlamaTensorNames.gatherRows(x, rowLength: t.ne[0], src: try LlamaTensorNames.qkInversePermutation(rows: t.ne[1], heads: c.numHeads)) }
-                if hf.hasSuffix("k_proj.weight") { x = LlamaTensorNames.gatherRows(x, rowLength: t.ne[0], src: try LlamaTensorNames.qkInversePermutation(rows: t.ne[1], heads: c.numKVHeads)) }
-            }
+            if t.ne.count == 2, let lin = LlamaTensorNames.linear(of: hf) { x = try lin.fromGGUF(x, c) }
             let b = try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : dtype == .f16 ? .f16 : .f32, x, rowLength: t.ne[0])
             total += b.count
             return b

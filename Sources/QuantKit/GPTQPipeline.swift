@@ -50,38 +50,6 @@ public enum GPTQPipeline {
         }
     }
 
-    /// The four linear stages of a Llama layer: the captured input name and the linears it feeds.
-    static let stages: [(input: String, linears: [String])] = [
-        ("self_attn.q_proj", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]),
-        ("self_attn.o_proj", ["self_attn.o_proj"]),
-        ("mlp.gate_proj", ["mlp.gate_proj", "mlp.up_proj"]),
-        ("mlp.down_proj", ["mlp.down_proj"]),
-    ]
-
-    static func weight(_ L: LlamaWeights.Layer, _ n: String) -> [Float] {
-        switch n {
-        case "self_attn.q_proj": return L.wq
-        case "self_attn.k_proj": return L.wk
-        case "self_attn.v_proj": return L.wv
-        case "self_attn.o_proj": return L.wo
-        case "mlp.gate_proj": return L.wGate
-        case "mlp.up_proj": return L.wUp
-        default: return L.wDown
-        }
-    }
-
-    static func setWeight(_ L: inout LlamaWeights.Layer, _ n: String, _ v: [Float]) {
-        switch n {
-        case "self_attn.q_proj": L.wq = v
-        case "self_attn.k_proj": L.wk = v
-        case "self_attn.v_proj": L.wv = v
-        case "self_attn.o_proj": L.wo = v
-        case "mlp.gate_proj": L.wGate = v
-        case "mlp.up_proj": L.wUp = v
-        default: L.wDown = v
-        }
-    }
-
     /// Runs GPTQ over the model in `m` (its weights are replaced by the quantized ones). Returns the GPTQ result of
     /// every linear by HF name, and per-linear reports.
     public static func run(_ m: LoadedModel, options o: Options, progress: Progress? = nil) throws -> (results: [String: GPTQ.Result], report: [LinearReport]) {
@@ -96,24 +64,25 @@ public enum GPTQPipeline {
         for l in 0..<first {
             // finished by an earlier run: its results, and the quantized layer
             let saved = try state!.load("layer-\(l)")
-            var L = fwd.w.layers[l]
-            for lin in stages.flatMap(\.linears) {
+            var L = try fwd.w.layer(l)
+            for lin in LlamaLinear.allCases {
                 let (r, rep) = try restore(saved, lin, layer: l)
-                setWeight(&L, lin, r.Q)
+                L[lin] = r.Q
                 results[rep.name] = r
                 report.append(rep)
             }
-            fwd.w.layers[l] = L
+            fwd.w.replaceLayer(l, with: L)
         }
         X = first > 0 ? try state!.loadActivations(after: first - 1, count: windows.count) : try windows.map { try fwd.embed($0) }
         let t0 = Date()
         for l in first..<c.numLayers {
-            var L = fwd.w.layers[l]
+            var L = try fwd.w.layer(l)
+            let stages = LlamaInput.layerStages
             let groups = o.trueSequential ? stages.map { [$0] } : [stages]
             for group in groups {
                 // capture the inputs of this group's stages with the current (partly quantized) layer
-                var H: [String: [Float]] = [:], rowsSeen: [String: Int] = [:]
-                let wanted = Set(group.map(\.input))
+                var H: [LlamaInput: [Float]] = [:], rowsSeen: [LlamaInput: Int] = [:]
+                let wanted = Set(group)
                 fwd.captureLinearInput = { layer, name, x, width in
                     guard wanted.contains(name) else { return }
                     let rows = x.count / width
@@ -124,25 +93,24 @@ public enum GPTQPipeline {
                     rowsSeen[name, default: 0] += rows
                 }
                 // only as far into the layer as the last input this group needs
-                let last = stages.map(\.input).last { wanted.contains($0) }
+                let last = group.max()
                 for s in X.indices {
                     var x = X[s]
                     fwd.runLayer(l, L, x: &x, T: o.data.seqLen, P: 0, cache: cache, stopAfter: last)
                 }
                 fwd.captureLinearInput = nil
                 for stage in group {
-                    guard var h = H[stage.input], let n = rowsSeen[stage.input], n > 0 else { continue }
+                    guard var h = H[stage], let n = rowsSeen[stage], n > 0 else { continue }
                     let scale = 2 / Float(n)
                     for i in h.indices { h[i] *= scale }
-                    let width = Int(Double(h.count).squareRoot())
                     for lin in stage.linears {
-                        let w = weight(L, lin)
-                        let rows = w.count / width
+                        let w = L[lin]
+                        let (rows, width) = lin.shape(c)
+                        let name = lin.hfName(layer: l)
                         var go = o.gptq
-                        if let imp = o.importance?("model.layers.\(l).\(lin).weight"), imp.count == width { go.importance = imp }
+                        if let imp = o.importance?(name), imp.count == width { go.importance = imp }
                         let r = try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: go)
-                        setWeight(&L, lin, r.Q)
-                        let name = "model.layers.\(l).\(lin).weight"
+                        L[lin] = r.Q
                         results[name] = r
                         let rtn = try roundToNearest(w, rows: rows, cols: width, options: o.gptq)
                         report.append(LinearReport(name: name, loss: r.loss, damp: r.dampUsed,
@@ -151,7 +119,7 @@ public enum GPTQPipeline {
                     }
                 }
             }
-            fwd.w.layers[l] = L
+            fwd.w.replaceLayer(l, with: L)
             // the quantized layer makes the next layer's inputs
             for s in X.indices { fwd.runLayer(l, L, x: &X[s], T: o.data.seqLen, P: 0, cache: cache) }
             if let state {
@@ -167,8 +135,8 @@ public enum GPTQPipeline {
     /// One finished layer's GPTQ results and reports into the resume state.
     static func save(_ state: ResumeState, layer l: Int, results: [String: GPTQ.Result], report: [LinearReport]) throws {
         var fl: [(String, [Float])] = [], it: [(String, [Int32])] = [], md: [(String, String)] = []
-        for lin in stages.flatMap(\.linears) {
-            let name = "model.layers.\(l).\(lin).weight"
+        for linear in LlamaLinear.allCases {
+            let name = linear.hfName(layer: l), lin = linear.hf
             guard let r = results[name], let rep = report.last(where: { $0.name == name }) else { continue }
             fl += [(lin + ".Q", r.Q), (lin + ".scale", r.params.flatMap(\.scale)), (lin + ".zero", r.params.flatMap(\.zero))]
             it += [(lin + ".codes", r.codes), (lin + ".groupIndex", r.groupIndex.map { Int32($0) })]
@@ -179,7 +147,8 @@ public enum GPTQPipeline {
         try state.save("layer-\(l)", floats: fl, ints: it, metadata: md)
     }
 
-    static func restore(_ s: ResumeState.Saved, _ lin: String, layer l: Int) throws -> (GPTQ.Result, LinearReport) {
+    static func restore(_ s: ResumeState.Saved, _ linear: LlamaLinear, layer l: Int) throws -> (GPTQ.Result, LinearReport) {
+        let lin = linear.hf
         guard let Q = s.floats[lin + ".Q"], let sc = s.floats[lin + ".scale"], let ze = s.floats[lin + ".zero"], let codes = s.ints[lin + ".codes"],
               let gi = s.ints[lin + ".groupIndex"], let G = s.metadata[lin + ".groups"].flatMap({ Int($0) }), G > 0, sc.count % G == 0,
               let loss = s.metadata[lin + ".loss"].flatMap({ Double($0) }), let damp = s.metadata[lin + ".damp"].flatMap({ Float($0) }),
@@ -190,7 +159,7 @@ public enum GPTQPipeline {
         let params = (0..<G).map { g in GroupParams(scale: Array(sc[(g * rows)..<((g + 1) * rows)]), zero: Array(ze[(g * rows)..<((g + 1) * rows)])) }
         let r = GPTQ.Result(Q: Q, codes: codes, params: params, groupIndex: gi.map { Int($0) }, perm: s.ints[lin + ".perm"].map { $0.map { Int($0) } },
                             loss: loss, dampUsed: damp)
-        return (r, LinearReport(name: "model.layers.\(l).\(lin).weight", loss: loss, damp: damp, outputMSERTN: mr, outputMSE: mse))
+        return (r, LinearReport(name: linear.hfName(layer: l), loss: loss, damp: damp, outputMSERTN: mr, outputMSE: mse))
     }
 }
 
@@ -216,14 +185,10 @@ extension GPTQPipeline {
         let (results, report) = try run(m, options: opts, progress: progress)
         var replacements: [String: (GGMLType, [UInt8])] = [:]
         for (hf, r) in results {
-            guard let g = LlamaTensorNames.gguf(hf) else { continue }
-            let rows = r.codes.count / r.groupIndex.count, cols = r.groupIndex.count
-            var bytes = try GPTQ.packGGML(r, type: type, rows: rows, cols: cols)
-            let heads = hf.contains("q_proj") ? c.numHeads : hf.contains("k_proj") ? c.numKVHeads : nil
-            if let heads {
-                bytes = bytes.withUnsafeBytes { LlamaTensorNames.gatherRowBytes($0, rowBytes: type.rowBytes(cols), src: (try? LlamaTensorNames.qkPermutation(rows: rows, heads: heads)) ?? Array(0..<rows)) }
-            }
-            replacements[g] = (type, bytes)
+            guard let (l, lin) = LlamaLinear.parse(hfName: hf) else { continue }
+            let (rows, cols) = lin.shape(c)
+            let bytes = try GPTQ.packGGML(r, type: type, rows: rows, cols: cols)
+            replacements[lin.ggufName(layer: l)] = (type, try lin.toGGUF(rowBytes: bytes, rowBytes: type.rowBytes(cols), c))
         }
         let q = try GGUFQuantizer.quantize(source, to: output, options: quantizeOptions ?? .init(preset: preset), replacements: replacements, progress: progress)
         ResumeState.finish(output: output)

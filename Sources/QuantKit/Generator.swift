@@ -44,6 +44,7 @@ public enum Generator {
         let ids = m.tokenizer.encode(text, addSpecial: true, parseSpecial: o.chat)
         guard !ids.isEmpty else { throw QKError("the prompt is empty") }
         let cfg = m.forward.w.config
+        m.forward.w.keepLayers = true   // every token runs every layer: make each f32 once
         let cache = LlamaForward.KVCache(config: cfg, capacity: ids.count + o.maxTokens)
         var stop = Set<Int32>()
         let v = m.tokenizer.vocabulary

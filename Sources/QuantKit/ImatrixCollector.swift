@@ -18,17 +18,10 @@ public enum ImatrixCollector {
         public init() {}
     }
 
-    /// GGUF weight names fed by each captured input.
-    static func targets(_ layer: Int, _ name: String) -> [String] {
-        let p = "blk.\(layer)."
-        switch name {
-        case "self_attn.q_proj": return [p + "attn_k.weight", p + "attn_q.weight", p + "attn_v.weight"]
-        case "self_attn.o_proj": return [p + "attn_output.weight"]
-        case "mlp.gate_proj": return [p + "ffn_gate.weight", p + "ffn_up.weight"]
-        case "mlp.down_proj": return [p + "ffn_down.weight"]
-        case "lm_head": return ["output.weight"]
-        default: return []
-        }
+    /// GGUF weight names fed by each captured input, sorted.
+    static func targets(_ layer: Int, _ input: LlamaInput) -> [String] {
+        if input == .output { return ["output.weight"] }
+        return input.linears.map { $0.ggufName(layer: layer) }.sorted()
     }
 
     public struct Result {
@@ -47,11 +40,11 @@ public enum ImatrixCollector {
         var r = Result()
         r.chunkSize = o.ctx
         let lock = NSLock()
-        model.forward.captureLinearInput = { layer, name, x, width in
-            if name == "lm_head" && !o.processOutput { return }
+        model.forward.captureLinearInput = { layer, input, x, width in
+            if input == .output && !o.processOutput { return }
             let rows = x.count / width
             lock.lock(); defer { lock.unlock() }
-            for t in targets(layer, name) {
+            for t in targets(layer, input) {
                 var acc = r.sums[t] ?? [Float](repeating: 0, count: width)
                 acc.withUnsafeMutableBufferPointer { a in
                     for row in 0..<rows {
@@ -76,16 +69,28 @@ public enum ImatrixCollector {
             for (k, v) in saved.ints { r.counts[k] = Int(v.first ?? 0) }
             r.chunks = first
         }
-        for c in first..<n {
-            progress?("imatrix chunk", c, n)
-            var chunk = Array(tokens[(c * o.ctx)..<((c + 1) * o.ctx)])
-            if let bos { chunk[0] = bos }
-            _ = try model.forward.logits(chunk, logitRows: o.processOutput ? 0..<o.ctx : (o.ctx - 1)..<o.ctx)
-            r.chunks += 1
+        // layer by layer over batches of chunks: each layer made f32 once per batch; every tensor's sums still
+        // accumulate chunk by chunk in order (the same f32 sums as chunk by chunk through the whole model)
+        let fwd = model.forward
+        let cache = LlamaForward.KVCache(config: fwd.w.config, capacity: o.ctx)
+        let perPass = LlamaForward.sequencesPerPass(tokens: o.ctx, hidden: fwd.w.config.hiddenSize)
+        for b0 in stride(from: first, to: n, by: perPass) {
+            let b1 = min(n, b0 + perPass)
+            progress?("imatrix chunks \(b0 + 1)-\(b1)", b0, n)
+            let chunks = (b0..<b1).map { c -> [Int32] in
+                var chunk = Array(tokens[(c * o.ctx)..<((c + 1) * o.ctx)])
+                if let bos { chunk[0] = bos }
+                return chunk
+            }
+            let X = try fwd.finalHidden(chunks, cache: cache)
+            if o.processOutput {
+                for x in X { _ = fwd.head(x, T: o.ctx, logitRows: 0..<o.ctx) }
+            }
+            r.chunks = b1
             if let state {
                 let keys = r.sums.keys.sorted()
                 try state.save("chunks", floats: keys.map { ($0, r.sums[$0]!) }, ints: keys.map { ($0, [Int32(clamping: r.counts[$0] ?? 0)]) })
-                try state.markDone(c + 1)
+                try state.markDone(b1)
             }
         }
         progress?("imatrix", n, n)

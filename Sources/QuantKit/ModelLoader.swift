@@ -4,7 +4,8 @@ import ModelFormats
 import Tokenizers
 import TensorCore
 
-/// A model ready to run: weights as f32, its tokenizer, and what it costs on disk.
+/// A model ready to run: its weights (embeddings and head as f32, each layer made f32 from the file when it runs),
+/// its tokenizer, and what it costs on disk.
 public struct LoadedModel {
     public let path: String
     public let forward: LlamaForward
@@ -31,8 +32,20 @@ public struct LoadedModel {
         let size = ck.weights.files.reduce(0) { $0 + $1.file.size }
         let w: LlamaWeights, params: Int, bytes: Int
         if let packed = try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) {
-            // GPTQ / AWQ / compressed-tensors: packed linears dequantized once
-            w = try LlamaWeights.load(config: ck.config) { try packed.floats($0) }
+            // GPTQ / AWQ / compressed-tensors: packed linears dequantized when their layer is made
+            let c = ck.config
+            w = try LlamaWeights.load(config: c, source: LlamaTensorSource(
+                shape: { n in
+                    if let (_, lin) = LlamaLinear.parse(hfName: n), packed.isPacked(String(n.dropLast(".weight".count))) {
+                        let (rows, cols) = lin.shape(c)
+                        return [rows, cols]
+                    }
+                    return ck.weights.info(n)?.shape
+                },
+                floats: { n in
+                    guard let x = try packed.floats(n) else { throw QKError(file: ck.dir, "missing tensor \(n)") }
+                    return x
+                }))
             (params, bytes) = try packed.sizes()
         } else {
             w = try LlamaWeights.load(hfCheckpoint: ck.weights, config: ck.config)

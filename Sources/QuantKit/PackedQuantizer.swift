@@ -28,15 +28,6 @@ public enum PackedQuantizer {
         public var seconds: Double = 0
     }
 
-    /// The seven linears of a Llama layer, HF module suffixes.
-    public static let linearNames = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-
-    /// Input width of linear `n` of a layer: o_proj reads the attention width, down_proj the intermediate size.
-    static func inputWidth(_ n: String, _ c: LlamaConfig) -> Int {
-        n == "self_attn.o_proj" ? c.numHeads * c.headDim : n == "mlp.down_proj" ? c.intermediateSize : c.hiddenSize
-    }
-
     public static func quantize(_ source: String, to dir: String, options o: Options, progress: Progress? = nil) throws -> Report {
         let t0 = Date()
         if LoadedModel.isGGUF(source) { throw QKError(file: source, "packed formats are written from an HF checkpoint; run `quantkit export` on this GGUF first") }
@@ -62,8 +53,8 @@ public enum PackedQuantizer {
         switch o.method {
         case .rtn:
             for l in 0..<c.numLayers {
-                for n in linearNames {
-                    let m = "model.layers.\(l).\(n)"
+                for lin in LlamaLinear.allCases {
+                    let m = lin.module(layer: l)
                     guard let info = ck.weights.info(m + ".weight"), info.shape.count == 2 else { throw QKError(file: ck.dir, "missing tensor \(m).weight") }
                     let W = try ck.weights.floats(m + ".weight")
                     if let bad = W.firstIndex(where: { !$0.isFinite }) { throw QKError(file: ck.dir, "tensor \(m).weight has a non-finite value at \(bad)") }
@@ -92,15 +83,13 @@ public enum PackedQuantizer {
             a.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
             let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .awq).dequantized() }
             report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress)
-            let w = model.forward.w
-            for (l, L) in w.layers.enumerated() {
-                for n in linearNames {
-                    let W = GPTQPipeline.weight(L, n)
-                    let cols = inputWidth(n, c)
-                    linears["model.layers.\(l).\(n)"] = try IntegerQuant.rtn(W, rows: W.count / cols, cols: cols, scheme: s, quantizer: .awq)
+            for l in 0..<c.numLayers {
+                let L = try model.forward.w.layer(l)
+                for lin in LlamaLinear.allCases {
+                    let (rows, cols) = lin.shape(c)
+                    linears[lin.module(layer: l)] = try IntegerQuant.rtn(L[lin], rows: rows, cols: cols, scheme: s, quantizer: .awq)
                 }
-                replaced["model.layers.\(l).input_layernorm.weight"] = L.attnNorm
-                replaced["model.layers.\(l).post_attention_layernorm.weight"] = L.ffnNorm
+                for norm in LlamaNorm.allCases { replaced[norm.hfName(layer: l)] = L[norm] }
             }
         }
         report.checkpoint = try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,

@@ -1,4 +1,5 @@
 import Foundation
+import Llama
 import ModelFormats
 import TensorCore
 
@@ -15,20 +16,9 @@ public enum SyntheticCheckpoint {
         return ["tinyllama-1.1b": tiny, "smollm2-135m": smol, "llama2-7b": l7]
     }()
 
-    /// HF tensor names and shapes of a Llama checkpoint.
+    /// HF tensor names and shapes of a Llama checkpoint (the architecture's table), sorted by name.
     public static func tensors(_ c: LlamaConfig) -> [(String, [Int])] {
-        var t: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize]), ("model.norm.weight", [c.hiddenSize])]
-        if !c.tieWordEmbeddings { t.append(("lm_head.weight", [c.vocabSize, c.hiddenSize])) }
-        let q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim
-        for l in 0..<c.numLayers {
-            let p = "model.layers.\(l)."
-            t += [(p + "input_layernorm.weight", [c.hiddenSize]), (p + "post_attention_layernorm.weight", [c.hiddenSize]),
-                  (p + "self_attn.q_proj.weight", [q, c.hiddenSize]), (p + "self_attn.k_proj.weight", [kv, c.hiddenSize]),
-                  (p + "self_attn.v_proj.weight", [kv, c.hiddenSize]), (p + "self_attn.o_proj.weight", [c.hiddenSize, q]),
-                  (p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize]), (p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize]),
-                  (p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize])]
-        }
-        return t.sorted { $0.0 < $1.0 }
+        LlamaTensors.expected(c).map { ($0.name, $0.shape) }.sorted { $0.0 < $1.0 }
     }
 
     /// Writes config.json and bf16 weights (N shards with an index when `shards` > 1) into `dir`.

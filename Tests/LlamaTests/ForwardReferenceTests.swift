@@ -106,7 +106,7 @@ final class ForwardReferenceTests: XCTestCase {
 
     func testF32MatchesReference() throws {
         let c = Self.config(), w = Self.weights(c, seed: 1)
-        let fwd = LlamaForward(try LlamaWeights.load(config: c) { w[$0] })
+        let fwd = LlamaForward(try LlamaWeights.load(config: c, tensors: w))
         Self.assertClose(try fwd.logits(tokens), Self.reference(c, w, tokens.map(Int.init)), "f32")
         // only some rows
         let part = try fwd.logits(tokens, logitRows: 6..<11)
@@ -117,7 +117,7 @@ final class ForwardReferenceTests: XCTestCase {
     /// KV-cache decoding (a prefix, then one token at a time) gives the prefill's logits.
     func testIncrementalDecodingMatchesPrefill() throws {
         let c = Self.config(), w = Self.weights(c, seed: 4)
-        let fwd = LlamaForward(try LlamaWeights.load(config: c) { w[$0] })
+        let fwd = LlamaForward(try LlamaWeights.load(config: c, tensors: w))
         let full = try fwd.logits(tokens)
         let cache = LlamaForward.KVCache(config: c, capacity: 16)
         var got = try fwd.logits(Array(tokens[0..<5]), cache: cache)
@@ -178,7 +178,7 @@ final class ForwardReferenceTests: XCTestCase {
     /// of 256 rows), against the reference.
     func testLongSequencesMatchReference() throws {
         let c = Self.config(), w = Self.weights(c, seed: 5)
-        let fwd = LlamaForward(try LlamaWeights.load(config: c) { w[$0] })
+        let fwd = LlamaForward(try LlamaWeights.load(config: c, tensors: w))
         for T in [300, 520] {
             let tokens = (0..<T).map { (i: Int) -> Int32 in Int32((i * 37 + i / 7) % 64) }
             Self.assertClose(try fwd.logits(tokens), Self.reference(c, w, tokens.map(Int.init)), "T = \(T)")
@@ -189,7 +189,7 @@ final class ForwardReferenceTests: XCTestCase {
     /// reused buffer all give the one-shot logits.
     func testContinuedPrefillAndReusedBuffersMatchOneShot() throws {
         let c = Self.config(), w = Self.weights(c, seed: 6)
-        let fwd = LlamaForward(try LlamaWeights.load(config: c) { w[$0] })
+        let fwd = LlamaForward(try LlamaWeights.load(config: c, tensors: w))
         let tokens = (0..<400).map { (i: Int) -> Int32 in Int32((i * 11 + 3) % 64) }
         let full = try fwd.logits(tokens)
         let cache = LlamaForward.KVCache(config: c, capacity: 400)

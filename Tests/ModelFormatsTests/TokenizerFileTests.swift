@@ -34,23 +34,4 @@ final class TokenizerFileTests: XCTestCase {
         let m: [JSONValue] = [.array([.string("a b"), .string("c")]), .array([.string("Ġ"), .string("t")])]
         XCTAssertEqual(try SpecialVocab.mergeStrings(m, file: "t"), ["a\u{0120}b c", "Ġ t"])
     }
-
-    func testQKPermutationMatchesReshapeFormulaAndInverts() throws {
-        // heads 2, head_dim 4: rows (h, 2j+t) <- (h, t*2 + j)
-        XCTAssertEqual(try LlamaTensorNames.qkPermutation(rows: 8, heads: 2), [0, 2, 1, 3, 4, 6, 5, 7])
-        let fwd = try LlamaTensorNames.qkPermutation(rows: 576, heads: 9)
-        let inv = try LlamaTensorNames.qkInversePermutation(rows: 576, heads: 9)
-        for r in 0..<576 { XCTAssertEqual(inv[fwd[r]], r) }
-        XCTAssertThrowsError(try LlamaTensorNames.qkPermutation(rows: 10, heads: 4))
-    }
-
-    func testTensorNamesMapBothWays() {
-        for hf in ["model.embed_tokens.weight", "lm_head.weight", "model.norm.weight", "model.layers.12.self_attn.o_proj.weight",
-                   "model.layers.0.mlp.down_proj.weight", "model.layers.3.post_attention_layernorm.weight", "model.layers.1.self_attn.q_proj.bias"] {
-            XCTAssertEqual(LlamaTensorNames.gguf(hf).flatMap(LlamaTensorNames.hf), hf)
-        }
-        XCTAssertEqual(LlamaTensorNames.gguf("model.layers.12.self_attn.o_proj.weight"), "blk.12.attn_output.weight")
-        XCTAssertNil(LlamaTensorNames.gguf("model.layers.0.mlp.experts.0.weight"))
-        XCTAssertTrue(LlamaTensorNames.isIgnored("model.layers.0.self_attn.rotary_emb.inv_freq"))
-    }
 }

@@ -26,16 +26,17 @@ final class PackedCheckpointTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/tokenizer.json"))
             let m = try LoadedModel.load(dir)
             let w = m.forward.w
-            for (l, L) in w.layers.enumerated() {
-                for n in PackedQuantizer.linearNames {
-                    let W = try src.weights.floats("model.layers.\(l).\(n).weight")
-                    let cols = n == "mlp.down_proj" ? 96 : 32
+            for l in 0..<w.config.numLayers {
+                let L = try w.layer(l)
+                for lin in LlamaLinear.allCases {
+                    let W = try src.weights.floats(lin.hfName(layer: l))
+                    let cols = lin == .down ? 96 : 32
                     let q = try IntegerQuant.rtn(W, rows: W.count / cols, cols: cols, scheme: scheme, quantizer: .gptq)
-                    XCTAssertEqual(GPTQPipeline.weight(L, n), q.dequantized(), "\(layout) layer \(l) \(n)")
+                    XCTAssertEqual(L[lin], q.dequantized(), "\(layout) layer \(l) \(lin)")
                 }
-                XCTAssertEqual(L.attnNorm, try src.weights.floats("model.layers.\(l).input_layernorm.weight"))
+                XCTAssertEqual(L[.attn], try src.weights.floats("model.layers.\(l).input_layernorm.weight"))
             }
-            XCTAssertEqual(w.embed, try src.weights.floats("model.embed_tokens.weight"))
+            XCTAssertEqual(try w.embeddingTable(), try src.weights.floats("model.embed_tokens.weight"))
             XCTAssertEqual(w.lmHead ?? [], try src.weights.floats("lm_head.weight"))
             XCTAssertLessThan(r.checkpoint.bitsPerWeight, 16)
             // export: a plain f32 checkpoint with the same (dequantized) weights, no quantization_config
@@ -43,11 +44,12 @@ final class PackedCheckpointTests: XCTestCase {
             _ = try Exporter.export(dir, to: plain, dtype: .f32)
             XCTAssertNil(try JSONParser.parse(file: plain + "/config.json")["quantization_config"])
             let e = try LoadedModel.load(plain).forward.w
-            for (l, L) in e.layers.enumerated() {
-                for n in PackedQuantizer.linearNames { XCTAssertEqual(GPTQPipeline.weight(L, n), GPTQPipeline.weight(w.layers[l], n), "\(layout) export \(n)") }
-                XCTAssertEqual(L.ffnNorm, w.layers[l].ffnNorm)
+            for l in 0..<e.config.numLayers {
+                let (L, W) = (try e.layer(l), try w.layer(l))
+                for lin in LlamaLinear.allCases { XCTAssertEqual(L[lin], W[lin], "\(layout) export \(lin)") }
+                XCTAssertEqual(L[.ffn], W[.ffn])
             }
-            XCTAssertEqual(e.embed, w.embed)
+            XCTAssertEqual(try e.embeddingTable(), try w.embeddingTable())
             // not a second time into the same directory, and not from a packed checkpoint
             XCTAssertThrowsError(try PackedQuantizer.quantize(Support.microHF, to: dir, options: o)) { XCTAssertTrue("\($0)".contains("not empty"), "\($0)") }
             XCTAssertThrowsError(try PackedQuantizer.quantize(dir, to: dir + "2", options: o)) { XCTAssertTrue("\($0)".contains("already quantized"), "\($0)") }
@@ -61,7 +63,7 @@ final class PackedCheckpointTests: XCTestCase {
         o.data.calibration = [text]; o.data.samples = 8; o.data.seqLen = 64; o.groupSize = 32
         let rep = try AWQPipeline.run(m, options: o, Q: { _, _ in { W, _, _ in W } })
         XCTAssertEqual(rep.count, 2)
-        XCTAssertNotEqual(m.forward.w.layers[0].attnNorm, ref.forward.w.layers[0].attnNorm, "scales were folded into the norm")
+        XCTAssertNotEqual(try m.forward.w.layer(0)[.attn], try ref.forward.w.layer(0)[.attn], "scales were folded into the norm")
         let toks = ref.tokenizer.encode("The quick brown fox jumps over the lazy dog, and then some more words follow.", addSpecial: true, parseSpecial: false)
         let a = try ref.forward.logits(toks), b = try m.forward.logits(toks)
         let scale = a.map(abs).max() ?? 1

@@ -30,7 +30,7 @@ final class ScaleFloorPropertyTests: XCTestCase {
                     case .zeros: v = 0
                     case .constant: v = 0.0123
                     case .negativeConstant: v = -3.5e-6
-                    case .tinyAmongZeros: v = j == 7 ? [1e-9, -1e-30, 1e-40, 6e-8][Int(rng.next() % 4)] : 0
+                    case .tinyAmongZeros: v = j == 7 ? [1e-9, -1e-30, Float.leastNormalMagnitude / 1000, 6e-8][Int(rng.next() % 4)] : 0
                     case .subnormals: v = Float(bitPattern: UInt32(rng.next() % 0x7F_FFFF)) * (rng.uniform() < 0.5 ? -1 : 1)
                     case .f16Extremes: v = j % 3 == 0 ? 65504 : (j % 3 == 1 ? -65504 : rng.normal())
                     case .bf16Extremes: v = j % 2 == 0 ? bf16Max : -bf16Max * rng.uniform()

@@ -1,18 +1,10 @@
+import ModelFormats
 import TensorCore
 
 /// HF ↔ GGUF tensor names of Llama models, and the q/k row permutation llama.cpp applies.
 public enum LlamaTensorNames {
-    static let layerMap: [(hf: String, gguf: String)] = [
-        ("input_layernorm", "attn_norm"),
-        ("post_attention_layernorm", "ffn_norm"),
-        ("self_attn.q_proj", "attn_q"),
-        ("self_attn.k_proj", "attn_k"),
-        ("self_attn.v_proj", "attn_v"),
-        ("self_attn.o_proj", "attn_output"),
-        ("mlp.gate_proj", "ffn_gate"),
-        ("mlp.up_proj", "ffn_up"),
-        ("mlp.down_proj", "ffn_down"),
-    ]
+    /// HF module suffix ↔ GGUF stem of every tensor inside a layer (from the architecture's tables).
+    static let layerMap: [(hf: String, gguf: String)] = LlamaNorm.names + LlamaLinear.specs.map { ($0.hf, $0.gguf) }
 
     /// HF names that are dropped on conversion.
     public static func isIgnored(_ hf: String) -> Bool {
@@ -51,6 +43,14 @@ public enum LlamaTensorNames {
             return "model.layers.\(layer).\(h).\(parts[3])"
         }
         return nil
+    }
+
+    /// The linear an HF weight or bias name belongs to ("model.layers.L.self_attn.q_proj.bias" → q).
+    public static func linear(of hf: String) -> LlamaLinear? {
+        guard let l = layer(of: hf), let dot = hf.lastIndex(of: ".") else { return nil }
+        let prefix = "model.layers.\(l)."
+        guard hf.hasPrefix(prefix) else { return nil }
+        return LlamaLinear(hf: String(hf[hf.index(hf.startIndex, offsetBy: prefix.count)..<dot]))
     }
 
     /// The layer index of a `blk.N.` / `model.layers.N.` name.
