@@ -171,7 +171,12 @@ public final class LlamaWeights {
 
     /// An HF checkpoint (F32/F16/BF16 safetensors), read from its memory-mapped files when a layer is made.
     public static func load(hfCheckpoint ck: SafetensorsCheckpoint, config: LlamaConfig) throws -> LlamaWeights {
-        try load(config: config, source: LlamaTensorSource(shape: { ck.info($0)?.shape }, floats: { try ck.floats($0) },
+        for (name, _) in LlamaTensors.expected(config) {
+            if let t = ck.info(name), !t.dtype.isFloat {
+                throw QKError(file: ck.path(of: name) ?? name, "tensor \(name) has dtype \(t.dtype.rawValue), expected F32, F16 or BF16")
+            }
+        }
+        return try load(config: config, source: LlamaTensorSource(shape: { ck.info($0)?.shape }, floats: { try ck.floats($0) },
                                                            rows: { try ck.floats($0, rows: $1) }))
     }
 

@@ -83,4 +83,27 @@ final class LlamaArchitectureTests: XCTestCase {
         XCTAssertNil(LlamaTensorNames.gguf("model.layers.0.mlp.experts.0.weight"))
         XCTAssertTrue(LlamaTensorNames.isIgnored("model.layers.0.self_attn.rotary_emb.inv_freq"))
     }
+
+    /// A checkpoint missing a layer's tensor, or with a tensor of the wrong shape, is refused when the model is
+    /// opened (the table makes it one check), not when that layer first runs.
+    func testMissingOrMisshapenTensorsAreNamedBeforeAnyWork() throws {
+        let c = ForwardReferenceTests.config()
+        let w = ForwardReferenceTests.weights(c, seed: 3)
+        let last = c.numLayers - 1
+        var missing = w
+        missing[LlamaLinear.down.hfName(layer: last)] = nil
+        XCTAssertThrowsError(try LlamaWeights.load(config: c, tensors: missing)) {
+            XCTAssertEqual("\($0)", "missing tensor model.layers.\(last).mlp.down_proj.weight")
+        }
+        var misshapen = w
+        misshapen[LlamaNorm.ffn.hfName(layer: last)] = [Float](repeating: 1, count: c.hiddenSize + 1)
+        XCTAssertThrowsError(try LlamaWeights.load(config: c, tensors: misshapen)) {
+            XCTAssertTrue("\($0)".contains("post_attention_layernorm.weight has shape [\(c.hiddenSize + 1)], expected [\(c.hiddenSize)]"), "\($0)")
+        }
+        // a well-formed model makes its layers on demand, the same values as given
+        let m = try LlamaWeights.load(config: c, tensors: w)
+        XCTAssertEqual(try m.layer(last)[.gate], w[LlamaLinear.gate.hfName(layer: last)])
+        XCTAssertEqual(try m.embedding([3, 1]), Array(w["model.embed_tokens.weight"]![(3 * c.hiddenSize)..<(4 * c.hiddenSize)])
+                       + Array(w["model.embed_tokens.weight"]![(1 * c.hiddenSize)..<(2 * c.hiddenSize)]))
+    }
 }
