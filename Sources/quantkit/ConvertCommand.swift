@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelFormats
 import QuantKit
 
 struct Convert: ParsableCommand {
@@ -39,7 +40,8 @@ struct Convert: ParsableCommand {
             let p = ProgressPrinter()
             let r = try Converter.convert(source, to: output, outType: t, pre: pre, progress: p.update)
             if json {
-                print(#"{"output": "\#(r.output)", "tensors": \#(r.tensors), "bytes": \#(r.bytes), "file_type": \#(r.fileType)}"#)
+                print(JSONValue.object([("output", .string(r.output)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes))),
+                                        ("file_type", .int(Int64(r.fileType)))]).serialized())
             } else {
                 print("wrote \(r.output): \(r.tensors) tensors, \(r.bytes) bytes of tensor data")
             }

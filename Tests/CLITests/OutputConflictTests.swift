@@ -126,3 +126,25 @@ final class OutputConflictTests: XCTestCase {
         XCTAssertEqual(String(decoding: magic, as: UTF8.self), "GGUF")
     }
 }
+
+/// Every `--json` output is one JSON document that round-trips the paths it names, whatever characters they hold.
+final class JSONOutputTests: XCTestCase {
+    func testPathsWithQuotesBackslashesNewlinesAndNonASCII() throws {
+        let dir = CLI.tmpDir()
+        let model = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-hf").path
+        for name in ["a\"b.gguf", "back\\slash.gguf", "new\nline.gguf", "tab\tand ünïcødé 模型.gguf"] {
+            let out = dir + "/" + name
+            for args in [["convert", model, "-o", out, "--type", "f32", "--json"], ["quantize", model, "-o", out, "--type", "Q8_0", "--json"]] {
+                let r = try CLI.run(args)
+                XCTAssertEqual(r.status, 0, r.stderr)
+                let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+                XCTAssertEqual(obj?["output"] as? String, out, "\(args[0]) \(name): \(r.stdout)")
+            }
+            let hf = dir + "/" + name.replacingOccurrences(of: ".gguf", with: "-hf")
+            let r = try CLI.run(["export", out, "-o", hf, "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            XCTAssertEqual(obj?["output"] as? String, hf)
+        }
+    }
+}
