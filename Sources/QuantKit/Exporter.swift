@@ -51,10 +51,13 @@ public enum Exporter {
         public let bytes: Int
     }
 
-    public static func export(_ source: String, to dir: String, dtype: OutDType = .bf16, progress: Progress? = nil) throws -> Report {
+    /// Writes the checkpoint under `DIR.partial` and moves it into place when complete; `replace` lets DIR be an
+    /// existing directory whose files of the same names are replaced (export --force).
+    public static func export(_ source: String, to dir: String, dtype: OutDType = .bf16, replace: Bool = false,
+                              progress: Progress? = nil) throws -> Report {
         var sourceIsDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: source, isDirectory: &sourceIsDir), sourceIsDir.boolValue {
-            return try exportPacked(source, to: dir, dtype: dtype, progress: progress)
+            return try exportPacked(source, to: dir, dtype: dtype, replace: replace, progress: progress)
         }
         let g = try GGUFFile(path: source)
         var c = try config(of: g)
@@ -72,14 +75,11 @@ public enum Exporter {
         }
         entries.sort { $0.hf < $1.hf }
 
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: dir, isDirectory: &isDir), !isDir.boolValue { throw QKError(file: dir, "exists and is not a directory") }
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let out = try OutputDirectory(path: dir, replacesFiles: replace)
         let st: DType = dtype == .bf16 ? .bf16 : dtype == .f16 ? .f16 : .f32
         let sEntries = entries.map { SafetensorsWriter.Entry(name: $0.hf, dtype: st, shape: $0.info.shape) }
         var total = 0
-        try SafetensorsWriter.write(path: URL(fileURLWithPath: dir).appendingPathComponent("model.safetensors").path, entries: sEntries) { k in
+        try SafetensorsWriter.write(path: out.file("model.safetensors"), entries: sEntries) { k in
             let (hf, t) = entries[k]
             progress?("export \(hf)", k, entries.count)
             var x = try GGMLCodec.dequantize(t.type, g.bytes(of: t), count: t.elementCount)
@@ -88,13 +88,13 @@ public enum Exporter {
             total += b.count
             return b
         }
-        let d = URL(fileURLWithPath: dir)
-        try writeFileAtomically(d.appendingPathComponent("config.json").path, Array(configJSON(c, vocab: vocab).serialized().utf8))
+        try writeFileAtomically(out.file("config.json"), Array(configJSON(c, vocab: vocab).serialized().utf8))
         var gen: [(String, JSONValue)] = []
         if let b = vocab.bos { gen.append(("bos_token_id", .int(Int64(b)))) }
         if let e = vocab.eos { gen.append(("eos_token_id", .int(Int64(e)))) }
-        try writeFileAtomically(d.appendingPathComponent("generation_config.json").path, Array(JSONValue.object(gen).serialized().utf8))
-        try HFTokenizerWriter.write(vocab, to: dir, contextLength: c.maxPositionEmbeddings ?? 2048)
+        try writeFileAtomically(out.file("generation_config.json"), Array(JSONValue.object(gen).serialized().utf8))
+        try HFTokenizerWriter.write(vocab, to: out.partialPath, contextLength: c.maxPositionEmbeddings ?? 2048)
+        try out.commit()
         progress?("export", entries.count, entries.count)
         return Report(dir: dir, tensors: entries.count, bytes: total)
     }
@@ -109,7 +109,7 @@ public enum Exporter {
 
     /// A packed checkpoint (GPTQ, AWQ, compressed-tensors) → a plain HF checkpoint: every packed linear dequantized
     /// to `dtype`, the other tensors converted, config.json without quantization_config, tokenizer files copied.
-    static func exportPacked(_ source: String, to dir: String, dtype: OutDType, progress: Progress?) throws -> Report {
+    static func exportPacked(_ source: String, to dir: String, dtype: OutDType, replace: Bool, progress: Progress?) throws -> Report {
         let ck = try HFCheckpoint.open(source)
         guard let packed = try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) else {
             throw QKError(file: source, "is a checkpoint without quantization_config; export takes a GGUF file or a packed checkpoint (convert it instead)")
@@ -131,7 +131,7 @@ public enum Exporter {
             if n.hasSuffix(".weight") && packed.isPacked(m) { let q = try packed.linear(m); shapes.append([q.rows, q.cols]) }
             else if let i = ck.weights.info(n) { shapes.append(i.shape) } else { throw QKError(file: source, "missing tensor \(n)") }
         }
-        let out = try OutputDirectory(path: dir)
+        let out = try OutputDirectory(path: dir, replacesFiles: replace)
         var total = 0
         try SafetensorsWriter.write(path: out.file("model.safetensors"), entries: zip(names, shapes).map { .init(name: $0, dtype: st, shape: $1) }) { k in
             progress?("export \(names[k])", k, names.count)

@@ -142,6 +142,8 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
 public final class OutputDirectory {
     public let path: String
     public let partialPath: String
+    /// PATH may already hold files: on commit the new files are renamed over them one by one (export --force).
+    public let replacesFiles: Bool
     private var done = false
 
     /// Throws when PATH cannot be used (checked again when the directory is made; call early to fail fast).
@@ -155,12 +157,18 @@ public final class OutputDirectory {
         }
     }
 
-    public init(path: String) throws {
+    public init(path: String, replacesFiles: Bool = false) throws {
         let fm = FileManager.default
         self.path = path
+        self.replacesFiles = replacesFiles
         partialPath = path + ".partial"
-        try Self.check(path)
-        if fm.fileExists(atPath: path) { try fm.removeItem(atPath: path) }
+        var isDir: ObjCBool = false
+        if replacesFiles && fm.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw QKError(file: path, "exists and is not a directory") }
+        } else {
+            try Self.check(path)
+            if fm.fileExists(atPath: path) { try fm.removeItem(atPath: path) }
+        }
         if fm.fileExists(atPath: partialPath) { try fm.removeItem(atPath: partialPath) }   // left by a killed run
         do { try fm.createDirectory(atPath: partialPath, withIntermediateDirectories: true) } catch {
             throw QKError(file: partialPath, "cannot create the output directory: \(error.localizedDescription)")
@@ -174,6 +182,17 @@ public final class OutputDirectory {
     public func file(_ name: String) -> String { partialPath + "/" + name }
 
     public func commit() throws {
+        if replacesFiles && FileManager.default.fileExists(atPath: path) {
+            for f in try FileManager.default.contentsOfDirectory(atPath: partialPath) {
+                guard rename(partialPath + "/" + f, path + "/" + f) == 0 else {
+                    throw QKError(file: path + "/" + f, "cannot replace it: \(String(cString: strerror(errno)))")
+                }
+            }
+            try? FileManager.default.removeItem(atPath: partialPath)
+            PartialFiles.removeDirectory(partialPath)
+            done = true
+            return
+        }
         guard rename(partialPath, path) == 0 else { throw QKError(file: path, "cannot rename \(partialPath) to it: \(String(cString: strerror(errno)))") }
         PartialFiles.removeDirectory(partialPath)
         done = true

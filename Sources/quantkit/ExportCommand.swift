@@ -36,7 +36,7 @@ struct Export: ParsableCommand {
             }
             try OutputConflicts.check(outputs: [.init(output, .exportDirectory)], inputs: OutputConflicts.modelInputs(source), force: force)
             let p = ProgressPrinter()
-            let r = try Exporter.export(source, to: output, dtype: d, progress: p.update)
+            let r = try Exporter.export(source, to: output, dtype: d, replace: force, progress: p.update)
             if json {
                 print(JSONValue.object([("output", .string(r.dir)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes)))]).serialized())
             } else {

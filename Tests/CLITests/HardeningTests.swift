@@ -79,6 +79,9 @@ final class HardeningTests: XCTestCase {
         try interrupt(["quantize", model, "-o", d + "/q.gguf", "--type", "Q8_0"], output: d + "/q.gguf", partial: d + "/q.gguf.partial", signal: SIGINT)
         try interrupt(["convert", model, "-o", d + "/f.gguf", "--type", "f32"], output: d + "/f.gguf", partial: d + "/f.gguf.partial", signal: SIGTERM)
         try interrupt(["quantize", model, "-o", d + "/p", "--format", "gptq", "--group-size", "64"], output: d + "/p", partial: d + "/p.partial", signal: SIGINT)
+        // export builds its directory under DIR.partial too (it used to leave an empty or half-written DIR)
+        XCTAssertEqual(try CLI.run(["convert", model, "-o", d + "/src.gguf", "--type", "bf16"]).status, 0)
+        try interrupt(["export", d + "/src.gguf", "-o", d + "/e", "--dtype", "f32"], output: d + "/e", partial: d + "/e.partial", signal: SIGTERM)
     }
 
     /// Runs `args` until OUTPUT.state/manifest.json records at least `steps` finished steps, then SIGINT.
