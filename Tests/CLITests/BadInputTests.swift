@@ -226,6 +226,30 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try ImatrixFile.load(path: im).chunkCount, 2)
     }
 
+    /// The checkpoint: one 32-column group of a q_proj row all zeros but a single 1e-9 (its f16 scale used to
+    /// round to 0 and x/0 trapped). Now every packed scheme writes it, and the checkpoint loads back with that row zero.
+    func testTinyGroupQuantizesAndLoadsBack() throws {
+        let dir = try microCopy(edit: { ts in
+            let i = ts.firstIndex { $0.0 == "model.layers.0.self_attn.q_proj.weight" }!
+            let cols = ts[i].1[1]
+            for c in 0..<cols { ts[i].2[3 * cols + c] = 0 }
+            ts[i].2[3 * cols + 8] = 1e-9
+        })
+        let text = CLI.repo.appendingPathComponent("Formats/golden/wiki.valid.first20k.txt").path
+        for (k, extra) in [["--method", "rtn", "--sym"], ["--method", "rtn", "--asym"], ["--method", "gptq", "--calibration", text, "--samples", "4", "--seq-len", "32"],
+                           ["--method", "awq", "--calibration", text, "--samples", "4", "--seq-len", "32"]].enumerated() {
+            let out = CLI.tmpDir() + "/out\(k)"
+            let r = try CLI.run(["quantize", dir, "-o", out, "--format", "gptq", "--bits", "4", "--group-size", "32"] + extra)
+            XCTAssertEqual(r.status, 0, "\(extra): \(r.stderr)")
+            let hf = out + "-hf"
+            XCTAssertEqual(try CLI.run(["export", out, "-o", hf, "--dtype", "f32"]).status, 0)
+            let ck = try SafetensorsCheckpoint.open(hf)
+            let q = try ck.floats("model.layers.0.self_attn.q_proj.weight")
+            XCTAssertTrue(q.allSatisfy(\.isFinite), "\(extra)")
+            if extra[1] == "rtn" { XCTAssertEqual(Array(q[(3 * 32)..<(4 * 32)]), [Float](repeating: 0, count: 32), "\(extra): the zero row stays zero") }
+        }
+    }
+
     func testGoodRunWritesAndInspects() throws {
         let out = CLI.tmpDir() + "/ok.gguf"
         let r = try CLI.run(["convert", micro, "-o", out, "--type", "q8_0"])
