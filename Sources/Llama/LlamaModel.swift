@@ -62,21 +62,16 @@ public final class LlamaWeights {
     public var keepLayers = false
 
     /// A model whose layers are all given as f32 (tests, small models).
-    public init(config: LlamaConfig, embed: [Float], norm: [Float], lmHead: [Float]?, layers: [Layer]) {
-        self.config = config
-        self.embedTable = embed
-        self.norm = norm
-        self.lmHead = lmHead
-        self.resident = layers
-        self.source = nil
+    public convenience init(config: LlamaConfig, embed: [Float], norm: [Float], lmHead: [Float]?, layers: [Layer]) {
+        self.init(config: config, embed: embed, norm: norm, lmHead: lmHead, source: nil, resident: layers)
     }
 
-    private init(config: LlamaConfig, embed: [Float]?, norm: [Float], lmHead: [Float]?, source: LlamaTensorSource) {
+    private init(config: LlamaConfig, embed: [Float]?, norm: [Float], lmHead: [Float]?, source: LlamaTensorSource?, resident: [Layer?]) {
         self.config = config
         self.embedTable = embed
         self.norm = norm
         self.lmHead = lmHead
-        self.resident = Array(repeating: nil, count: config.numLayers)
+        self.resident = resident
         self.source = source
     }
 
@@ -99,7 +94,8 @@ public final class LlamaWeights {
         }
         let head = c.tieWordEmbeddings ? nil : try req("lm_head.weight")
         let embed = c.tieWordEmbeddings ? try req("model.embed_tokens.weight") : nil   // tied: it is the head
-        return LlamaWeights(config: c, embed: embed, norm: try req("model.norm.weight"), lmHead: head, source: source)
+        return LlamaWeights(config: c, embed: embed, norm: try req("model.norm.weight"), lmHead: head, source: source,
+                            resident: Array(repeating: nil, count: c.numLayers))
     }
 
     /// The embedding rows of `tokens` (ids checked by the caller): [T × hidden].
