@@ -15,6 +15,8 @@ public enum ImatrixCollector {
         /// Keep the sums after every chunk in OUTPUT.state/ (`statePath` = OUTPUT); with `resume` continue from them.
         public var statePath: String? = nil
         public var resume = false
+        /// Chunks per layer-by-layer pass (each layer is made f32 once per pass; the state is saved after each pass).
+        public var chunksPerPass = 8
         public init() {}
     }
 
@@ -73,7 +75,7 @@ public enum ImatrixCollector {
         // accumulate chunk by chunk in order (the same f32 sums as chunk by chunk through the whole model)
         let fwd = model.forward
         let cache = LlamaForward.KVCache(config: fwd.w.config, capacity: o.ctx)
-        let perPass = LlamaForward.sequencesPerPass(tokens: o.ctx, hidden: fwd.w.config.hiddenSize)
+        let perPass = min(max(1, o.chunksPerPass), LlamaForward.sequencesPerPass(tokens: o.ctx, hidden: fwd.w.config.hiddenSize))
         for b0 in stride(from: first, to: n, by: perPass) {
             let b1 = min(n, b0 + perPass)
             progress?("imatrix chunks \(b0 + 1)-\(b1)", b0, n)
