@@ -91,10 +91,8 @@ public enum LlamaLinear: Int, CaseIterable, Sendable {
 
     /// (layer, linear) of an HF weight name "model.layers.L.<hf>.weight".
     public static func parse(hfName n: String) -> (layer: Int, linear: LlamaLinear)? {
-        guard let l = LlamaTensorNames.layer(of: n), n.hasSuffix(".weight") else { return nil }
-        let prefix = "model.layers.\(l)."
-        guard n.hasPrefix(prefix) else { return nil }
-        return LlamaLinear(hf: String(n.dropFirst(prefix.count).dropLast(".weight".count))).map { (l, $0) }
+        guard n.hasSuffix(".weight"), let lin = LlamaTensorNames.linear(of: n), let l = LlamaTensorNames.layer(of: n) else { return nil }
+        return (l, lin)
     }
 
     /// HF rows → GGUF rows for q/k (identity for the others): applied where GGUF is written.
@@ -126,8 +124,7 @@ public enum LlamaTensors {
         let h = c.hiddenSize
         var t: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabSize, h])]
         for l in 0..<c.numLayers {
-            t.append((LlamaNorm.attn.hfName(layer: l), [h]))
-            t.append((LlamaNorm.ffn.hfName(layer: l), [h]))
+            for norm in LlamaNorm.allCases { t.append((norm.hfName(layer: l), [h])) }
             for lin in LlamaLinear.allCases {
                 let (rows, cols) = lin.shape(c)
                 t.append((lin.hfName(layer: l), [rows, cols]))

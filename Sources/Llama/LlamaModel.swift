@@ -109,9 +109,12 @@ public final class LlamaWeights {
             return x
         }
         guard let source else { throw QKError("the model has no embeddings") }
+        let name = "model.embed_tokens.weight"
+        // a source that cannot make single rows makes the table once for all of `tokens`
+        let table = source.rows == nil ? try source.floats(name) : nil
         for (t, id) in tokens.enumerated() {
             let r = Int(id)..<(Int(id) + 1)
-            let row = try source.rows?("model.embed_tokens.weight", r) ?? Array(try source.floats("model.embed_tokens.weight")[(r.lowerBound * H)..<(r.upperBound * H)])
+            let row = try table.map { Array($0[(r.lowerBound * H)..<(r.upperBound * H)]) } ?? source.rows!(name, r)
             guard row.count == H else { throw QKError("embedding row \(id) has \(row.count) values, expected \(H)") }
             for i in 0..<H { x[t * H + i] = row[i] }
         }
@@ -149,12 +152,6 @@ public final class LlamaWeights {
     /// Replaces layer l (calibration's scaled or quantized copies); it stays resident.
     public func replaceLayer(_ l: Int, with L: Layer) {
         resident[l] = L
-    }
-
-    /// Builds every layer now and keeps them (what `keepLayers` would do over a first pass).
-    public func makeResident() throws {
-        keepLayers = true
-        for l in 0..<config.numLayers { _ = try layer(l) }
     }
 
     /// Loads from named f32 tensors in HF layout (all held by the caller already).

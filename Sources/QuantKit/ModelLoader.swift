@@ -45,7 +45,8 @@ public struct LoadedModel {
                 floats: { n in
                     guard let x = try packed.floats(n) else { throw QKError(file: ck.dir, "missing tensor \(n)") }
                     return x
-                }))
+                },
+                rows: { try ck.weights.floats($0, rows: $1) }))   // the embeddings, stored unpacked
             (params, bytes) = try packed.sizes()
         } else {
             w = try LlamaWeights.load(hfCheckpoint: ck.weights, config: ck.config)
