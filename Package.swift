@@ -21,14 +21,19 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization"]),
-        .target(name: "Calibration", dependencies: ["CZstd", "TensorCore", "ModelFormats"]),
-        .target(name: "Evaluation", dependencies: ["TensorCore", "ModelFormats", "Llama", "Tokenizers"]),
-        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama", "Evaluation", "Calibration"]),
+        // Model files on disk (HF, packed int, GGUF) as a runnable model.
+        .target(name: "Checkpoints", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama"]),
+        // Calibration text and the layer-wise methods that use it (GPTQ, AWQ, imatrix).
+        .target(name: "Calibration", dependencies: ["CZstd", "TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama", "Checkpoints"]),
+        .target(name: "Evaluation", dependencies: ["TensorCore", "ModelFormats", "Llama", "Tokenizers", "Checkpoints"]),
+        // The jobs: convert, quantize (GGUF and packed), export, generate, inspect.
+        .target(name: "QuantKit", dependencies: ["CBLAS", "TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama", "Checkpoints",
+                                                 "Evaluation", "Calibration"]),
         // Fuzz targets for the readers, and their driver (libFuzzer under Scripts/fuzz, a corpus replayer otherwise).
-        .target(name: "FuzzTargets", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers"]),
+        .target(name: "FuzzTargets", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama"]),
         .executableTarget(name: "quantkit-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(name: "quantkit", dependencies: [
-            "Calibration",
+            "Calibration", "Checkpoints", "Evaluation",
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -36,10 +41,11 @@ let package = Package(
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "TensorCore"]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "ModelFormats", "TensorCore", "Quantization"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Llama", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Checkpoints", "Llama", "ModelFormats", "TensorCore"]),
         .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "TensorCore", "CZstd"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Llama", "Quantization", "ModelFormats", "TensorCore", "FuzzTargets"]),
+        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Calibration", "Checkpoints", "Evaluation", "Llama", "Quantization", "ModelFormats",
+                                                        "TensorCore", "Tokenizers", "FuzzTargets"]),
         // End-to-end: runs the built `quantkit` binary.
         .testTarget(name: "CLITests", dependencies: ["ModelFormats", "TensorCore"]),
     ]

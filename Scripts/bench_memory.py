@@ -1,12 +1,16 @@
-"""Scripts/bench memory [tinyllama-1.1b|llama2-7b]: peak RSS of the jobs that run the model on a synthetic checkpoint
-of that shape quantized to Q4_K_M — eval (the file as its own reference: perplexity only), imatrix — beside
+"""Scripts/bench memory [tinyllama-1.1b|llama2-7b] [--gptq]: peak RSS of the jobs that run the model on a synthetic
+checkpoint of that shape quantized to Q4_K_M — eval (the file as its own reference: perplexity only), imatrix — beside
 llama-perplexity and llama-imatrix on the same file, same text, same chunks; one run each (the inputs are large).
-The targets (the one-home-for-the-model issue): eval ≤ file + 1 GiB (TinyLlama) / + 2 GiB (7B), imatrix ≤ file + 2 GiB."""
+With --gptq also GPTQ of the bf16 checkpoint into a packed w4 g128 checkpoint with 8 × 512 calibration tokens.
+The targets (the one-home-for-the-model issue): eval ≤ file + 1 GiB (TinyLlama) / + 2 GiB (7B), imatrix ≤ file + 2 GiB,
+GPTQ ≤ 8 GiB."""
 import json, os, shutil, subprocess, sys
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_common import run, table
 
-shape = sys.argv[1] if len(sys.argv) > 1 else "tinyllama-1.1b"
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+shape = args[0] if args else "tinyllama-1.1b"
+gptq = "--gptq" in sys.argv
 chunks = os.environ.get("BENCH_CHUNKS", "2")
 qk = os.environ.get("QUANTKIT_BIN", ".build/release/quantkit")
 src = f"bench-out/{shape}-synth"
@@ -30,6 +34,11 @@ def row(name, cmd, key, e=None):
 
 row("quantkit eval", [qk, "eval", q, "--text", text, "--chunks", chunks], "eval", env)
 row("quantkit imatrix", [qk, "imatrix", q, "--calibration", cal, "--chunks", chunks, "-o", "bench-out/mem.imatrix.gguf"], "imatrix", env)
+if gptq:
+    shutil.rmtree(f"bench-out/{shape}-gptq-w4g128", ignore_errors=True)
+    row("quantkit quantize --method gptq (bf16 → w4 g128, 8 × 512)",
+        [qk, "quantize", src, "-o", f"bench-out/{shape}-gptq-w4g128", "--format", "gptq", "--method", "gptq", "--group-size", "128",
+         "--calibration", cal, "--samples", "8", "--seq-len", "512"], "gptq", env)
 try:
     llama_bin = subprocess.run(["Scripts/llama-tools"], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     row("llama-perplexity", [f"{llama_bin}/llama-perplexity", "-m", q, "-f", text, "--chunks", chunks, "-c", "512", "-t", "2", "-b", "512"], "llama_perplexity")

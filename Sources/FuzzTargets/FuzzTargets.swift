@@ -1,4 +1,5 @@
 import Foundation
+import Llama
 import ModelFormats
 import Quantization
 import TensorCore

@@ -177,16 +177,9 @@ public final class LlamaForward {
     /// them and dropped after (a model streamed from its file holds one layer). The same values as `logits` computes
     /// per sequence. [T_s × hidden] each.
     public func finalHidden(_ sequences: [[Int32]], cache: KVCache) throws -> [[Float]] {
-        var X = try sequences.map { try embed($0) }
-        for l in 0..<c.numLayers {
-            let L = try w.layer(l)
-            for s in X.indices {
-                cache.reset()
-                runLayer(l, L, x: &X[s], T: sequences[s].count, P: 0, cache: cache)
-            }
-            cache.release(layer: l)
-        }
-        return X
+        let pass = try LayerwisePass(self, sequences: sequences, cache: cache)
+        for l in 0..<c.numLayers { pass.advance(try w.layer(l)) }
+        return pass.residuals
     }
 
     /// How many sequences of `tokens` go through a layer-by-layer pass together: their residual streams take at

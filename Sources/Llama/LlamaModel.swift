@@ -12,11 +12,14 @@ public struct LlamaTensorSource {
     public var floats: (String) throws -> [Float]
     /// Rows of a 2-D tensor, without making the rest (nil: sliced from `floats`).
     public var rows: ((String, Range<Int>) throws -> [Float])?
+    /// Lets the kernel drop a memory-mapped tensor's pages once it is made f32 (they are read again if asked for).
+    public var release: ((String) -> Void)?
     public init(shape: @escaping (String) -> [Int]?, floats: @escaping (String) throws -> [Float],
-                rows: ((String, Range<Int>) throws -> [Float])? = nil) {
+                rows: ((String, Range<Int>) throws -> [Float])? = nil, release: ((String) -> Void)? = nil) {
         self.shape = shape
         self.floats = floats
         self.rows = rows
+        self.release = release
     }
 }
 
@@ -137,6 +140,7 @@ public final class LlamaWeights {
         guard let source else { throw QKError("layer \(l) has no weights") }
         func req(_ n: String, _ count: Int) throws -> [Float] {
             let t = try source.floats(n)
+            source.release?(n)
             guard t.count == count else { throw QKError("tensor \(n) has \(t.count) values, expected \(count)") }
             return t
         }
@@ -170,7 +174,7 @@ public final class LlamaWeights {
             }
         }
         return try load(config: config, source: LlamaTensorSource(shape: { ck.info($0)?.shape }, floats: { try ck.floats($0) },
-                                                           rows: { try ck.floats($0, rows: $1) }))
+                                                           rows: { try ck.floats($0, rows: $1) }, release: { ck.release($0) }))
     }
 
     /// A GGUF file of any type quantkit can dequantize, its blocks decoded when a layer is made; q/k rows are
@@ -197,6 +201,7 @@ public final class LlamaWeights {
                 let rowBytes = t.type.rowBytes(t.ne[0]), b = g.bytes(of: t)
                 let slice = UnsafeRawBufferPointer(rebasing: b[(r.lowerBound * rowBytes)..<(r.upperBound * rowBytes)])
                 return try GGMLCodec.dequantize(t.type, slice, count: r.count * t.ne[0])
-            }))
+            },
+            release: { n in if let t = byHF[n] { g.release(t) } }))
     }
 }

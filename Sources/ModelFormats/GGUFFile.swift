@@ -189,6 +189,11 @@ public final class GGUFFile: @unchecked Sendable {
         file.slice((dataOffset + t.offset)..<(dataOffset + t.offset + t.byteCount))
     }
 
+    /// Lets the kernel drop the pages of a tensor already consumed.
+    public func release(_ t: GGUFTensorInfo) {
+        file.release((dataOffset + t.offset)..<(dataOffset + t.offset + t.byteCount))
+    }
+
     /// A required integer key, with an error naming the file when missing or of the wrong kind.
     public func requireInt(_ key: String) throws -> Int {
         guard let v = self[key] else { throw QKError(file: path, "missing metadata key \(key)") }

@@ -1,11 +1,11 @@
+import Checkpoints
 import Foundation
 import Llama
 import ModelFormats
 import Quantization
 import TensorCore
+import Tokenizers
 
-/// Progress callback: (what, done, total). Nothing below the CLI prints.
-public typealias Progress = (String, Int, Int) -> Void
 
 /// HF checkpoint → GGUF, as llama.cpp's convert_hf_to_gguf.py writes it for Llama models.
 public enum Converter {
@@ -166,7 +166,7 @@ public enum Converter {
 
     /// Converts `source` to the GGUF file `output` (written as `output.partial`, renamed when complete).
     public static func convert(_ source: String, to output: String, outType: OutType, pre: String? = nil,
-                               progress: Progress? = nil) throws -> Report {
+                               progress: ProgressCallback? = nil) throws -> Report {
         let ck = try HFCheckpoint.open(source)
         let p = try plan(ck, outType: outType, pre: pre)
         let writer = try GGUFWriter(path: output, metadata: p.metadata, tensors: p.tensors.map { ($0.ggufName, $0.ne, $0.type) })

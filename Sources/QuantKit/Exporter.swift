@@ -1,8 +1,10 @@
+import Checkpoints
 import Foundation
 import Llama
 import ModelFormats
 import Quantization
 import TensorCore
+import Tokenizers
 
 /// GGUF → HF checkpoint directory: dequantized weights (inverse q/k permutation) in model.safetensors,
 /// config.json and generation_config.json from the metadata, tokenizer files rebuilt from the vocabulary.
@@ -13,38 +15,6 @@ public enum Exporter {
     public static let writtenFiles = ["model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer.model",
                                       "tokenizer_config.json", "special_tokens_map.json", "quantize_config.json"]
 
-    /// The Llama hyper-parameters a GGUF file's metadata describes.
-    public static func config(of g: GGUFFile) throws -> LlamaConfig {
-        guard let arch = g["general.architecture"]?.string else { throw QKError(file: g.path, "missing general.architecture") }
-        guard arch == "llama" else { throw QKError(file: g.path, "unsupported architecture \(arch) (quantkit reads llama)") }
-        let hidden = try g.requireInt("llama.embedding_length")
-        let heads = try g.requireInt("llama.attention.head_count")
-        let kvHeads = g["llama.attention.head_count_kv"]?.int ?? heads
-        let layers = try g.requireInt("llama.block_count")
-        guard let ffv = g["llama.feed_forward_length"] else { throw QKError(file: g.path, "missing metadata key llama.feed_forward_length") }
-        guard let ff = ffv.int ?? ffv.array?.first?.int else { throw QKError(file: g.path, "llama.feed_forward_length is not an integer") }
-        let nTokens = g["tokenizer.ggml.tokens"]?.array?.count
-        let vocab = g["llama.vocab_size"]?.int ?? nTokens ?? g.tensor("token_embd.weight")?.ne.last ?? 0
-        guard hidden > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, layers > 0, ff > 0, vocab > 0 else {
-            throw QKError(file: g.path, "inconsistent llama hyper-parameters (embedding \(hidden), heads \(heads)/\(kvHeads), layers \(layers), ffn \(ff), vocab \(vocab))")
-        }
-        let headDim = g["llama.attention.key_length"]?.int ?? g["llama.rope.dimension_count"]?.int ?? hidden / heads
-        var c = LlamaConfig(hiddenSize: hidden, intermediateSize: ff, numLayers: layers, numHeads: heads, numKVHeads: kvHeads,
-                            vocabSize: vocab, headDim: headDim)
-        c.rmsNormEps = g["llama.attention.layer_norm_rms_epsilon"]?.double.map { Double(String(Float($0))) ?? $0 } ?? 1e-5
-        c.ropeTheta = g["llama.rope.freq_base"]?.double ?? 10000
-        c.maxPositionEmbeddings = g["llama.context_length"]?.int
-        c.tieWordEmbeddings = g.tensor("output.weight") == nil
-        c.bosTokenId = g["tokenizer.ggml.bos_token_id"]?.int
-        if let e = g["tokenizer.ggml.eos_token_id"]?.int { c.eosTokenIds = [e] }
-        c.padTokenId = g["tokenizer.ggml.padding_token_id"]?.int
-        if let t = g["llama.rope.scaling.type"]?.string, t != "none" {
-            c.ropeScaling = RopeScaling(type: t, factor: g["llama.rope.scaling.factor"]?.double,
-                                        originalMaxPositionEmbeddings: g["llama.rope.scaling.original_context_length"]?.int)
-        }
-        return c
-    }
-
     public struct Report {
         public let dir: String
         public let tensors: Int
@@ -54,13 +24,13 @@ public enum Exporter {
     /// Writes the checkpoint under `DIR.partial` and moves it into place when complete; `replace` lets DIR be an
     /// existing directory whose files of the same names are replaced (export --force).
     public static func export(_ source: String, to dir: String, dtype: OutDType = .bf16, replace: Bool = false,
-                              progress: Progress? = nil) throws -> Report {
+                              progress: ProgressCallback? = nil) throws -> Report {
         var sourceIsDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: source, isDirectory: &sourceIsDir), sourceIsDir.boolValue {
             return try exportPacked(source, to: dir, dtype: dtype, replace: replace, progress: progress)
         }
         let g = try GGUFFile(path: source)
-        var c = try config(of: g)
+        var c = try LlamaConfig(gguf: g)
         c.torchDtype = ["bf16": "bfloat16", "f16": "float16", "f32": "float32"][dtype.rawValue]
         let vocab = try GGUFVocabulary(g)
 
@@ -109,7 +79,7 @@ public enum Exporter {
 
     /// A packed checkpoint (GPTQ, AWQ, compressed-tensors) → a plain HF checkpoint: every packed linear dequantized
     /// to `dtype`, the other tensors converted, config.json without quantization_config, tokenizer files copied.
-    static func exportPacked(_ source: String, to dir: String, dtype: OutDType, replace: Bool, progress: Progress?) throws -> Report {
+    static func exportPacked(_ source: String, to dir: String, dtype: OutDType, replace: Bool, progress: ProgressCallback?) throws -> Report {
         let ck = try HFCheckpoint.open(source)
         guard let packed = try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) else {
             throw QKError(file: source, "is a checkpoint without quantization_config; export takes a GGUF file or a packed checkpoint (convert it instead)")

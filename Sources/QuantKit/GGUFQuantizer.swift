@@ -115,7 +115,7 @@ public enum GGUFQuantizer {
     /// `replacements`: encoded bytes to write instead of round-to-nearest for some tensors (GGUF name → type, bytes);
     /// used only when the planned type matches.
     public static func quantize(_ source: String, to output: String, options: Options, replacements: [String: (GGMLType, [UInt8])] = [:],
-                                progress: Progress? = nil) throws -> Report {
+                                progress: ProgressCallback? = nil) throws -> Report {
         let p = try plan(source, options: options)
         let src = p.source
         let out = OverlappedTensorWriter(try GGUFWriter(path: output, metadata: p.metadata, tensors: p.tensors.map { ($0.name, $0.ne, $0.to) }))

@@ -1,3 +1,5 @@
+import Calibration
+import Checkpoints
 import Foundation
 import Llama
 import ModelFormats
@@ -28,7 +30,7 @@ public enum PackedQuantizer {
         public var seconds: Double = 0
     }
 
-    public static func quantize(_ source: String, to dir: String, options o: Options, progress: Progress? = nil) throws -> Report {
+    public static func quantize(_ source: String, to dir: String, options o: Options, progress: ProgressCallback? = nil) throws -> Report {
         let t0 = Date()
         if LoadedModel.isGGUF(source) { throw QKError(file: source, "packed formats are written from an HF checkpoint; run `quantkit export` on this GGUF first") }
         try OutputDirectory.check(dir)
@@ -45,7 +47,7 @@ public enum PackedQuantizer {
         if o.layout == .awq && o.method == .gptq && o.gptq.gptq.actOrder && !o.gptq.gptq.staticGroups {
             throw QKError("the AWQ GEMM layout has no g_idx: GPTQ with --act-order needs --static-groups there, or use --format gptq / compressed-tensors")
         }
-        var linears: [String: QuantizedLinear] = [:]
+        let linears = PackedCheckpoint.Linears()
         var replaced: [String: [Float]] = [:]
         var report = Report(checkpoint: PackedCheckpoint.Report(dir: dir, tensors: 0, bytes: 0, bitsPerWeight: 0, checkpointFormat: ""))
         var prov = PackedCheckpoint.Provenance()
@@ -58,7 +60,7 @@ public enum PackedQuantizer {
                     guard let info = ck.weights.info(m + ".weight"), info.shape.count == 2 else { throw QKError(file: ck.dir, "missing tensor \(m).weight") }
                     let W = try ck.weights.floats(m + ".weight")
                     if let bad = W.firstIndex(where: { !$0.isFinite }) { throw QKError(file: ck.dir, "tensor \(m).weight has a non-finite value at \(bad)") }
-                    linears[m] = try IntegerQuant.rtn(W, rows: info.shape[0], cols: info.shape[1], scheme: s, quantizer: o.rtnQuantizer)
+                    linears.add(m, try IntegerQuant.rtn(W, rows: info.shape[0], cols: info.shape[1], scheme: s, quantizer: o.rtnQuantizer))
                 }
                 progress?("rtn layer \(l)", l + 1, c.numLayers)
             }
@@ -68,11 +70,9 @@ public enum PackedQuantizer {
             g.gptq.grid = .minmax(bits: s.bits, sym: s.sym)
             g.gptq.groupSize = s.groupSize
             g.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
-            let (results, rep) = try GPTQPipeline.run(model, options: g, progress: progress)
-            for (name, r) in results {
-                let m = String(name.dropLast(".weight".count))
-                let cols = r.groupIndex.count
-                linears[m] = GPTQ.integerLinear(r, rows: r.codes.count / cols, cols: cols, scheme: s)
+            let rep = try GPTQPipeline.run(model, options: g, progress: progress) { l, lin, r in
+                let (rows, cols) = lin.shape(c)
+                linears.add(lin.module(layer: l), GPTQ.integerLinear(r, rows: rows, cols: cols, scheme: s))
             }
             report.linears = rep
             prov.damp = g.gptq.damp; prov.actOrder = g.gptq.actOrder; prov.staticGroups = g.gptq.staticGroups; prov.trueSequential = g.trueSequential
@@ -82,12 +82,10 @@ public enum PackedQuantizer {
             a.groupSize = s.groupSize
             a.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
             let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .awq).dequantized() }
-            report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress)
-            for l in 0..<c.numLayers {
-                let L = try model.forward.w.layer(l)
+            report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress) { l, L in
                 for lin in LlamaLinear.allCases {
                     let (rows, cols) = lin.shape(c)
-                    linears[lin.module(layer: l)] = try IntegerQuant.rtn(L[lin], rows: rows, cols: cols, scheme: s, quantizer: .awq)
+                    linears.add(lin.module(layer: l), try IntegerQuant.rtn(L[lin], rows: rows, cols: cols, scheme: s, quantizer: .awq))
                 }
                 for norm in LlamaNorm.allCases { replaced[norm.hfName(layer: l)] = L[norm] }
             }

@@ -23,7 +23,7 @@ public enum SyntheticCheckpoint {
 
     /// Writes config.json and bf16 weights (N shards with an index when `shards` > 1) into `dir`.
     /// Matrices are ~N(0, 0.02) with a few outliers, norms ~1: deterministic for a seed.
-    public static func write(shape: String, to dir: String, shards: Int = 1, seed: UInt64 = 0, progress: Progress? = nil) throws {
+    public static func write(shape: String, to dir: String, shards: Int = 1, seed: UInt64 = 0, progress: ProgressCallback? = nil) throws {
         guard var c = shapes[shape] else { throw QKError("unknown shape \(shape) (known: \(shapes.keys.sorted().joined(separator: ", ")))") }
         c.torchDtype = "bfloat16"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import Llama
 import ModelFormats
@@ -50,7 +51,7 @@ public struct QuantizeSource {
 
     static func gguf(_ path: String) throws -> QuantizeSource {
         let g = try GGUFFile(path: path)
-        let c = try Exporter.config(of: g)
+        let c = try LlamaConfig(gguf: g)
         let ts = g.tensors.map { Tensor(name: $0.name, ne: $0.ne, type: $0.type) }
         return QuantizeSource(
             path: path, metadata: g.metadata.map { ($0.key, $0.value) }, tensors: ts,
@@ -79,7 +80,7 @@ public struct QuantizeSource {
             },
             release: { t in
                 if let info = g.tensor(t.name) {
-                    g.file.release((g.dataOffset + info.offset)..<(g.dataOffset + info.offset + info.byteCount))
+                    g.release(info)
                 }
             })
     }

@@ -41,3 +41,6 @@ public enum Parallel {
         }
     }
 }
+
+/// Progress callback: (what, done, total). Nothing below the CLI prints.
+public typealias ProgressCallback = (String, Int, Int) -> Void

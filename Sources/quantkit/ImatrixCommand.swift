@@ -1,4 +1,6 @@
 import ArgumentParser
+import Calibration
+import Checkpoints
 import Foundation
 import ModelFormats
 import QuantKit

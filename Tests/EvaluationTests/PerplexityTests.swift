@@ -1,3 +1,4 @@
+import Llama
 import XCTest
 import ModelFormats
 import TensorCore

@@ -1,3 +1,4 @@
+import Calibration
 import XCTest
 import Evaluation
 import ModelFormats

@@ -1,3 +1,5 @@
+import Calibration
+import Checkpoints
 import XCTest
 import ModelFormats
 import Quantization

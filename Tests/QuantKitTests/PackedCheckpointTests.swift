@@ -1,3 +1,5 @@
+import Calibration
+import Checkpoints
 import XCTest
 import Evaluation
 import Llama
@@ -61,7 +63,7 @@ final class PackedCheckpointTests: XCTestCase {
         let ref = try LoadedModel.load(Support.microHF), m = try LoadedModel.load(Support.microHF)
         var o = AWQPipeline.Options()
         o.data.calibration = [text]; o.data.samples = 8; o.data.seqLen = 64; o.groupSize = 32
-        let rep = try AWQPipeline.run(m, options: o, Q: { _, _ in { W, _, _ in W } })
+        let rep = try AWQPipeline.run(m, options: o, Q: { _, _ in { W, _, _ in W } }) { l, L in m.forward.w.replaceLayer(l, with: L) }
         XCTAssertEqual(rep.count, 2)
         XCTAssertNotEqual(try m.forward.w.layer(0)[.attn], try ref.forward.w.layer(0)[.attn], "scales were folded into the norm")
         let toks = ref.tokenizer.encode("The quick brown fox jumps over the lazy dog, and then some more words follow.", addSpecial: true, parseSpecial: false)

@@ -1,6 +1,7 @@
 import Foundation
 import Llama
 import ModelFormats
+import Quantization
 import Tokenizers
 import TensorCore
 
@@ -20,7 +21,7 @@ public struct LoadedModel {
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         if exists && !isDir.boolValue && (path.hasSuffix(".gguf") || isGGUF(path)) {
             let g = try GGUFFile(path: path)
-            let c = try Exporter.config(of: g)
+            let c = try LlamaConfig(gguf: g)
             let w = try LlamaWeights.load(gguf: g, config: c)
             let tok = try Tokenizer(GGUFVocabulary(g))
             let params = g.tensors.reduce(0) { $0 + $1.elementCount }, bytes = g.tensors.reduce(0) { $0 + $1.byteCount }
@@ -57,7 +58,7 @@ public struct LoadedModel {
                            bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
     }
 
-    static func isGGUF(_ path: String) -> Bool {
+    public static func isGGUF(_ path: String) -> Bool {
         guard let m = try? MappedFile(path: path), m.size >= 4 else { return false }
         return m.bytes.loadUnaligned(as: UInt32.self) == GGUF.magic
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 import TensorCore
 
 /// GGUF token types.

@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 import TensorCore
 
 /// RoPE scaling from config.json (`rope_scaling`).
@@ -181,5 +182,39 @@ public struct LlamaConfig: Equatable, Sendable {
             ("vocab_size", .int(Int64(vocabSize))),
         ]
         return .object(kv)
+    }
+}
+
+extension LlamaConfig {
+    /// The Llama hyper-parameters a GGUF file's metadata describes.
+    public init(gguf g: GGUFFile) throws {
+        guard let arch = g["general.architecture"]?.string else { throw QKError(file: g.path, "missing general.architecture") }
+        guard arch == "llama" else { throw QKError(file: g.path, "unsupported architecture \(arch) (quantkit reads llama)") }
+        let hidden = try g.requireInt("llama.embedding_length")
+        let heads = try g.requireInt("llama.attention.head_count")
+        let kvHeads = g["llama.attention.head_count_kv"]?.int ?? heads
+        let layers = try g.requireInt("llama.block_count")
+        guard let ffv = g["llama.feed_forward_length"] else { throw QKError(file: g.path, "missing metadata key llama.feed_forward_length") }
+        guard let ff = ffv.int ?? ffv.array?.first?.int else { throw QKError(file: g.path, "llama.feed_forward_length is not an integer") }
+        let nTokens = g["tokenizer.ggml.tokens"]?.array?.count
+        let vocab = g["llama.vocab_size"]?.int ?? nTokens ?? g.tensor("token_embd.weight")?.ne.last ?? 0
+        guard hidden > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, layers > 0, ff > 0, vocab > 0 else {
+            throw QKError(file: g.path, "inconsistent llama hyper-parameters (embedding \(hidden), heads \(heads)/\(kvHeads), layers \(layers), ffn \(ff), vocab \(vocab))")
+        }
+        let headDim = g["llama.attention.key_length"]?.int ?? g["llama.rope.dimension_count"]?.int ?? hidden / heads
+        var c = LlamaConfig(hiddenSize: hidden, intermediateSize: ff, numLayers: layers, numHeads: heads, numKVHeads: kvHeads,
+                            vocabSize: vocab, headDim: headDim)
+        c.rmsNormEps = g["llama.attention.layer_norm_rms_epsilon"]?.double.map { Double(String(Float($0))) ?? $0 } ?? 1e-5
+        c.ropeTheta = g["llama.rope.freq_base"]?.double ?? 10000
+        c.maxPositionEmbeddings = g["llama.context_length"]?.int
+        c.tieWordEmbeddings = g.tensor("output.weight") == nil
+        c.bosTokenId = g["tokenizer.ggml.bos_token_id"]?.int
+        if let e = g["tokenizer.ggml.eos_token_id"]?.int { c.eosTokenIds = [e] }
+        c.padTokenId = g["tokenizer.ggml.padding_token_id"]?.int
+        if let t = g["llama.rope.scaling.type"]?.string, t != "none" {
+            c.ropeScaling = RopeScaling(type: t, factor: g["llama.rope.scaling.factor"]?.double,
+                                        originalMaxPositionEmbeddings: g["llama.rope.scaling.original_context_length"]?.int)
+        }
+        self = c
     }
 }

@@ -1,5 +1,7 @@
 import Calibration
+import Checkpoints
 import Foundation
+import Llama
 import TensorCore
 import Tokenizers
 

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import Llama
 import ModelFormats
@@ -33,7 +34,7 @@ public enum ImatrixCollector {
         public var chunkSize = 0
     }
 
-    public static func collect(model: LoadedModel, text: String, options o: Options, progress: Progress? = nil) throws -> Result {
+    public static func collect(model: LoadedModel, text: String, options o: Options, progress: ProgressCallback? = nil) throws -> Result {
         let tokens = model.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
         guard tokens.count >= 2 * o.ctx else {
             throw QKError("the calibration text tokenizes to \(tokens.count) tokens; at least \(2 * o.ctx) are needed for --ctx \(o.ctx)")
@@ -41,13 +42,11 @@ public enum ImatrixCollector {
         let n = min(tokens.count / o.ctx, o.chunks ?? Int.max)
         var r = Result()
         r.chunkSize = o.ctx
-        let lock = NSLock()
-        model.forward.captureLinearInput = { layer, input, x, width in
-            if input == .output && !o.processOutput { return }
+        // Σx² of one captured input into the sums of every weight it feeds
+        func accumulate(_ layer: Int, _ input: LlamaInput, _ x: UnsafeBufferPointer<Float>, _ width: Int) {
             let rows = x.count / width
-            lock.lock(); defer { lock.unlock() }
             for t in targets(layer, input) {
-                var acc = r.sums[t] ?? [Float](repeating: 0, count: width)
+                var acc = r.sums.removeValue(forKey: t) ?? [Float](repeating: 0, count: width)
                 acc.withUnsafeMutableBufferPointer { a in
                     for row in 0..<rows {
                         let xr = x.baseAddress! + row * width
@@ -58,7 +57,6 @@ public enum ImatrixCollector {
                 r.counts[t, default: 0] += rows
             }
         }
-        defer { model.forward.captureLinearInput = nil }
         let bos: Int32? = model.tokenizer.addBos ? model.tokenizer.vocabulary.bos.map(Int32.init) : nil
         let state = try o.statePath.map {
             try ResumeState(output: $0, fingerprint: "imatrix|\(model.path)|ctx\(o.ctx)|n\(n)|out\(o.processOutput)|tokens \(ResumeState.digest([tokens]))", resume: o.resume)
@@ -84,9 +82,16 @@ public enum ImatrixCollector {
                 if let bos { chunk[0] = bos }
                 return chunk
             }
-            let X = try fwd.finalHidden(chunks, cache: cache)
+            let pass = try LayerwisePass(fwd, sequences: chunks, cache: cache)
+            for l in 0..<fwd.w.config.numLayers {
+                pass.run(try fwd.w.layer(l), capturing: Set(LlamaInput.layerStages), advance: true) { _, input, x, width in
+                    accumulate(l, input, x, width)
+                }
+            }
             if o.processOutput {
-                for x in X { _ = fwd.head(x, T: o.ctx, logitRows: 0..<o.ctx) }
+                fwd.captureLinearInput = { _, input, x, width in accumulate(-1, input, x, width) }
+                for x in pass.residuals { _ = fwd.head(x, T: o.ctx, logitRows: 0..<o.ctx) }
+                fwd.captureLinearInput = nil
             }
             r.chunks = b1
             if let state {

@@ -1,5 +1,5 @@
 import XCTest
-@testable import QuantKit
+@testable import TensorCore
 
 /// The OpenBLAS core quantkit asks for when OpenBLAS falls back to a generic one comes from the CPU's flags alone.
 final class BLASCoreTests: XCTestCase {

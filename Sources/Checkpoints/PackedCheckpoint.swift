@@ -23,6 +23,13 @@ public enum PackedCheckpoint {
         public let bytes: Int
         public let bitsPerWeight: Double
         public let checkpointFormat: String
+        public init(dir: String, tensors: Int, bytes: Int, bitsPerWeight: Double, checkpointFormat: String) {
+            self.dir = dir
+            self.tensors = tensors
+            self.bytes = bytes
+            self.bitsPerWeight = bitsPerWeight
+            self.checkpointFormat = checkpointFormat
+        }
     }
 
     /// The quantization_config of a checkpoint in `layout`.
@@ -55,22 +62,66 @@ public enum PackedCheckpoint {
         }
     }
 
+    /// The quantized linears of a checkpoint being made, held compactly until it is written: codes of up to 4 bits
+    /// two to a byte (a 7B model's 6.5 G codes in 3.2 GB). `write` takes each out as it packs it.
+    public final class Linears {
+        struct Held {
+            let rows: Int, cols: Int, scheme: IntegerScheme
+            let codes: [UInt8]
+            let scales: [Float], zeros: [Int32], gIdx: [Int32]
+        }
+        private var held: [String: Held] = [:]
+        /// Whether some linear has a zero point of 0 (GPTQ v1 cannot hold it).
+        public private(set) var hasZeroPoint0 = false
+
+        public init() {}
+
+        public var modules: [String] { Array(held.keys) }
+
+        public func add(_ module: String, _ q: QuantizedLinear) {
+            var codes = q.codes
+            if q.scheme.bits <= 4 {
+                codes = [UInt8](repeating: 0, count: (q.codes.count + 1) / 2)
+                for i in q.codes.indices { codes[i / 2] |= (q.codes[i] & 0xf) << (4 * UInt8(i % 2)) }
+            }
+            if q.zeros.contains(0) { hasZeroPoint0 = true }
+            held[module] = Held(rows: q.rows, cols: q.cols, scheme: q.scheme, codes: codes, scales: q.scales, zeros: q.zeros, gIdx: q.gIdx)
+        }
+
+        /// The linear of `module`, no longer held.
+        public func take(_ module: String) -> QuantizedLinear? {
+            guard let h = held.removeValue(forKey: module) else { return nil }
+            var codes = h.codes
+            if h.scheme.bits <= 4 {
+                let n = h.rows * h.cols
+                codes = [UInt8](repeating: 0, count: n)
+                h.codes.withUnsafeBufferPointer { p in
+                    for i in 0..<n { codes[i] = (p[i / 2] >> (4 * UInt8(i % 2))) & 0xf }
+                }
+            }
+            return QuantizedLinear(rows: h.rows, cols: h.cols, scheme: h.scheme, codes: codes, scales: h.scales, zeros: h.zeros, gIdx: h.gIdx)
+        }
+    }
+
     /// Writes `dir`: model.safetensors (packed linears by module name, every other tensor of `source` in its own
     /// dtype, or `replaced` values where given, e.g. AWQ's rescaled norms), config.json with quantization_config,
     /// quantize_config.json for GPTQ, and the tokenizer files of the source.
     public static func write(dir: String, source: HFCheckpoint, layout: PackedLayout, scheme: IntegerScheme,
-                             linears: [String: QuantizedLinear], replaced: [String: [Float]] = [:], provenance: Provenance,
-                             progress: Progress? = nil) throws -> Report {
+                             linears: Linears, replaced: [String: [Float]] = [:], provenance: Provenance,
+                             progress: ProgressCallback? = nil) throws -> Report {
         // GPTQ v1 cannot hold a zero point of 0 (it stores zero − 1); such a model is written as gptq_v2
-        let v1 = layout != .gptq || !linears.values.contains { $0.zeros.contains(0) }
-        for (m, q) in linears { if let why = layout.unsupported(q, v1: v1) { throw QKError("\(m): \(why)") } }
+        let v1 = layout != .gptq || !linears.hasZeroPoint0
+        for m in linears.modules where source.weights.info(m + ".weight") == nil {
+            throw QKError("quantized linear \(m) is not in the source checkpoint")
+        }
         // plan: (name, dtype, shape, bytes producer)
         var plan: [(name: String, dtype: DType, shape: [Int], make: () throws -> [UInt8])] = []
         var params = 0, weightBytes = 0
         for name in source.weights.names.sorted() {
             guard let info = source.weights.info(name) else { continue }
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
-            if let q = linears[module] {
+            if let q = linears.take(module) {
+                if let why = layout.unsupported(q, v1: v1) { throw QKError("\(module): \(why)") }
                 params += q.rows * q.cols
                 for (suffix, t) in try layout.pack(q, v1: v1) {
                     guard let dt = DType(rawValue: t.dtype) else { throw QKError("internal: dtype \(t.dtype)") }
@@ -93,7 +144,6 @@ public enum PackedCheckpoint {
                 return try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : .f16, try source.weights.floats(name), rowLength: info.shape.last ?? count)
             }))
         }
-        for m in linears.keys where source.weights.info(m + ".weight") == nil { throw QKError("quantized linear \(m) is not in the source checkpoint") }
         let out = try OutputDirectory(path: dir)
         let d = URL(fileURLWithPath: out.partialPath)
         try SafetensorsWriter.write(path: d.appendingPathComponent("model.safetensors").path,
@@ -118,7 +168,7 @@ public enum PackedCheckpoint {
 }
 
 /// Copies the tokenizer and generation files of an HF checkpoint directory (those present) into `out`.
-func copyTokenizerFiles(from dir: String, to out: OutputDirectory) throws {
+public func copyTokenizerFiles(from dir: String, to out: OutputDirectory) throws {
     for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
         let src = dir + "/" + f
         guard FileManager.default.fileExists(atPath: src) else { continue }

@@ -1,3 +1,4 @@
+import ModelFormats
 import TensorCore
 
 /// The parts of a SentencePiece `tokenizer.model` (a protobuf ModelProto) quantkit uses.

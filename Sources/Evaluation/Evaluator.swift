@@ -1,3 +1,4 @@
+import Checkpoints
 import Evaluation
 import Foundation
 import Llama
@@ -25,7 +26,7 @@ public enum Evaluator {
     }
 
     public static func run(reference: String, candidates: [String], textFile: String, ctx: Int, chunks: Int?,
-                           protocol p: Perplexity.EvalProtocol, progress: Progress? = nil) throws -> Report {
+                           protocol p: Perplexity.EvalProtocol, progress: ProgressCallback? = nil) throws -> Report {
         let t0 = Date()
         let text = try String(contentsOfFile: textFile, encoding: .utf8)
         let ref = try LoadedModel.load(reference)

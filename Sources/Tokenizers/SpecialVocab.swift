@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 import TensorCore
 
 /// Special token ids, add_*_token flags and the chat template of an HF tokenizer directory, found the way

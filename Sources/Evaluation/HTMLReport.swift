@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// `eval --report F.html`: one self-contained page, the results table and inline SVG plots (KLD and Δppl against

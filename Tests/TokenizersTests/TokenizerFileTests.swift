@@ -1,6 +1,7 @@
 import XCTest
 import TensorCore
-@testable import ModelFormats
+import ModelFormats
+@testable import Tokenizers
 
 final class TokenizerFileTests: XCTestCase {
     func testLlama2SentencePieceModel() throws {

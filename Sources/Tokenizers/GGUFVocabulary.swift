@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 import TensorCore
 
 /// The tokenizer stored in a GGUF file's `tokenizer.*` metadata.

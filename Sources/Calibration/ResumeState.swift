@@ -1,4 +1,6 @@
+import Checkpoints
 import Foundation
+import Llama
 import ModelFormats
 import TensorCore
 
@@ -41,17 +43,28 @@ public final class ResumeState {
 
     /// Saves the tensors of one state file `name` (float and int32 tensors, string metadata), atomically.
     public func save(_ name: String, floats: [(String, [Float])], ints: [(String, [Int32])] = [], metadata: [(String, String)] = []) throws {
-        var entries: [SafetensorsWriter.Entry] = []
-        var blobs: [[UInt8]] = []
-        for (n, v) in floats {
-            entries.append(.init(name: n, dtype: .f32, shape: [v.count]))
-            blobs.append(v.withUnsafeBytes { Array($0) })
+        // each tensor's bytes made when it is written (a 7B layer's state would otherwise be held twice)
+        let entries = floats.map { SafetensorsWriter.Entry(name: $0.0, dtype: .f32, shape: [$0.1.count]) } +
+            ints.map { SafetensorsWriter.Entry(name: $0.0, dtype: .i32, shape: [$0.1.count]) }
+        try SafetensorsWriter.write(path: path(name), entries: entries, metadata: [("format", "quantkit-state")] + metadata) { k in
+            k < floats.count ? floats[k].1.withUnsafeBytes { Array($0) } : ints[k - floats.count].1.withUnsafeBytes { Array($0) }
         }
-        for (n, v) in ints {
-            entries.append(.init(name: n, dtype: .i32, shape: [v.count]))
-            blobs.append(v.withUnsafeBytes { Array($0) })
+    }
+
+    /// The tensors and metadata of one state file.
+    public struct Record {
+        public var floats: [(String, [Float])] = []
+        public var ints: [(String, [Int32])] = []
+        public var metadata: [(String, String)] = []
+        public init(floats: [(String, [Float])] = [], ints: [(String, [Int32])] = [], metadata: [(String, String)] = []) {
+            self.floats = floats
+            self.ints = ints
+            self.metadata = metadata
         }
-        try SafetensorsWriter.write(path: path(name), entries: entries, metadata: [("format", "quantkit-state")] + metadata) { blobs[$0] }
+    }
+
+    public func save(_ name: String, _ r: Record) throws {
+        try save(name, floats: r.floats, ints: r.ints, metadata: r.metadata)
     }
 
     /// Records `n` finished steps (after their files are saved).

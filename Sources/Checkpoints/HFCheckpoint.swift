@@ -1,5 +1,7 @@
 import Foundation
+import Llama
 import ModelFormats
+import Quantization
 import TensorCore
 
 /// An HF checkpoint: a directory with config.json and safetensors weights, a single .safetensors file

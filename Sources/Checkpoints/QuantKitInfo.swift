@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import Quantization
 
 public enum QuantKitInfo {
     public static let version = "0.1.0"

@@ -1,0 +1,238 @@
+import Calibration
+import Checkpoints
+import Foundation
+import Llama
+import ModelFormats
+import Quantization
+import TensorCore
+
+/// AWQ layer by layer through our own forward pass, as AutoAWQ runs it on Llama: the layer's linear inputs are
+/// captured from the full-precision layer, whose outputs feed the next layer (AutoAWQ's order); a scale search per
+/// scaling group (`ScalingGroup.llama`); the scales folded; then the clip search on every linear but q/k. The
+/// finished layers are scaled and clipped but not quantized: the caller quantizes them into its format.
+public enum AWQPipeline {
+    public struct Options {
+        public var data = CalibrationSet()
+        public var duoScaling = true
+        /// Calibration windows used for the scale-search losses of the attention and MLP blocks (all when nil); the
+        /// o_proj and down_proj searches use every token through the Gram matrix of their inputs.
+        public var searchSamples: Int? = nil
+        public var clip = true
+        public var groupSize = 128
+        /// Keep per-layer state in OUTPUT.state/ (`statePath` = OUTPUT), and with `resume` continue from it.
+        public var statePath: String? = nil
+        public var resume = false
+        /// Anything else the result depends on (the target format and scheme), for the resume fingerprint.
+        public var fingerprintExtra = ""
+        public init() {}
+    }
+
+    public struct LayerReport {
+        public let layer: Int
+        /// Best ratio per searched group ("qkv", "o", "mlp", "down"), and the block-output MSE at r = 0 (plain Q) and at the best r.
+        public let ratios: [(group: String, ratio: Float, lossPlain: Double, lossBest: Double)]
+        public let seconds: Double
+    }
+
+    /// One scaling group (AutoAWQ's `(prev_op, layers, inp, module2inspect)`): the op whose output is divided by the
+    /// scales, the linears whose input columns are multiplied by them (they share one captured input), and the block
+    /// whose output the search's loss is measured on.
+    struct ScalingGroup {
+        enum Previous {
+            /// An RMSNorm gain (one scale per hidden channel).
+            case norm(LlamaNorm)
+            /// A linear's output rows; the group applies only when their count equals the scaled linears' input width
+            /// (v → o is skipped under GQA).
+            case linear(LlamaLinear)
+        }
+        enum Inspect {
+            /// Self-attention's output on `searchSamples` windows.
+            case selfAttention
+            /// The MLP's output on `searchSamples` windows.
+            case mlp
+            /// The group's one linear's output on every token, through the Gram matrix of its inputs.
+            case linear
+        }
+        let name: String
+        let previous: Previous
+        let input: LlamaInput
+        let inspect: Inspect
+        /// The linears scaled.
+        var linears: [LlamaLinear] { input.linears }
+
+        static let llama: [ScalingGroup] = [
+            ScalingGroup(name: "qkv", previous: .norm(.attn), input: .attnNormed, inspect: .selfAttention),
+            ScalingGroup(name: "o", previous: .linear(.v), input: .attention, inspect: .linear),
+            ScalingGroup(name: "mlp", previous: .norm(.ffn), input: .ffnNormed, inspect: .mlp),
+            ScalingGroup(name: "down", previous: .linear(.up), input: .mlpHidden, inspect: .linear),
+        ]
+
+        /// Whether the group's scales can be folded into its previous op under `c`.
+        func applies(_ c: LlamaConfig) -> Bool {
+            guard case .linear(let p) = previous else { return true }
+            return p.shape(c).rows == linears[0].shape(c).cols
+        }
+    }
+
+    static func scaleColumns(_ W: inout [Float], cols: Int, _ s: [Float]) {
+        for r in 0..<(W.count / cols) { for c in 0..<cols { W[r * cols + c] *= s[c] } }
+    }
+
+    static func divideColumns(_ x: inout [[Float]], cols: Int, _ s: [Float]) {
+        for k in x.indices { for r in 0..<(x[k].count / cols) { for c in 0..<cols { x[k][r * cols + c] /= s[c] } } }
+    }
+
+    /// Runs AWQ on `m`, layer by layer. `Q(l, linear)` is the pseudo-quantizer of that linear in layer `l`; each
+    /// finished (scaled and clipped) layer goes to `finished`.
+    public static func run(_ m: LoadedModel, options o: Options, Q: @escaping (Int, LlamaLinear) -> AWQ.PseudoQuantize, progress: ProgressCallback? = nil,
+                           finished: @escaping (Int, LlamaWeights.Layer) throws -> Void) throws -> [LayerReport] {
+        let windows = try o.data.windows(m.tokenizer)
+        let c = m.forward.w.config
+        let widths = [("hidden size", c.hiddenSize), ("attention width", c.numHeads * c.headDim), ("intermediate size", c.intermediateSize)]
+        for (what, width) in widths where o.groupSize > 0 && width % o.groupSize != 0 {
+            let fits = [128, 64, 32].filter { width % $0 == 0 }.map(String.init).joined(separator: ", ")
+            throw QKError("AWQ group size \(o.groupSize) does not divide the \(what) \(width); use one that does (e.g. \(fits))")
+        }
+        let method = Layers(options: o, forward: m.forward, source: m.path, windows: windows.count, Q: Q, finished: finished)
+        try LayerwiseCalibration.run(m.forward, windows: windows, method: method, statePath: o.statePath, resume: o.resume, progress: progress)
+        return method.reports
+    }
+
+    /// AWQ as a layer-wise method.
+    final class Layers: LayerwiseMethod {
+        let o: Options
+        let fwd: LlamaForward
+        let c: LlamaConfig
+        let source: String
+        let nSearch: Int
+        let Q: (Int, LlamaLinear) -> AWQ.PseudoQuantize
+        let finished: (Int, LlamaWeights.Layer) throws -> Void
+        /// The current layer, scaled and clipped.
+        var current: LlamaWeights.Layer?
+        var reports: [LayerReport] = []
+
+        init(options: Options, forward: LlamaForward, source: String, windows: Int, Q: @escaping (Int, LlamaLinear) -> AWQ.PseudoQuantize,
+             finished: @escaping (Int, LlamaWeights.Layer) throws -> Void) {
+            o = options
+            fwd = forward
+            c = forward.w.config
+            self.source = source
+            nSearch = min(windows, options.searchSamples ?? windows)
+            self.Q = Q
+            self.finished = finished
+        }
+
+        var label: String { "awq" }
+
+        var fingerprint: String {
+            "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|clip\(o.clip)|search\(nSearch)|n\(o.data.samples)x\(o.data.seqLen)" +
+                "|seed\(o.data.seed)|\(o.fingerprintExtra)"
+        }
+
+        func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
+            let tl = Date()
+            let T = o.data.seqLen
+            // 1. inputs of every linear from the full-precision layer, whose outputs feed the next layer
+            var X = [[[Float]]](repeating: [], count: LlamaInput.allCases.count)
+            pass.run(L, capturing: Set(LlamaInput.layerStages), advance: true) { _, input, x, _ in X[input.rawValue].append(Array(x)) }
+            let L0 = L
+            let groups = ScalingGroup.llama.filter { $0.applies(c) }
+            // 2. every group's scales searched on the unscaled layer
+            var found: [(ScalingGroup, AWQ.ScaleSearch)] = []
+            for g in groups { found.append((g, try search(l, g, L0, X[g.input.rawValue], T: T))) }
+            // 3. fold: previous op ÷ s, the group's linears' columns × s, their captured inputs ÷ s
+            for (g, r) in found {
+                let width = g.linears[0].shape(c).cols
+                switch g.previous {
+                case .norm(let n):
+                    for i in 0..<width { L[n][i] /= r.s[i] }
+                case .linear(let p):
+                    let cols = p.shape(c).cols
+                    for row in 0..<width { for cc in 0..<cols { L[p][row * cols + cc] /= r.s[row] } }
+                }
+                for lin in g.linears { scaleColumns(&L[lin], cols: width, r.s) }
+                divideColumns(&X[g.input.rawValue], cols: width, r.s)
+            }
+            // 4. clip search on every linear but q and k, with 512 tokens sampled evenly from its inputs
+            if o.clip {
+                var sampled: [LlamaInput: [Float]] = [:]
+                for lin in LlamaLinear.allCases where lin != .q && lin != .k {
+                    let (rows, cols) = lin.shape(c)
+                    if sampled[lin.input] == nil { sampled[lin.input] = AWQ.sampleRows(X[lin.input.rawValue], cols: cols) }
+                    L[lin] = try AWQ.clip(L[lin], rows: rows, cols: cols, groupSize: o.groupSize, x: sampled[lin.input]!, Q: Q(l, lin))
+                }
+            }
+            current = L
+            let ratios = found.map { ($0.0.name, $0.1.ratio, $0.1.losses.first ?? 0, $0.1.losses.min() ?? 0) }
+            reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl)))
+        }
+
+        /// The scale search of group `g` on the unscaled layer `L0`, its inputs `x` (one block per window).
+        func search(_ l: Int, _ g: ScalingGroup, _ L0: LlamaWeights.Layer, _ x: [[Float]], T: Int) throws -> AWQ.ScaleSearch {
+            let width = g.linears[0].shape(c).cols
+            let xMean = AWQ.xMean(x, cols: width)
+            let wMean = AWQ.wMean(g.linears.map { L0[$0] }, cols: width, groupSize: o.groupSize)
+            func scaled(_ s: [Float]) throws -> LlamaWeights.Layer {
+                var Lq = L0
+                for lin in g.linears {
+                    let (rows, cols) = lin.shape(c)
+                    Lq[lin] = try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: s, Q: Q(l, lin))
+                }
+                return Lq
+            }
+            switch g.inspect {
+            case .selfAttention, .mlp:
+                let block = { (L: LlamaWeights.Layer, k: Int) -> [Float] in
+                    g.inspect == .mlp ? self.fwd.mlp(L, normed: x[k], T: T) : self.fwd.selfAttention(l, L, normed: x[k], T: T)
+                }
+                let ref = (0..<nSearch).map { block(L0, $0) }
+                return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling) { s in
+                    let Lq = try scaled(s)
+                    var loss = 0.0
+                    for k in 0..<nSearch { loss += AWQ.mse(block(Lq, k), ref[k]) }
+                    return loss / Double(nSearch)
+                }
+            case .linear:
+                // a linear block: its output MSE from the inputs' Gram matrix, over every calibration token
+                let lin = g.linears[0]
+                let (rows, cols) = lin.shape(c)
+                let gram = OutputError.gram(x, cols: cols)
+                return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling) { s in
+                    OutputError.mse(L0[lin], try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: s, Q: self.Q(l, lin)),
+                                    gram: gram, rows: rows, cols: cols)
+                }
+            }
+        }
+
+        func record(_ l: Int) -> ResumeState.Record {
+            guard let L = current, let rep = reports.last else { return ResumeState.Record() }
+            var md: [(String, String)] = [("groups", rep.ratios.map(\.group).joined(separator: ",")), ("seconds", "\(rep.seconds)")]
+            for r in rep.ratios { md += [(r.group + ".ratio", "\(r.ratio)"), (r.group + ".plain", "\(r.lossPlain)"), (r.group + ".best", "\(r.lossBest)")] }
+            let floats = LlamaNorm.allCases.map { ($0.hf, L[$0]) } + LlamaLinear.allCases.map { ($0.hf, L[$0]) }
+            return ResumeState.Record(floats: floats, metadata: md)
+        }
+
+        func restore(_ l: Int, from s: ResumeState.Saved) throws {
+            // resume keys: the tensors' HF names inside the layer
+            let keys = LlamaNorm.allCases.map(\.hf) + LlamaLinear.allCases.map(\.hf)
+            guard keys.allSatisfy({ s.floats[$0] != nil }) else {
+                throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over")
+            }
+            current = LlamaWeights.Layer(norms: LlamaNorm.allCases.map { s.floats[$0.hf]! }, linears: LlamaLinear.allCases.map { s.floats[$0.hf]! })
+            let groups = (s.metadata["groups"] ?? "").split(separator: ",").map(String.init)
+            reports.append(LayerReport(layer: l, ratios: try groups.map { g in
+                guard let r = s.metadata[g + ".ratio"].flatMap({ Float($0) }), let a = s.metadata[g + ".plain"].flatMap({ Double($0) }),
+                      let b = s.metadata[g + ".best"].flatMap({ Double($0) }) else {
+                    throw QKError("resume state of layer \(l) lacks the \(g) report")
+                }
+                return (g, r, a, b)
+            }, seconds: Double(s.metadata["seconds"] ?? "") ?? 0))
+        }
+
+        func finish(_ l: Int) throws {
+            guard let L = current else { return }
+            current = nil
+            try finished(l, L)
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Calibration
+import Checkpoints
+import Foundation
+import Llama
+import ModelFormats
+import Quantization
+import TensorCore
+
+/// Calibrated quantization, layer by layer through our own forward pass: the calibration windows are embedded,
+/// then for each decoder layer the inputs of its linears are captured (stage by stage with --true-sequential:
+/// q/k/v, then o, then gate/up, then down, each stage re-run with the previous stages quantized), H = 2XᵀX/n is
+/// accumulated with sgemm (f32, as the reference tools), every linear is quantized with GPTQ, and the quantized
+/// layer produces the next layer's inputs (`LayerwiseCalibration`). Memory: one set of activations (samples × seq-len ×
+/// hidden), one layer's f32 weights and results, and what the caller keeps of each finished linear (packed).
+public enum GPTQPipeline {
+    public struct Options {
+        public var data = CalibrationSet()
+        public var gptq = GPTQOptions()
+        public var trueSequential = true
+        /// Per-linear column importance for the weighted ggml block search (by HF weight name), e.g. from an imatrix;
+        /// nil → diag(H).
+        public var importance: ((String) -> [Float]?)? = nil
+        /// Keep per-layer state in OUTPUT.state/ (`statePath` = OUTPUT), and with `resume` continue from it.
+        public var statePath: String? = nil
+        public var resume = false
+        /// Anything else the result depends on (e.g. the imatrix file), for the resume fingerprint.
+        public var fingerprintExtra = ""
+        public init() {}
+    }
+
+    /// Per linear: the GPTQ loss, the damping used, and the mean squared output error per element on the
+    /// calibration inputs (d·(H/2)·dᵀ per row, d = W − Q) of round-to-nearest on the same grid and of GPTQ.
+    public struct LinearReport {
+        public let name: String; public let loss: Double; public let damp: Float
+        public let outputMSERTN: Double; public let outputMSE: Double
+    }
+
+    /// Round-to-nearest on a GPTQ grid (the baseline of the report).
+    static func roundToNearest(_ W: [Float], rows: Int, cols: Int, options o: GPTQOptions) throws -> [Float] {
+        switch o.grid {
+        case let .minmax(bits, sym):
+            return try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: IntegerScheme(bits: bits, groupSize: o.groupSize, sym: sym), quantizer: .gptq).dequantized()
+        case let .ggml(t):
+            let b = try GGMLCodec.quantize(t, W, rowLength: cols)
+            return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+        }
+    }
+
+    /// Runs GPTQ over the model in `m`, layer by layer. Each finished linear's result goes to `consume` (layer,
+    /// linear, result) as soon as its layer is done, so a caller that packs it keeps one layer's f32 results at a time.
+    /// Returns the per-linear reports.
+    public static func run(_ m: LoadedModel, options o: Options, progress: ProgressCallback? = nil,
+                           consume: @escaping (Int, LlamaLinear, GPTQ.Result) throws -> Void) throws -> [LinearReport] {
+        let windows = try o.data.windows(m.tokenizer)
+        let method = Layers(options: o, config: m.forward.w.config, source: m.path, consume: consume)
+        try LayerwiseCalibration.run(m.forward, windows: windows, method: method, statePath: o.statePath, resume: o.resume, progress: progress)
+        return method.report
+    }
+
+    /// GPTQ as a layer-wise method: per stage group, H = 2XᵀX/n of each stage's captured inputs (from the layer as
+    /// quantized so far), then GPTQ on the stage's linears.
+    final class Layers: LayerwiseMethod {
+        let o: Options
+        let c: LlamaConfig
+        let source: String
+        let consume: (Int, LlamaLinear, GPTQ.Result) throws -> Void
+        /// The current layer's results, by linear.
+        var results: [LlamaLinear: GPTQ.Result] = [:]
+        var report: [LinearReport] = []
+
+        init(options: Options, config: LlamaConfig, source: String, consume: @escaping (Int, LlamaLinear, GPTQ.Result) throws -> Void) {
+            o = options
+            c = config
+            self.source = source
+            self.consume = consume
+        }
+
+        var label: String { "gptq" }
+
+        var fingerprint: String {
+            let g = o.gptq
+            return "gptq|\(source)|\(g.grid)|g\(g.groupSize)|act\(g.actOrder)|static\(g.staticGroups)|damp\(g.damp)|b\(g.blockSize)" +
+                "|w\(g.weightedBlockScales)|seq\(o.trueSequential)|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|\(o.fingerprintExtra)"
+        }
+
+        func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
+            let stages = LlamaInput.layerStages
+            for group in o.trueSequential ? stages.map({ [$0] }) : [stages] {
+                // H of this group's stages from the current (partly quantized) layer, accumulated in place (a copy
+                // out of the dictionary would duplicate H for every window)
+                var H: [LlamaInput: [Float]] = [:], rowsSeen: [LlamaInput: Int] = [:]
+                pass.run(L, capturing: Set(group), advance: false) { _, input, x, width in
+                    let rows = x.count / width
+                    H[input, default: [Float](repeating: 0, count: width * width)].withUnsafeMutableBufferPointer { ap in
+                        BLAS.gemmTNParallel(m: width, n: width, k: rows, a: x.baseAddress!, lda: width, b: x.baseAddress!, ldb: width,
+                                            c: ap.baseAddress!, ldc: width)
+                    }
+                    rowsSeen[input, default: 0] += rows
+                }
+                for stage in group {
+                    guard var h = H.removeValue(forKey: stage), let n = rowsSeen[stage], n > 0 else { continue }
+                    let scale = 2 / Float(n)
+                    for i in h.indices { h[i] *= scale }
+                    for lin in stage.linears { try quantize(l, lin, &L, H: h) }
+                }
+            }
+        }
+
+        func quantize(_ l: Int, _ lin: LlamaLinear, _ L: inout LlamaWeights.Layer, H h: [Float]) throws {
+            let w = L[lin]
+            let (rows, width) = lin.shape(c)
+            let name = lin.hfName(layer: l)
+            var go = o.gptq
+            if let imp = o.importance?(name), imp.count == width { go.importance = imp }
+            let r = try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: go)
+            L[lin] = r.Q
+            results[lin] = r
+            let rtn = try roundToNearest(w, rows: rows, cols: width, options: o.gptq)
+            report.append(LinearReport(name: name, loss: r.loss, damp: r.dampUsed,
+                                       outputMSERTN: OutputError.mse(w, rtn, gram: h, rows: rows, cols: width, gramScale: 0.5),
+                                       outputMSE: OutputError.mse(w, r.Q, gram: h, rows: rows, cols: width, gramScale: 0.5)))
+        }
+
+        func record(_ l: Int) -> ResumeState.Record {
+            var rec = ResumeState.Record()
+            for linear in LlamaLinear.allCases {
+                let name = linear.hfName(layer: l), lin = linear.hf
+                guard let r = results[linear], let rep = report.last(where: { $0.name == name }) else { continue }
+                rec.floats += [(lin + ".Q", r.Q), (lin + ".scale", r.params.flatMap(\.scale)), (lin + ".zero", r.params.flatMap(\.zero))]
+                rec.ints += [(lin + ".codes", r.codes), (lin + ".groupIndex", r.groupIndex.map { Int32($0) })]
+                if let p = r.perm { rec.ints.append((lin + ".perm", p.map { Int32($0) })) }
+                rec.metadata += [(lin + ".loss", "\(r.loss)"), (lin + ".damp", "\(r.dampUsed)"), (lin + ".groups", "\(r.params.count)"),
+                                 (lin + ".mseRTN", "\(rep.outputMSERTN)"), (lin + ".mse", "\(rep.outputMSE)")]
+            }
+            return rec
+        }
+
+        func restore(_ l: Int, from s: ResumeState.Saved) throws {
+            for linear in LlamaLinear.allCases {
+                let lin = linear.hf
+                guard let Q = s.floats[lin + ".Q"], let sc = s.floats[lin + ".scale"], let ze = s.floats[lin + ".zero"],
+                      let codes = s.ints[lin + ".codes"], let gi = s.ints[lin + ".groupIndex"],
+                      let G = s.metadata[lin + ".groups"].flatMap({ Int($0) }), G > 0, sc.count % G == 0, ze.count == sc.count,
+                      let loss = s.metadata[lin + ".loss"].flatMap({ Double($0) }), let damp = s.metadata[lin + ".damp"].flatMap({ Float($0) }),
+                      let mr = s.metadata[lin + ".mseRTN"].flatMap({ Double($0) }), let mse = s.metadata[lin + ".mse"].flatMap({ Double($0) })
+                else {
+                    throw QKError("resume state of layer \(l) lacks \(lin); run without --resume to start over")
+                }
+                let rows = sc.count / G
+                let params = (0..<G).map { g in
+                    GroupParams(scale: Array(sc[(g * rows)..<((g + 1) * rows)]), zero: Array(ze[(g * rows)..<((g + 1) * rows)]))
+                }
+                results[linear] = GPTQ.Result(Q: Q, codes: codes, params: params, groupIndex: gi.map { Int($0) },
+                                              perm: s.ints[lin + ".perm"].map { $0.map { Int($0) } }, loss: loss, dampUsed: damp)
+                report.append(LinearReport(name: linear.hfName(layer: l), loss: loss, damp: damp, outputMSERTN: mr, outputMSE: mse))
+            }
+        }
+
+        func finish(_ l: Int) throws {
+            for lin in LlamaLinear.allCases {
+                guard let r = results.removeValue(forKey: lin) else { continue }
+                try consume(l, lin, r)
+            }
+            results = [:]
+        }
+    }
+}

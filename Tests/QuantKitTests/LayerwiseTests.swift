@@ -1,0 +1,69 @@
+import XCTest
+@testable import Calibration
+@testable import Checkpoints
+import Llama
+import Quantization
+
+/// The layer-wise pass every model-running job shares, the AWQ scaling-group table, and the compact hold of packed
+/// linears.
+final class LayerwiseTests: XCTestCase {
+    func testLayerByLayerPassGivesTheLogitsOfEachSequenceRunAlone() throws {
+        let m = try LoadedModel.load(Support.microHF)
+        let fwd = m.forward, c = fwd.w.config
+        let seqs: [[Int32]] = [[1, 5, 9, 200, 17, 3], [1, 44, 2], [1, 7, 7, 7, 300, 12, 90, 4, 5]]
+        let pass = try LayerwisePass(fwd, sequences: seqs)
+        for l in 0..<c.numLayers { pass.advance(try fwd.w.layer(l)) }
+        XCTAssertEqual(pass.layer, c.numLayers)
+        for (s, toks) in seqs.enumerated() {
+            let alone = try fwd.logits(toks)
+            let layered = fwd.head(pass.residuals[s], T: toks.count, logitRows: nil)
+            XCTAssertEqual(layered.count, toks.count * c.vocabSize)
+            let scale = alone.map(abs).max() ?? 1
+            for i in alone.indices { XCTAssertEqual(layered[i], alone[i], accuracy: 1e-5 * scale, "sequence \(s) value \(i)") }
+        }
+    }
+
+    func testCaptureWithoutAdvanceKeepsTheResidualsAndStopsAtTheLastInputWanted() throws {
+        let m = try LoadedModel.load(Support.microHF)
+        let fwd = m.forward, c = fwd.w.config
+        let pass = try LayerwisePass(fwd, sequences: [[1, 5, 9, 200], [1, 44, 2, 8, 9]])
+        let before = pass.residuals
+        let L = try fwd.w.layer(0)
+        var seen: [(Int, LlamaInput, Int)] = []
+        pass.run(L, capturing: [.attnNormed, .attention], advance: false) { s, input, x, width in seen.append((s, input, x.count / width)) }
+        XCTAssertEqual(seen.map { "\($0.0) \($0.1) \($0.2)" }, ["0 attnNormed 4", "0 attention 4", "1 attnNormed 5", "1 attention 5"])
+        XCTAssertEqual(pass.residuals, before)
+        XCTAssertEqual(pass.layer, 0)
+        var widths: [LlamaInput: Int] = [:]
+        pass.run(L, capturing: Set(LlamaInput.layerStages), advance: true) { _, input, _, width in widths[input] = width }
+        XCTAssertEqual(widths, [.attnNormed: c.hiddenSize, .attention: c.numHeads * c.headDim, .ffnNormed: c.hiddenSize,
+                                .mlpHidden: c.intermediateSize])
+        XCTAssertNotEqual(pass.residuals, before)
+        XCTAssertEqual(pass.layer, 1)
+        XCTAssertNil(fwd.captureLinearInput, "the capture hook is removed after the run")
+    }
+
+    func testAWQScalingGroupsFoldVIntoOOnlyWhenTheWidthsMatch() {
+        var c = LlamaConfig(hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKVHeads: 4, vocabSize: 10, headDim: 16)
+        XCTAssertEqual(AWQPipeline.ScalingGroup.llama.filter { $0.applies(c) }.map(\.name), ["qkv", "o", "mlp", "down"])
+        c.numKVHeads = 2
+        XCTAssertEqual(AWQPipeline.ScalingGroup.llama.filter { $0.applies(c) }.map(\.name), ["qkv", "mlp", "down"])
+        XCTAssertEqual(AWQPipeline.ScalingGroup.llama.map { $0.linears }, [[.q, .k, .v], [.o], [.gate, .up], [.down]])
+    }
+
+    func testHeldLinearsComeBackAsTheyWereAdded() {
+        var rng = SystemRandomNumberGenerator()
+        for bits in [2, 3, 4, 8] {
+            let (rows, cols) = (3, 33)   // odd count: the last byte holds one 4-bit code
+            let scheme = IntegerScheme(bits: bits, groupSize: -1, sym: false)
+            let codes = (0..<(rows * cols)).map { _ in UInt8.random(in: 0...UInt8(scheme.maxq), using: &rng) }
+            let q = QuantizedLinear(rows: rows, cols: cols, scheme: scheme, codes: codes, scales: [0.5, 0.25, 2],
+                                    zeros: [Int32(bits == 8 ? 0 : 1), 2, 3], gIdx: [Int32](repeating: 0, count: cols))
+            let held = PackedCheckpoint.Linears()
+            held.add("m", q)
+            XCTAssertEqual(held.hasZeroPoint0, bits == 8)
+            XCTAssertEqual(held.take("m"), q, "\(bits) bits")
+            XCTAssertNil(held.take("m"), "taken once")
+        }
+    }
+}
