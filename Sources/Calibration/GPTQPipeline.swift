@@ -64,7 +64,7 @@ public enum GPTQPipeline {
         let c: LlamaConfig
         let source: String
         let consume: (Int, LlamaLinear, GPTQ.Result) throws -> Void
-        /// The current layer's results, by linear.
+        /// The current layer's results, by linear (`Q` is empty in a result restored from the resume state).
         var results: [LlamaLinear: GPTQ.Result] = [:]
         var report: [LinearReport] = []
 
@@ -126,8 +126,12 @@ public enum GPTQPipeline {
             for linear in LlamaLinear.allCases {
                 let name = linear.hfName(layer: l), lin = linear.hf
                 guard let r = results[linear], let rep = report.last(where: { $0.name == name }) else { continue }
-                rec.floats += [(lin + ".Q", r.Q), (lin + ".scale", r.params.flatMap(\.scale)), (lin + ".zero", r.params.flatMap(\.zero))]
-                rec.ints += [(lin + ".codes", r.codes), (lin + ".groupIndex", r.groupIndex.map { Int32($0) })]
+                // codes as bytes (every grid's codes fit: 0 … 255 or −128 … 127); Q is not kept (the callers pack
+                // codes and group parameters)
+                rec.floats += [(lin + ".scale", r.params.flatMap(\.scale)), (lin + ".zero", r.params.flatMap(\.zero))]
+                rec.bytes.append((lin + ".codes", r.codes.map { UInt8(truncatingIfNeeded: $0) }))
+                rec.ints.append((lin + ".groupIndex", r.groupIndex.map { Int32($0) }))
+                rec.metadata.append((lin + ".signedCodes", "\(r.codes.contains { $0 < 0 })"))
                 if let p = r.perm { rec.ints.append((lin + ".perm", p.map { Int32($0) })) }
                 rec.metadata += [(lin + ".loss", "\(r.loss)"), (lin + ".damp", "\(r.dampUsed)"), (lin + ".groups", "\(r.params.count)"),
                                  (lin + ".mseRTN", "\(rep.outputMSERTN)"), (lin + ".mse", "\(rep.outputMSE)")]
@@ -138,8 +142,8 @@ public enum GPTQPipeline {
         func restore(_ l: Int, from s: ResumeState.Saved) throws {
             for linear in LlamaLinear.allCases {
                 let lin = linear.hf
-                guard let Q = s.floats[lin + ".Q"], let sc = s.floats[lin + ".scale"], let ze = s.floats[lin + ".zero"],
-                      let codes = s.ints[lin + ".codes"], let gi = s.ints[lin + ".groupIndex"],
+                guard let sc = s.floats[lin + ".scale"], let ze = s.floats[lin + ".zero"],
+                      let bytes = s.bytes[lin + ".codes"], let gi = s.ints[lin + ".groupIndex"], let signed = s.metadata[lin + ".signedCodes"],
                       let G = s.metadata[lin + ".groups"].flatMap({ Int($0) }), G > 0, sc.count % G == 0, ze.count == sc.count,
                       let loss = s.metadata[lin + ".loss"].flatMap({ Double($0) }), let damp = s.metadata[lin + ".damp"].flatMap({ Float($0) }),
                       let mr = s.metadata[lin + ".mseRTN"].flatMap({ Double($0) }), let mse = s.metadata[lin + ".mse"].flatMap({ Double($0) })
@@ -150,7 +154,8 @@ public enum GPTQPipeline {
                 let params = (0..<G).map { g in
                     GroupParams(scale: Array(sc[(g * rows)..<((g + 1) * rows)]), zero: Array(ze[(g * rows)..<((g + 1) * rows)]))
                 }
-                results[linear] = GPTQ.Result(Q: Q, codes: codes, params: params, groupIndex: gi.map { Int($0) },
+                let codes = signed == "true" ? bytes.map { Int32(Int8(bitPattern: $0)) } : bytes.map { Int32($0) }
+                results[linear] = GPTQ.Result(Q: [], codes: codes, params: params, groupIndex: gi.map { Int($0) },
                                               perm: s.ints[lin + ".perm"].map { $0.map { Int($0) } }, loss: loss, dampUsed: damp)
                 report.append(LinearReport(name: linear.hfName(layer: l), loss: loss, damp: damp, outputMSERTN: mr, outputMSE: mse))
             }

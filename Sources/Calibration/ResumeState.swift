@@ -42,12 +42,16 @@ public final class ResumeState {
     }
 
     /// Saves the tensors of one state file `name` (float and int32 tensors, string metadata), atomically.
-    public func save(_ name: String, floats: [(String, [Float])], ints: [(String, [Int32])] = [], metadata: [(String, String)] = []) throws {
+    public func save(_ name: String, floats: [(String, [Float])], ints: [(String, [Int32])] = [], bytes: [(String, [UInt8])] = [],
+                     metadata: [(String, String)] = []) throws {
         // each tensor's bytes made when it is written (a 7B layer's state would otherwise be held twice)
         let entries = floats.map { SafetensorsWriter.Entry(name: $0.0, dtype: .f32, shape: [$0.1.count]) } +
-            ints.map { SafetensorsWriter.Entry(name: $0.0, dtype: .i32, shape: [$0.1.count]) }
+            ints.map { SafetensorsWriter.Entry(name: $0.0, dtype: .i32, shape: [$0.1.count]) } +
+            bytes.map { SafetensorsWriter.Entry(name: $0.0, dtype: .u8, shape: [$0.1.count]) }
         try SafetensorsWriter.write(path: path(name), entries: entries, metadata: [("format", "quantkit-state")] + metadata) { k in
-            k < floats.count ? floats[k].1.withUnsafeBytes { Array($0) } : ints[k - floats.count].1.withUnsafeBytes { Array($0) }
+            if k < floats.count { return floats[k].1.withUnsafeBytes { Array($0) } }
+            if k < floats.count + ints.count { return ints[k - floats.count].1.withUnsafeBytes { Array($0) } }
+            return bytes[k - floats.count - ints.count].1
         }
     }
 
@@ -55,16 +59,19 @@ public final class ResumeState {
     public struct Record {
         public var floats: [(String, [Float])] = []
         public var ints: [(String, [Int32])] = []
+        public var bytes: [(String, [UInt8])] = []
         public var metadata: [(String, String)] = []
-        public init(floats: [(String, [Float])] = [], ints: [(String, [Int32])] = [], metadata: [(String, String)] = []) {
+        public init(floats: [(String, [Float])] = [], ints: [(String, [Int32])] = [], bytes: [(String, [UInt8])] = [],
+                    metadata: [(String, String)] = []) {
             self.floats = floats
             self.ints = ints
+            self.bytes = bytes
             self.metadata = metadata
         }
     }
 
     public func save(_ name: String, _ r: Record) throws {
-        try save(name, floats: r.floats, ints: r.ints, metadata: r.metadata)
+        try save(name, floats: r.floats, ints: r.ints, bytes: r.bytes, metadata: r.metadata)
     }
 
     /// Records `n` finished steps (after their files are saved).
@@ -78,22 +85,24 @@ public final class ResumeState {
     public struct Saved {
         public let floats: [String: [Float]]
         public let ints: [String: [Int32]]
+        public let bytes: [String: [UInt8]]
         public let metadata: [String: String]
     }
 
     /// Reads a state file back.
     public func load(_ name: String) throws -> Saved {
         let f = try SafetensorsFile(path: path(name))
-        var fl: [String: [Float]] = [:], it: [String: [Int32]] = [:]
+        var fl: [String: [Float]] = [:], it: [String: [Int32]] = [:], by: [String: [UInt8]] = [:]
         for t in f.tensors {
             let b = f.bytes(of: t)
             switch t.dtype {
             case .f32: fl[t.name] = (0..<t.elementCount).map { Float(bitPattern: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) }
             case .i32: it[t.name] = (0..<t.elementCount).map { b.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }
+            case .u8: by[t.name] = Array(b)
             default: throw QKError(file: path(name), "unexpected \(t.dtype.rawValue) tensor \(t.name) in resume state")
             }
         }
-        return Saved(floats: fl, ints: it, metadata: f.metadata)
+        return Saved(floats: fl, ints: it, bytes: by, metadata: f.metadata)
     }
 
     /// Removes a state file that is no longer needed (e.g. the activations of an older layer).

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ModelFormats
 import Quantization
 import TensorCore
@@ -62,43 +65,74 @@ public enum PackedCheckpoint {
         }
     }
 
-    /// The quantized linears of a checkpoint being made, held compactly until it is written: codes of up to 4 bits
-    /// two to a byte (a 7B model's 6.5 G codes in 3.2 GB). `write` takes each out as it packs it.
+    /// The quantized linears of a checkpoint being made, held until it is written: codes of up to 4 bits two to a byte,
+    /// and with a spill file the codes wait on disk instead of in memory (a 7B model's 6.5 G codes are 3.2 GB even so).
+    /// `write` takes each out as it packs it.
     public final class Linears {
         struct Held {
             let rows: Int, cols: Int, scheme: IntegerScheme
-            let codes: [UInt8]
+            /// The packed codes: in `codes`, or at `offset` in the spill file.
+            let codes: [UInt8]?, offset: Int, count: Int
             let scales: [Float], zeros: [Int32], gIdx: [Int32]
         }
         private var held: [String: Held] = [:]
+        private let spillPath: String?
+        private var spill: Int32 = -1
+        private var spillEnd = 0
         /// Whether some linear has a zero point of 0 (GPTQ v1 cannot hold it).
         public private(set) var hasZeroPoint0 = false
 
-        public init() {}
+        /// `spillPath`: a scratch file for the codes (removed when this is released), or nil to hold them in memory.
+        public init(spillPath: String? = nil) throws {
+            self.spillPath = spillPath
+            if let spillPath {
+                spill = open(spillPath, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+                guard spill >= 0 else { throw QKError(file: spillPath, "cannot create the scratch file for quantized linears") }
+            }
+        }
+
+        deinit {
+            if spill >= 0 { close(spill) }
+            if let spillPath { unlink(spillPath) }
+        }
 
         public var modules: [String] { Array(held.keys) }
 
-        public func add(_ module: String, _ q: QuantizedLinear) {
+        public func add(_ module: String, _ q: QuantizedLinear) throws {
             var codes = q.codes
             if q.scheme.bits <= 4 {
                 codes = [UInt8](repeating: 0, count: (q.codes.count + 1) / 2)
                 for i in q.codes.indices { codes[i / 2] |= (q.codes[i] & 0xf) << (4 * UInt8(i % 2)) }
             }
             if q.zeros.contains(0) { hasZeroPoint0 = true }
-            held[module] = Held(rows: q.rows, cols: q.cols, scheme: q.scheme, codes: codes, scales: q.scales, zeros: q.zeros, gIdx: q.gIdx)
+            var offset = 0
+            if spill >= 0 {
+                offset = spillEnd
+                let written = codes.withUnsafeBytes { pwrite(spill, $0.baseAddress, $0.count, off_t(offset)) }
+                guard written == codes.count else { throw QKError(file: spillPath ?? "", "cannot write quantized codes (disk full?)") }
+                spillEnd += codes.count
+            }
+            held[module] = Held(rows: q.rows, cols: q.cols, scheme: q.scheme, codes: spill >= 0 ? nil : codes, offset: offset,
+                                count: codes.count, scales: q.scales, zeros: q.zeros, gIdx: q.gIdx)
         }
 
         /// The linear of `module`, no longer held.
-        public func take(_ module: String) -> QuantizedLinear? {
+        public func take(_ module: String) throws -> QuantizedLinear? {
             guard let h = held.removeValue(forKey: module) else { return nil }
-            var codes = h.codes
+            var stored = h.codes ?? [UInt8](repeating: 0, count: h.count)
+            if h.codes == nil {
+                let got = stored.withUnsafeMutableBytes { pread(spill, $0.baseAddress, h.count, off_t(h.offset)) }
+                guard got == h.count else { throw QKError(file: spillPath ?? "", "cannot read back quantized codes") }
+            }
+            var codes = stored
             if h.scheme.bits <= 4 {
                 let n = h.rows * h.cols
                 codes = [UInt8](repeating: 0, count: n)
-                h.codes.withUnsafeBufferPointer { p in
+                stored.withUnsafeBufferPointer { p in
                     for i in 0..<n { codes[i] = (p[i / 2] >> (4 * UInt8(i % 2))) & 0xf }
                 }
             }
+            stored = []
             return QuantizedLinear(rows: h.rows, cols: h.cols, scheme: h.scheme, codes: codes, scales: h.scales, zeros: h.zeros, gIdx: h.gIdx)
         }
     }
@@ -120,7 +154,7 @@ public enum PackedCheckpoint {
         for name in source.weights.names.sorted() {
             guard let info = source.weights.info(name) else { continue }
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
-            if let q = linears.take(module) {
+            if let q = try linears.take(module) {
                 if let why = layout.unsupported(q, v1: v1) { throw QKError("\(module): \(why)") }
                 params += q.rows * q.cols
                 for (suffix, t) in try layout.pack(q, v1: v1) {

@@ -47,7 +47,8 @@ public enum PackedQuantizer {
         if o.layout == .awq && o.method == .gptq && o.gptq.gptq.actOrder && !o.gptq.gptq.staticGroups {
             throw QKError("the AWQ GEMM layout has no g_idx: GPTQ with --act-order needs --static-groups there, or use --format gptq / compressed-tensors")
         }
-        let linears = PackedCheckpoint.Linears()
+        // the codes wait in a scratch file beside the output until it is written
+        let linears = try PackedCheckpoint.Linears(spillPath: dir + ".codes.partial")
         var replaced: [String: [Float]] = [:]
         var report = Report(checkpoint: PackedCheckpoint.Report(dir: dir, tensors: 0, bytes: 0, bitsPerWeight: 0, checkpointFormat: ""))
         var prov = PackedCheckpoint.Provenance()
@@ -60,7 +61,7 @@ public enum PackedQuantizer {
                     guard let info = ck.weights.info(m + ".weight"), info.shape.count == 2 else { throw QKError(file: ck.dir, "missing tensor \(m).weight") }
                     let W = try ck.weights.floats(m + ".weight")
                     if let bad = W.firstIndex(where: { !$0.isFinite }) { throw QKError(file: ck.dir, "tensor \(m).weight has a non-finite value at \(bad)") }
-                    linears.add(m, try IntegerQuant.rtn(W, rows: info.shape[0], cols: info.shape[1], scheme: s, quantizer: o.rtnQuantizer))
+                    try linears.add(m, try IntegerQuant.rtn(W, rows: info.shape[0], cols: info.shape[1], scheme: s, quantizer: o.rtnQuantizer))
                 }
                 progress?("rtn layer \(l)", l + 1, c.numLayers)
             }
@@ -72,7 +73,7 @@ public enum PackedQuantizer {
             g.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
             let rep = try GPTQPipeline.run(model, options: g, progress: progress) { l, lin, r in
                 let (rows, cols) = lin.shape(c)
-                linears.add(lin.module(layer: l), GPTQ.integerLinear(r, rows: rows, cols: cols, scheme: s))
+                try linears.add(lin.module(layer: l), GPTQ.integerLinear(r, rows: rows, cols: cols, scheme: s))
             }
             report.linears = rep
             prov.damp = g.gptq.damp; prov.actOrder = g.gptq.actOrder; prov.staticGroups = g.gptq.staticGroups; prov.trueSequential = g.trueSequential
@@ -85,7 +86,7 @@ public enum PackedQuantizer {
             report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress) { l, L in
                 for lin in LlamaLinear.allCases {
                     let (rows, cols) = lin.shape(c)
-                    linears.add(lin.module(layer: l), try IntegerQuant.rtn(L[lin], rows: rows, cols: cols, scheme: s, quantizer: .awq))
+                    try linears.add(lin.module(layer: l), try IntegerQuant.rtn(L[lin], rows: rows, cols: cols, scheme: s, quantizer: .awq))
                 }
                 for norm in LlamaNorm.allCases { replaced[norm.hfName(layer: l)] = L[norm] }
             }

@@ -51,7 +51,7 @@ final class LayerwiseTests: XCTestCase {
         XCTAssertEqual(AWQPipeline.ScalingGroup.llama.map { $0.linears }, [[.q, .k, .v], [.o], [.gate, .up], [.down]])
     }
 
-    func testHeldLinearsComeBackAsTheyWereAdded() {
+    func testHeldLinearsComeBackAsTheyWereAdded() throws {
         var rng = SystemRandomNumberGenerator()
         for bits in [2, 3, 4, 8] {
             let (rows, cols) = (3, 33)   // odd count: the last byte holds one 4-bit code
@@ -59,11 +59,16 @@ final class LayerwiseTests: XCTestCase {
             let codes = (0..<(rows * cols)).map { _ in UInt8.random(in: 0...UInt8(scheme.maxq), using: &rng) }
             let q = QuantizedLinear(rows: rows, cols: cols, scheme: scheme, codes: codes, scales: [0.5, 0.25, 2],
                                     zeros: [Int32(bits == 8 ? 0 : 1), 2, 3], gIdx: [Int32](repeating: 0, count: cols))
-            let held = PackedCheckpoint.Linears()
-            held.add("m", q)
-            XCTAssertEqual(held.hasZeroPoint0, bits == 8)
-            XCTAssertEqual(held.take("m"), q, "\(bits) bits")
-            XCTAssertNil(held.take("m"), "taken once")
+            let spill = NSTemporaryDirectory() + "qk-spill-\(UUID().uuidString)"
+            for held in [try PackedCheckpoint.Linears(), try PackedCheckpoint.Linears(spillPath: spill)] {
+                try held.add("m", q)
+                try held.add("n", q)
+                XCTAssertEqual(held.hasZeroPoint0, bits == 8)
+                XCTAssertEqual(try held.take("n"), q, "\(bits) bits")
+                XCTAssertEqual(try held.take("m"), q, "\(bits) bits")
+                XCTAssertNil(try held.take("m"), "taken once")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: spill), "the scratch file is removed with its holder")
         }
     }
 }
