@@ -93,6 +93,11 @@ public enum AWQPipeline {
             let fits = [128, 64, 32].filter { width % $0 == 0 }.map(String.init).joined(separator: ", ")
             throw QKError("AWQ group size \(o.groupSize) does not divide the \(what) \(width); use one that does (e.g. \(fits))")
         }
+        for g in ScalingGroup.llama where g.applies(c) {
+            if case .linear(let p) = g.previous, p.hasBias(c) {
+                throw QKError("AWQ: folding the \(g.name) scales into \(p.hf)'s bias is not supported")
+            }
+        }
         let method = Layers(options: o, forward: m.forward, source: m.path, windows: windows.count, Q: Q, finished: finished)
         try LayerwiseCalibration.run(m.forward, windows: windows, method: method, statePath: o.statePath, resume: o.resume, progress: progress)
         return method.reports

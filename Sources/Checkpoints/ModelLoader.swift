@@ -58,6 +58,17 @@ public struct LoadedModel {
                            bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
     }
 
+    /// Only the tokenizer of a GGUF file or HF checkpoint (no weights are read).
+    public static func tokenizer(_ path: String) throws -> Tokenizer {
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        if exists && !isDir.boolValue && (path.hasSuffix(".gguf") || isGGUF(path)) {
+            return try Tokenizer(GGUFVocabulary(try GGUFFile(path: path)))
+        }
+        let ck = try HFCheckpoint.open(path)
+        return try Tokenizer(GGUFVocabulary(metadata: TokenizerMetadata.fromHF(dir: ck.dir, vocabSize: ck.config.vocabSize), file: ck.dir))
+    }
+
     public static func isGGUF(_ path: String) -> Bool {
         guard let m = try? MappedFile(path: path), m.size >= 4 else { return false }
         return m.bytes.loadUnaligned(as: UInt32.self) == GGUF.magic

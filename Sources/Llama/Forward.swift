@@ -225,6 +225,18 @@ public final class LlamaForward {
         }
     }
 
+    /// y[r, :] += b for each of `rows` rows of y [rows, b.count] (nothing for an empty bias).
+    static func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, _ b: [Float]) {
+        guard !b.isEmpty else { return }
+        let n = b.count
+        b.withUnsafeBufferPointer { bp in
+            for r in 0..<rows {
+                let yr = y + r * n
+                for i in 0..<n { yr[i] += bp[i] }
+            }
+        }
+    }
+
     /// y [rows, outDim] (+)= x [rows, inDim] · Wᵀ, W [outDim, inDim].
     static func linear(_ x: UnsafePointer<Float>, rows: Int, W: [Float], inDim: Int, outDim: Int, into y: UnsafeMutablePointer<Float>,
                        accumulate: Bool = false) {
@@ -310,6 +322,7 @@ public final class LlamaForward {
         nonisolated(unsafe) let invSums = s.get(.invSums, count: plan.count * rowBlock)          // [rowBlock] per thread
         nonisolated(unsafe) let aps = att
         Self.linear(h, rows: T, W: L[.q], inDim: H, outDim: qd, into: q)
+        Self.addBias(q, rows: T, L.bias(.q))
         rope(q, heads: nq, stride: qd, table: table)
         // the new keys and values go straight into rows P ..< P + T of the cache ([capacity, nkv·hd] each)
         cache.allocate(layer: l)
@@ -321,6 +334,8 @@ public final class LlamaForward {
             L[.v].withUnsafeBufferPointer {
                 BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: h, lda: H, b: $0.baseAddress!, ldb: H, c: vNew, ldc: kvd)
             }
+            Self.addBias(kNew, rows: T, L.bias(.k))
+            Self.addBias(vNew, rows: T, L.bias(.v))
             rope(kNew, heads: nkv, stride: kvd, table: table)
         } }
         cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in

@@ -74,14 +74,21 @@ public enum LlamaLinear: Int, CaseIterable, Sendable {
     public var input: LlamaInput { spec.input }
     /// [out, in] under `c`.
     public func shape(_ c: LlamaConfig) -> (rows: Int, cols: Int) { spec.shape(c) }
-    /// Heads of the q/k row permutation GGUF applies to this linear's rows, nil when its rows keep their order.
-    public func permutedHeads(_ c: LlamaConfig) -> Int? { spec.permutedHeads?(c) }
+    /// Heads of the q/k row permutation GGUF applies to this linear's rows, nil when its rows keep their order (and
+    /// always for Qwen2, whose GGUF keeps HF's order).
+    public func permutedHeads(_ c: LlamaConfig) -> Int? { c.family == .llama ? spec.permutedHeads?(c) : nil }
+    /// Whether the linear has a bias [rows] under `c` (Qwen2's q, k, v).
+    public func hasBias(_ c: LlamaConfig) -> Bool { c.family.biasedLinears.contains(self) }
     /// "model.layers.L.self_attn.q_proj" (the packed formats' module name).
     public func module(layer l: Int) -> String { "model.layers.\(l).\(hf)" }
     /// "model.layers.L.self_attn.q_proj.weight"
     public func hfName(layer l: Int) -> String { module(layer: l) + ".weight" }
     /// "blk.L.attn_q.weight"
     public func ggufName(layer l: Int) -> String { "blk.\(l).\(gguf).weight" }
+    /// "model.layers.L.self_attn.q_proj.bias"
+    public func biasHFName(layer l: Int) -> String { module(layer: l) + ".bias" }
+    /// "blk.L.attn_q.bias"
+    public func biasGGUFName(layer l: Int) -> String { "blk.\(l).\(gguf).bias" }
 
     /// The linear of an HF module suffix ("self_attn.q_proj"), nil for anything else.
     public init?(hf: String) {
@@ -117,6 +124,11 @@ public enum LlamaLinear: Int, CaseIterable, Sendable {
     }
 }
 
+extension ModelFamily {
+    /// The linears that carry a bias.
+    public var biasedLinears: Set<LlamaLinear> { self == .qwen2 ? [.q, .k, .v] : [] }
+}
+
 /// Every tensor of a Llama checkpoint by HF name with its expected shape ([out, in] / [n]) under `c`: what a
 /// checkpoint must hold (lm_head only when untied).
 public enum LlamaTensors {
@@ -128,6 +140,7 @@ public enum LlamaTensors {
             for lin in LlamaLinear.allCases {
                 let (rows, cols) = lin.shape(c)
                 t.append((lin.hfName(layer: l), [rows, cols]))
+                if lin.hasBias(c) { t.append((lin.biasHFName(layer: l), [rows])) }
             }
         }
         t.append(("model.norm.weight", [h]))

@@ -17,9 +17,28 @@ public struct RopeScaling: Equatable, Sendable {
     }
 }
 
-/// The hyper-parameters of a LlamaForCausalLM / MistralForCausalLM checkpoint.
+/// The model families quantkit runs: Llama's decoder layer and its variants.
+public enum ModelFamily: String, Sendable, CaseIterable {
+    /// LlamaForCausalLM, MistralForCausalLM: no biases; GGUF stores q/k rows permuted for ggml's interleaved RoPE.
+    case llama
+    /// Qwen2ForCausalLM: biases on q, k and v; GGUF keeps HF's row order (ggml's NeoX RoPE).
+    case qwen2
+
+    /// HF `architectures` entries of the family.
+    public var hfArchitectures: [String] { self == .llama ? ["LlamaForCausalLM", "MistralForCausalLM"] : ["Qwen2ForCausalLM"] }
+    /// GGUF `general.architecture` (and the prefix of its hyper-parameter keys).
+    public var gguf: String { rawValue }
+
+    public init?(hfArchitecture a: String) {
+        guard let f = Self.allCases.first(where: { $0.hfArchitectures.contains(a) }) else { return nil }
+        self = f
+    }
+}
+
+/// The hyper-parameters of a LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM checkpoint.
 public struct LlamaConfig: Equatable, Sendable {
     public var architecture: String = "LlamaForCausalLM"
+    public var family: ModelFamily = .llama
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var numLayers: Int
@@ -54,7 +73,7 @@ public struct LlamaConfig: Equatable, Sendable {
         self.headDimExplicit = headDim != nil
     }
 
-    public static let supportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"]
+    public static let supportedArchitectures = ModelFamily.allCases.flatMap(\.hfArchitectures)
 
     /// Parses and checks config.json.
     public static func load(path: String) throws -> LlamaConfig {
@@ -68,8 +87,14 @@ public struct LlamaConfig: Equatable, Sendable {
         guard let arch = archs.first else {
             throw QKError(file: file, "no \"architectures\" entry; quantkit converts \(supportedArchitectures.joined(separator: ", "))")
         }
-        guard supportedArchitectures.contains(arch) else {
+        guard let family = ModelFamily(hfArchitecture: arch) else {
             throw QKError(file: file, "unsupported architecture \(arch); quantkit converts \(supportedArchitectures.joined(separator: ", "))")
+        }
+        if j["attention_bias"]?.bool == true || j["mlp_bias"]?.bool == true {
+            throw QKError(file: file, "attention_bias / mlp_bias are not supported for \(arch)")
+        }
+        if family == .qwen2, j["use_sliding_window"]?.bool == true {
+            throw QKError(file: file, "sliding-window attention (use_sliding_window) is not supported")
         }
         func int(_ k: String, required: Bool = true) throws -> Int? {
             guard let v = j[k], !v.isNull else {
@@ -101,6 +126,7 @@ public struct LlamaConfig: Equatable, Sendable {
                             numKVHeads: kvHeads, vocabSize: vocab, headDim: headDim)
         guard c.headDim > 0, c.headDim % 2 == 0 else { throw QKError(file: file, "head_dim \(c.headDim) must be even and positive") }
         c.architecture = arch
+        c.family = family
         if let e = j["rms_norm_eps"], !e.isNull {
             guard let d = e.double, d > 0, d.isFinite else { throw QKError(file: file, "\"rms_norm_eps\" must be a positive number") }
             c.rmsNormEps = d
@@ -133,8 +159,32 @@ public struct LlamaConfig: Equatable, Sendable {
         return c
     }
 
-    /// A config.json for this model, as transformers writes it for Llama.
+    /// A config.json for this model, as transformers writes it for its family.
     public func json() -> JSONValue {
+        family == .qwen2 ? qwen2JSON() : llamaJSON()
+    }
+
+    /// Qwen2Config's keys (sliding window off: quantkit runs full attention).
+    func qwen2JSON() -> JSONValue {
+        var kv: [(String, JSONValue)] = [("architectures", .array([.string(architecture)])), ("attention_dropout", .double(0))]
+        if let b = bosTokenId { kv.append(("bos_token_id", .int(Int64(b)))) }
+        if eosTokenIds.count == 1 { kv.append(("eos_token_id", .int(Int64(eosTokenIds[0])))) }
+        else if eosTokenIds.count > 1 { kv.append(("eos_token_id", .array(eosTokenIds.map { .int(Int64($0)) }))) }
+        kv += [("hidden_act", .string("silu")), ("hidden_size", .int(Int64(hiddenSize))), ("initializer_range", .double(0.02)),
+               ("intermediate_size", .int(Int64(intermediateSize)))]
+        let maxPos = maxPositionEmbeddings ?? 32768
+        kv += [("max_position_embeddings", .int(Int64(maxPos))), ("max_window_layers", .int(Int64(numLayers))),
+               ("model_type", .string("qwen2")), ("num_attention_heads", .int(Int64(numHeads))),
+               ("num_hidden_layers", .int(Int64(numLayers))), ("num_key_value_heads", .int(Int64(numKVHeads))),
+               ("rms_norm_eps", .double(rmsNormEps)), ("rope_scaling", .null), ("rope_theta", .double(ropeTheta)),
+               ("sliding_window", .int(Int64(maxPos))), ("tie_word_embeddings", .bool(tieWordEmbeddings)),
+               ("torch_dtype", .string(torchDtype ?? "bfloat16")), ("use_cache", .bool(true)), ("use_sliding_window", .bool(false)),
+               ("vocab_size", .int(Int64(vocabSize)))]
+        return .object(kv)
+    }
+
+    /// LlamaConfig's keys.
+    func llamaJSON() -> JSONValue {
         var kv: [(String, JSONValue)] = [
             ("architectures", .array([.string(architecture)])),
             ("attention_bias", .bool(false)),
@@ -189,31 +239,38 @@ extension LlamaConfig {
     /// The Llama hyper-parameters a GGUF file's metadata describes.
     public init(gguf g: GGUFFile) throws {
         guard let arch = g["general.architecture"]?.string else { throw QKError(file: g.path, "missing general.architecture") }
-        guard arch == "llama" else { throw QKError(file: g.path, "unsupported architecture \(arch) (quantkit reads llama)") }
-        let hidden = try g.requireInt("llama.embedding_length")
-        let heads = try g.requireInt("llama.attention.head_count")
-        let kvHeads = g["llama.attention.head_count_kv"]?.int ?? heads
-        let layers = try g.requireInt("llama.block_count")
-        guard let ffv = g["llama.feed_forward_length"] else { throw QKError(file: g.path, "missing metadata key llama.feed_forward_length") }
-        guard let ff = ffv.int ?? ffv.array?.first?.int else { throw QKError(file: g.path, "llama.feed_forward_length is not an integer") }
-        let nTokens = g["tokenizer.ggml.tokens"]?.array?.count
-        let vocab = g["llama.vocab_size"]?.int ?? nTokens ?? g.tensor("token_embd.weight")?.ne.last ?? 0
-        guard hidden > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, layers > 0, ff > 0, vocab > 0 else {
-            throw QKError(file: g.path, "inconsistent llama hyper-parameters (embedding \(hidden), heads \(heads)/\(kvHeads), layers \(layers), ffn \(ff), vocab \(vocab))")
+        guard let family = ModelFamily(rawValue: arch) else {
+            let known = ModelFamily.allCases.map(\.gguf).joined(separator: ", ")
+            throw QKError(file: g.path, "unsupported architecture \(arch) (quantkit reads \(known))")
         }
-        let headDim = g["llama.attention.key_length"]?.int ?? g["llama.rope.dimension_count"]?.int ?? hidden / heads
+        let a = family.gguf
+        let hidden = try g.requireInt(a + ".embedding_length")
+        let heads = try g.requireInt(a + ".attention.head_count")
+        let kvHeads = g[a + ".attention.head_count_kv"]?.int ?? heads
+        let layers = try g.requireInt(a + ".block_count")
+        guard let ffv = g[a + ".feed_forward_length"] else { throw QKError(file: g.path, "missing metadata key \(a).feed_forward_length") }
+        guard let ff = ffv.int ?? ffv.array?.first?.int else { throw QKError(file: g.path, "\(a).feed_forward_length is not an integer") }
+        let nTokens = g["tokenizer.ggml.tokens"]?.array?.count
+        let vocab = g[a + ".vocab_size"]?.int ?? nTokens ?? g.tensor("token_embd.weight")?.ne.last ?? 0
+        guard hidden > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, layers > 0, ff > 0, vocab > 0 else {
+            throw QKError(file: g.path, "inconsistent \(a) hyper-parameters (embedding \(hidden), heads \(heads)/\(kvHeads), layers \(layers), " +
+                          "ffn \(ff), vocab \(vocab))")
+        }
+        let headDim = g[a + ".attention.key_length"]?.int ?? g[a + ".rope.dimension_count"]?.int ?? hidden / heads
         var c = LlamaConfig(hiddenSize: hidden, intermediateSize: ff, numLayers: layers, numHeads: heads, numKVHeads: kvHeads,
                             vocabSize: vocab, headDim: headDim)
-        c.rmsNormEps = g["llama.attention.layer_norm_rms_epsilon"]?.double.map { Double(String(Float($0))) ?? $0 } ?? 1e-5
-        c.ropeTheta = g["llama.rope.freq_base"]?.double ?? 10000
-        c.maxPositionEmbeddings = g["llama.context_length"]?.int
+        c.family = family
+        c.architecture = family.hfArchitectures[0]
+        c.rmsNormEps = g[a + ".attention.layer_norm_rms_epsilon"]?.double.map { Double(String(Float($0))) ?? $0 } ?? 1e-5
+        c.ropeTheta = g[a + ".rope.freq_base"]?.double ?? 10000
+        c.maxPositionEmbeddings = g[a + ".context_length"]?.int
         c.tieWordEmbeddings = g.tensor("output.weight") == nil
         c.bosTokenId = g["tokenizer.ggml.bos_token_id"]?.int
         if let e = g["tokenizer.ggml.eos_token_id"]?.int { c.eosTokenIds = [e] }
         c.padTokenId = g["tokenizer.ggml.padding_token_id"]?.int
-        if let t = g["llama.rope.scaling.type"]?.string, t != "none" {
-            c.ropeScaling = RopeScaling(type: t, factor: g["llama.rope.scaling.factor"]?.double,
-                                        originalMaxPositionEmbeddings: g["llama.rope.scaling.original_context_length"]?.int)
+        if let t = g[a + ".rope.scaling.type"]?.string, t != "none" {
+            c.ropeScaling = RopeScaling(type: t, factor: g[a + ".rope.scaling.factor"]?.double,
+                                        originalMaxPositionEmbeddings: g[a + ".rope.scaling.original_context_length"]?.int)
         }
         self = c
     }

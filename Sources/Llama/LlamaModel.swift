@@ -33,11 +33,17 @@ public final class LlamaWeights {
         public var norms: [[Float]]
         /// By `LlamaLinear`: [out × in] each.
         public var linears: [[Float]]
+        /// By `LlamaLinear`: [out] each, empty for a linear without a bias.
+        public var biases: [[Float]]
 
-        public init(norms: [[Float]], linears: [[Float]]) {
+        public init(norms: [[Float]], linears: [[Float]], biases: [[Float]]? = nil) {
             self.norms = norms
             self.linears = linears
+            self.biases = biases ?? Array(repeating: [], count: LlamaLinear.allCases.count)
         }
+
+        /// The bias of a linear ([out], empty when it has none).
+        public func bias(_ l: LlamaLinear) -> [Float] { biases[l.rawValue] }
 
         // _modify yields the stored array in place: `L[.v][i] /= s` must not copy the matrix per element
         public subscript(_ n: LlamaNorm) -> [Float] {
@@ -148,6 +154,9 @@ public final class LlamaWeights {
                       linears: try LlamaLinear.allCases.map { lin in
                           let (rows, cols) = lin.shape(config)
                           return try req(lin.hfName(layer: l), rows * cols)
+                      },
+                      biases: try LlamaLinear.allCases.map { lin in
+                          lin.hasBias(config) ? try req(lin.biasHFName(layer: l), lin.shape(config).rows) : []
                       })
         if keepLayers { resident[l] = L }
         return L

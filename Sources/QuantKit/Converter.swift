@@ -95,36 +95,41 @@ public enum Converter {
         }
 
         let totalParams = tensors.reduce(0) { $0 + $1.ne.reduce(1, *) }
-        var md: [(String, GGUFValue)] = [("general.architecture", .string("llama")), ("general.type", .string("model"))]
+        let a = c.family.gguf   // the hyper-parameter keys' prefix
+        var md: [(String, GGUFValue)] = [("general.architecture", .string(a)), ("general.type", .string("model"))]
         var gm = GeneralMetadata.fromModelId(URL(fileURLWithPath: ck.dir).standardizedFileURL.lastPathComponent, totalParams: totalParams)
         if gm.sizeLabel == nil, totalParams > 0 { gm.sizeLabel = GeneralMetadata.sizeLabel(parameters: totalParams) }
         md += gm.keys()
         md += [
-            ("llama.block_count", .uint32(UInt32(c.numLayers))),
-            ("llama.context_length", .uint32(UInt32(c.maxPositionEmbeddings ?? 2048))),
-            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))),
-            ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
-            ("llama.attention.head_count", .uint32(UInt32(c.numHeads))),
-            ("llama.attention.head_count_kv", .uint32(UInt32(c.numKVHeads))),
+            (a + ".block_count", .uint32(UInt32(c.numLayers))),
+            (a + ".context_length", .uint32(UInt32(c.maxPositionEmbeddings ?? 2048))),
+            (a + ".embedding_length", .uint32(UInt32(c.hiddenSize))),
+            (a + ".feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            (a + ".attention.head_count", .uint32(UInt32(c.numHeads))),
+            (a + ".attention.head_count_kv", .uint32(UInt32(c.numKVHeads))),
         ]
         if let rs = c.ropeScaling, let f = rs.factor {
             if rs.type == "linear" {
-                md += [("llama.rope.scaling.type", .string("linear")), ("llama.rope.scaling.factor", .float32(Float(f)))]
+                md += [(a + ".rope.scaling.type", .string("linear")), (a + ".rope.scaling.factor", .float32(Float(f)))]
             } else if rs.type == "yarn" {
-                md += [("llama.rope.scaling.type", .string("yarn")), ("llama.rope.scaling.factor", .float32(Float(f)))]
-                if let o = rs.originalMaxPositionEmbeddings { md.append(("llama.rope.scaling.original_context_length", .uint32(UInt32(o)))) }
+                md += [(a + ".rope.scaling.type", .string("yarn")), (a + ".rope.scaling.factor", .float32(Float(f)))]
+                if let o = rs.originalMaxPositionEmbeddings { md.append((a + ".rope.scaling.original_context_length", .uint32(UInt32(o)))) }
             }
         }
         md += [
-            ("llama.rope.freq_base", .float32(Float(c.ropeTheta))),
-            ("llama.attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
-            ("llama.attention.key_length", .uint32(UInt32(c.headDim))),
-            ("llama.attention.value_length", .uint32(UInt32(c.headDim))),
-            ("general.file_type", .uint32(UInt32(ftype))),
-            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
-            ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
-            ("general.quantization_version", .uint32(2)),
+            (a + ".rope.freq_base", .float32(Float(c.ropeTheta))),
+            (a + ".attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
         ]
+        // llama.cpp's converter: key/value length always for Llama, only from an explicit head_dim otherwise; vocab size
+        // and RoPE dimensions for Llama only
+        if c.family == .llama || c.headDimExplicit {
+            md += [(a + ".attention.key_length", .uint32(UInt32(c.headDim))), (a + ".attention.value_length", .uint32(UInt32(c.headDim)))]
+        }
+        md.append(("general.file_type", .uint32(UInt32(ftype))))
+        if c.family == .llama {
+            md += [(a + ".vocab_size", .uint32(UInt32(c.vocabSize))), (a + ".rope.dimension_count", .uint32(UInt32(c.headDim)))]
+        }
+        md.append(("general.quantization_version", .uint32(2)))
         if let p = pre, !TokenizerMetadata.knownPre.contains(p) {
             throw QKError("--pre \(p) is not a pre-tokenizer llama.cpp knows (\(TokenizerMetadata.knownPre.joined(separator: ", ")))")
         }

@@ -16,14 +16,19 @@ public enum Generator {
         public init() {}
     }
 
+    /// System messages ChatML templates add when the conversation has none (SmolLM2, Qwen2.5).
+    static let defaultSystemPrompts = ["You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+                                       "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."]
+
     /// The chat prompt for a model's template family (ChatML as SmolLM2 uses it, Zephyr as TinyLlama-Chat, Llama 2).
     public static func chatPrompt(template: String?, user: String, system: String?) throws -> String {
         guard let t = template else { throw QKError("the model has no chat template (tokenizer.chat_template); drop --chat") }
         if t.contains("<|im_start|>") {
             var s = ""
             if let system { s += "<|im_start|>system\n\(system)<|im_end|>\n" }
-            else if t.contains("You are a helpful AI assistant named SmolLM") {
-                s += "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            else if let d = defaultSystemPrompts.first(where: { t.contains($0) }) {
+                // the system message the template puts in when none is given
+                s += "<|im_start|>system\n\(d)<|im_end|>\n"
             }
             return s + "<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n"
         }

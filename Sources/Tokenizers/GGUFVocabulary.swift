@@ -91,8 +91,9 @@ public enum HFTokenizerWriter {
         case "smollm", "starcoder", "refact":
             return .object([("type", .string("Sequence")), ("pretokenizers", .array([
                 .object([("type", .string("Digits")), ("individual_digits", .bool(true))]), byteLevel(true)]))])
-        case "llama-bpe", "llama3":
-            let re = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+        case "llama-bpe", "llama3", "qwen2", "deepseek-r1-qwen":
+            let digits = ["qwen2", "deepseek-r1-qwen"].contains(pre) ? "" : "{1,3}"
+            let re = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}\(digits)| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
             return .object([("type", .string("Sequence")), ("pretokenizers", .array([
                 .object([("type", .string("Split")), ("pattern", .object([("Regex", .string(re))])), ("behavior", .string("Isolated")), ("invert", .bool(false))]),
                 byteLevel(false)]))])

@@ -3,14 +3,16 @@
 ///
 /// - gpt2:  `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 /// - llama3 (`llama-bpe`): `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// - qwen2: llama3's with single digits (`\p{N}` for `\p{N}{1,3}`).
 /// - smollm: every digit alone (`\p{N}`), then gpt2 on the rest.
 public enum PreTokenizer: String, Sendable {
-    case gpt2, llama3, smollm
+    case gpt2, llama3, qwen2, smollm
 
     public init?(pre: String) {
         switch pre {
         case "gpt2", "gpt-2", "default": self = .gpt2
         case "llama-bpe", "llama3": self = .llama3
+        case "qwen2", "deepseek-r1-qwen": self = .qwen2
         case "smollm", "starcoder", "refact", "codeshell": self = .smollm
         default: return nil
         }
@@ -43,7 +45,8 @@ public enum PreTokenizer: String, Sendable {
         }
         switch self {
         case .gpt2: Self.scanGPT2(s, 0, s.count, emit)
-        case .llama3: Self.scanLlama3(s, emit)
+        case .llama3: Self.scanLlama3(s, digits: 3, emit)
+        case .qwen2: Self.scanLlama3(s, digits: 1, emit)
         case .smollm:
             var start = 0
             for i in 0..<s.count where Self.isNumber(s[i]) {
@@ -97,7 +100,8 @@ public enum PreTokenizer: String, Sendable {
         }
     }
 
-    static func scanLlama3(_ s: [Unicode.Scalar], _ emit: (Int, Int) -> Void) {
+    /// llama3's split; `digits` numbers at most per pre-token (3 for llama3, 1 for qwen2).
+    static func scanLlama3(_ s: [Unicode.Scalar], digits: Int, _ emit: (Int, Int) -> Void) {
         let end = s.count
         var i = 0
         func isCRLF(_ u: Unicode.Scalar) -> Bool { u == "\r" || u == "\n" }
@@ -110,10 +114,10 @@ public enum PreTokenizer: String, Sendable {
                 while k < end && isLetter(s[k]) { k += 1 }
                 emit(i, k); i = k; continue
             }
-            // \p{N}{1,3}
+            // \p{N}{1,digits}
             if isNumber(s[i]) {
                 var k = i
-                while k < end && k - i < 3 && isNumber(s[k]) { k += 1 }
+                while k < end && k - i < digits && isNumber(s[k]) { k += 1 }
                 emit(i, k); i = k; continue
             }
             // ' ?[^\s\p{L}\p{N}]+[\r\n]*'

@@ -21,7 +21,7 @@ public final class Tokenizer {
         case "gpt2":
             guard let merges = v.merges else { throw QKError("byte-level BPE vocabulary without merges") }
             guard let pre = PreTokenizer(pre: v.pre ?? "default") else {
-                throw QKError("pre-tokenizer \(v.pre ?? "?") is not supported (gpt2, llama-bpe, smollm are)")
+                throw QKError("pre-tokenizer \(v.pre ?? "?") is not supported (gpt2, llama-bpe, qwen2, smollm are)")
             }
             bpe = ByteLevelBPE(tokens: v.tokens, merges: merges, pre: pre)
             spm = nil

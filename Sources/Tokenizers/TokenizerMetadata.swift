@@ -198,7 +198,12 @@ public enum TokenizerMetadata {
            re.contains("\\p{N}{1,3}"), list[1]["use_regex"]?.bool == false {
             return "llama-bpe"
         }
-        throw QKError(file: file, "BPE pre-tokenizer was not recognized (pre_tokenizer: \(kinds.joined(separator: "+"))); pass --pre NAME (e.g. gpt2, llama-bpe, smollm)")
+        if kinds == ["Split", "ByteLevel"], let re = list[0]["pattern"]?["Regex"]?.string,
+           re.contains("\\p{L}+|\\p{N}| ?"), list[1]["use_regex"]?.bool == false {
+            return "qwen2"   // llama3's split with single digits
+        }
+        throw QKError(file: file, "BPE pre-tokenizer was not recognized (pre_tokenizer: \(kinds.joined(separator: "+"))); " +
+                      "pass --pre NAME (e.g. gpt2, llama-bpe, qwen2, smollm)")
     }
 
     public static let knownPre = ["default", "llama-bpe", "smollm", "gpt2", "gpt-2", "qwen2", "starcoder", "refact", "falcon", "mpt", "olmo"]

@@ -36,3 +36,30 @@ final class TokenizerFileTests: XCTestCase {
         XCTAssertEqual(try SpecialVocab.mergeStrings(m, file: "t"), ["a\u{0120}b c", "Ġ t"])
     }
 }
+
+/// The qwen2 pre-tokenizer: llama3's split with single digits, detected from a Qwen2 tokenizer.json.
+final class Qwen2PreTokenizerTests: XCTestCase {
+    func testSplitsDigitsOneByOneWhereLlama3KeepsThree() {
+        let text = "In 2024, 12345 apples\n\ncost $3.50 (x2)"
+        XCTAssertEqual(PreTokenizer.llama3.split(text),
+                       ["In", " ", "202", "4", ",", " ", "123", "45", " apples", "\n\n", "cost", " $", "3", ".", "50", " (", "x", "2", ")"])
+        XCTAssertEqual(PreTokenizer.qwen2.split(text),
+                       ["In", " ", "2", "0", "2", "4", ",", " ", "1", "2", "3", "4", "5", " apples", "\n\n", "cost", " $", "3", ".", "5", "0",
+                        " (", "x", "2", ")"])
+        XCTAssertEqual(PreTokenizer(pre: "qwen2"), .qwen2)
+        XCTAssertEqual(PreTokenizer(pre: "deepseek-r1-qwen"), .qwen2)
+    }
+
+    func testDetectedFromTokenizerJSON() throws {
+        let re = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+        let tj: JSONValue = .object([("pre_tokenizer", .object([("type", .string("Sequence")), ("pretokenizers", .array([
+            .object([("type", .string("Split")), ("pattern", .object([("Regex", .string(re))])), ("behavior", .string("Isolated"))]),
+            .object([("type", .string("ByteLevel")), ("use_regex", .bool(false))])]))]))])
+        XCTAssertEqual(try TokenizerMetadata.detectPre(tj, file: "tokenizer.json"), "qwen2")
+        let llama3 = re.replacingOccurrences(of: #"\p{L}+|\p{N}|"#, with: #"\p{L}+|\p{N}{1,3}|"#)
+        let tj3: JSONValue = .object([("pre_tokenizer", .object([("type", .string("Sequence")), ("pretokenizers", .array([
+            .object([("type", .string("Split")), ("pattern", .object([("Regex", .string(llama3))]))]),
+            .object([("type", .string("ByteLevel")), ("use_regex", .bool(false))])]))]))])
+        XCTAssertEqual(try TokenizerMetadata.detectPre(tj3, file: "tokenizer.json"), "llama-bpe")
+    }
+}
