@@ -29,7 +29,7 @@ public struct LoadedModel {
                                bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
         }
         let ck = try HFCheckpoint.open(path)
-        let v = try GGUFVocabulary(metadata: TokenizerMetadata.fromHF(dir: ck.dir, vocabSize: ck.config.vocabSize), file: ck.dir)
+        let tok = try tokenizer(ck)
         let size = ck.weights.files.reduce(0) { $0 + $1.file.size }
         let w: LlamaWeights, params: Int, bytes: Int
         if let packed = try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) {
@@ -54,7 +54,7 @@ public struct LoadedModel {
             params = ck.weights.names.compactMap { ck.weights.info($0)?.elementCount }.reduce(0, +)
             bytes = ck.weights.names.compactMap { ck.weights.info($0)?.range.count }.reduce(0, +)
         }
-        return LoadedModel(path: path, forward: LlamaForward(w), tokenizer: try Tokenizer(v), fileBytes: size,
+        return LoadedModel(path: path, forward: LlamaForward(w), tokenizer: tok, fileBytes: size,
                            bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
     }
 
@@ -65,8 +65,12 @@ public struct LoadedModel {
         if exists && !isDir.boolValue && (path.hasSuffix(".gguf") || isGGUF(path)) {
             return try Tokenizer(GGUFVocabulary(try GGUFFile(path: path)))
         }
-        let ck = try HFCheckpoint.open(path)
-        return try Tokenizer(GGUFVocabulary(metadata: TokenizerMetadata.fromHF(dir: ck.dir, vocabSize: ck.config.vocabSize), file: ck.dir))
+        return try tokenizer(try HFCheckpoint.open(path))
+    }
+
+    /// The tokenizer of an HF checkpoint (tokenizer.json or tokenizer.model beside config.json).
+    static func tokenizer(_ ck: HFCheckpoint) throws -> Tokenizer {
+        try Tokenizer(GGUFVocabulary(metadata: TokenizerMetadata.fromHF(dir: ck.dir, vocabSize: ck.config.vocabSize), file: ck.dir))
     }
 
     public static func isGGUF(_ path: String) -> Bool {
