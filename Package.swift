@@ -37,16 +37,18 @@ let package = Package(
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TensorCore"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "ModelFormats", "TensorCore", "Quantization"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Checkpoints", "Llama", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "CalibrationTests", dependencies: ["Calibration", "TensorCore", "CZstd"]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "QuantKitTests", dependencies: ["QuantKit", "Calibration", "Checkpoints", "Evaluation", "Llama", "Quantization", "ModelFormats",
+        // Per-process scratch directories for the tests, removed at exit.
+        .target(name: "TestScratch", path: "Tests/TestScratch"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TestScratch", "TensorCore"]),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["TestScratch", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["TestScratch", "Tokenizers", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "LlamaTests", dependencies: ["TestScratch", "Llama", "ModelFormats", "TensorCore", "Quantization"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["TestScratch", "Evaluation", "Checkpoints", "Llama", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "CalibrationTests", dependencies: ["TestScratch", "Calibration", "TensorCore", "CZstd"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["TestScratch", "Quantization", "ModelFormats", "TensorCore"]),
+        .testTarget(name: "QuantKitTests", dependencies: ["TestScratch", "QuantKit", "Calibration", "Checkpoints", "Evaluation", "Llama", "Quantization", "ModelFormats",
                                                         "TensorCore", "Tokenizers", "FuzzTargets"]),
         // End-to-end: runs the built `quantkit` binary.
-        .testTarget(name: "CLITests", dependencies: ["ModelFormats", "TensorCore"]),
+        .testTarget(name: "CLITests", dependencies: ["TestScratch", "ModelFormats", "TensorCore"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import XCTest
 
 /// Runs the built `quantkit` binary (QUANTKIT_BIN, or the one beside the test bundle).
@@ -33,9 +34,5 @@ enum CLI {
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
-    static func tmpDir() -> String {
-        let d = NSTemporaryDirectory() + "qk-cli-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tmpDir() -> String { Scratch.dir() }
 }

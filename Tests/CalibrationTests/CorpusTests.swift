@@ -1,11 +1,12 @@
-import XCTest
-import TensorCore
-@testable import Calibration
 import CZstd
+import TensorCore
+import TestScratch
+import XCTest
+@testable import Calibration
 
 final class CorpusTests: XCTestCase {
     func tmp(_ name: String, _ data: Data) -> String {
-        let p = NSTemporaryDirectory() + "qk-cal-\(UUID().uuidString)-" + name
+        let p = Scratch.path(name)
         FileManager.default.createFile(atPath: p, contents: data)
         return p
     }

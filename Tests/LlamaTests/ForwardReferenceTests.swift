@@ -1,7 +1,8 @@
-import XCTest
 import ModelFormats
 import Quantization
 import TensorCore
+import TestScratch
+import XCTest
 @testable import Llama
 
 /// The BLAS forward pass against an independent scalar reference written here (plain loops, Double accumulation).
@@ -131,7 +132,7 @@ final class ForwardReferenceTests: XCTestCase {
         let c = Self.config()
         var w = Self.weights(c, seed: 2)
         for k in w.keys { w[k] = w[k]!.map { HalfFloat.bf16ToF32(HalfFloat.f32ToBF16($0)) } }
-        let dir = NSTemporaryDirectory() + "qk-fwd-\(UUID().uuidString)"
+        let dir = Scratch.dir()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let names = w.keys.sorted()
         let shapes = Dictionary(uniqueKeysWithValues: names.map { n -> (String, [Int]) in
@@ -163,7 +164,7 @@ final class ForwardReferenceTests: XCTestCase {
             gw[n] = x
             ts.append((LlamaTensorNames.gguf(n)!, rows == 1 ? [cols] : [cols, rows], .f32))
         }
-        let path = NSTemporaryDirectory() + "qk-fwd-\(UUID().uuidString).gguf"
+        let path = Scratch.path("fwd.gguf")
         let writer = try GGUFWriter(path: path, metadata: md, tensors: ts)
         for (n, _) in w.sorted(by: { $0.key < $1.key }) { try writer.writeTensor(gw[n]!.withUnsafeBytes { Array($0) }) }
         try writer.finish()

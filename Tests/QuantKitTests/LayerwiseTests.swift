@@ -1,8 +1,9 @@
+import Llama
+import Quantization
+import TestScratch
 import XCTest
 @testable import Calibration
 @testable import Checkpoints
-import Llama
-import Quantization
 
 /// The layer-wise pass every model-running job shares, the AWQ scaling-group table, and the compact hold of packed
 /// linears.
@@ -59,7 +60,7 @@ final class LayerwiseTests: XCTestCase {
             let codes = (0..<(rows * cols)).map { _ in UInt8.random(in: 0...UInt8(scheme.maxq), using: &rng) }
             let q = QuantizedLinear(rows: rows, cols: cols, scheme: scheme, codes: codes, scales: [0.5, 0.25, 2],
                                     zeros: [Int32(bits == 8 ? 0 : 1), 2, 3], gIdx: [Int32](repeating: 0, count: cols))
-            let spill = NSTemporaryDirectory() + "qk-spill-\(UUID().uuidString)"
+            let spill = Scratch.path("spill")
             for held in [try PackedCheckpoint.Linears(), try PackedCheckpoint.Linears(spillPath: spill)] {
                 try held.add("m", q)
                 try held.add("n", q)

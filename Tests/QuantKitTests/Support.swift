@@ -1,4 +1,5 @@
 import Foundation
+import TestScratch
 import XCTest
 
 enum Support {
@@ -6,11 +7,7 @@ enum Support {
     static let golden = repo.appendingPathComponent("Formats/golden")
     static let microHF = golden.appendingPathComponent("micro-llama-hf").path
 
-    static func tmpDir() -> String {
-        let d = NSTemporaryDirectory() + "qk-test-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tmpDir() -> String { Scratch.dir() }
 
     /// sha256 of a file (coreutils' sha256sum: an independent implementation).
     static func sha256(_ path: String) throws -> String {

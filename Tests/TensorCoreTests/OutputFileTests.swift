@@ -1,8 +1,9 @@
+import TestScratch
 import XCTest
 @testable import TensorCore
 
 final class OutputFileTests: XCTestCase {
-    func tmp() -> String { NSTemporaryDirectory() + "qk-out-\(UUID().uuidString)" }
+    func tmp() -> String { Scratch.path("out") }
 
     func testCommitRenamesIntoPlace() throws {
         let p = tmp()
