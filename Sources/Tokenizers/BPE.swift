@@ -17,7 +17,7 @@ final class ByteLevelBPE {
         for (i, m) in merges.enumerated() where r[m] == nil { r[m] = i }
         ranks = r
         self.pre = pre
-        ignoreMerges = pre == .llama3
+        ignoreMerges = pre.ignoresMerges
     }
 
     func encode(_ text: String, into out: inout [Int32]) {

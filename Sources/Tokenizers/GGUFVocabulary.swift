@@ -54,6 +54,27 @@ public struct GGUFVocabulary: Sendable {
         addSpacePrefix = g["tokenizer.ggml.add_space_prefix"]?.bool
         chatTemplate = g["tokenizer.chat_template"]?.string
     }
+
+    /// The byte-level BPE split `tokenizer.ggml.pre` names (llama.cpp's names, PreTokenizer.names).
+    public func preTokenizer() throws -> PreTokenizer {
+        guard let name = pre else {
+            throw QKError("the byte-level BPE vocabulary has no tokenizer.ggml.pre (llama.cpp would fall back to its 'default' " +
+                          "split, which quantkit does not have); convert the model again with a pre-tokenizer name")
+        }
+        guard let rule = PreTokenizer(pre: name) else {
+            throw QKError("pre-tokenizer \(name) is not supported (gpt2, llama-bpe, qwen2, smollm and the names llama.cpp " +
+                          "treats as them are)")
+        }
+        return rule
+    }
+
+    /// Whether encoding starts with BOS, by llama.cpp's rule: `add_bos_token` when the file says it, else on for
+    /// SentencePiece vocabularies and for byte-level BPE of the llama3 group (llama-bpe), off for other BPE.
+    public var addsBos: Bool {
+        if let b = addBos { return b }
+        if model == "llama" { return true }
+        return model == "gpt2" && (try? preTokenizer())?.addsBosByDefault == true
+    }
 }
 
 /// Writes HF tokenizer files for a GGUF vocabulary: tokenizer.json (byte-level BPE) or tokenizer.model
@@ -85,20 +106,21 @@ public enum HFTokenizerWriter {
         let byteLevel: (Bool) -> JSONValue = { useRegex in
             .object([("type", .string("ByteLevel")), ("add_prefix_space", .bool(false)), ("trim_offsets", .bool(true)), ("use_regex", .bool(useRegex))])
         }
-        switch pre ?? "gpt2" {
-        case "gpt2", "gpt-2", "default":
+        guard let name = pre, let rule = PreTokenizer(pre: name) else {
+            throw QKError("cannot write a tokenizer.json pre-tokenizer for tokenizer.ggml.pre = \(pre ?? "(none)")")
+        }
+        switch rule {
+        case .gpt2:
             return byteLevel(true)
-        case "smollm", "starcoder", "refact":
+        case .smollm:
             return .object([("type", .string("Sequence")), ("pretokenizers", .array([
                 .object([("type", .string("Digits")), ("individual_digits", .bool(true))]), byteLevel(true)]))])
-        case "llama-bpe", "llama3", "qwen2", "deepseek-r1-qwen":
-            let digits = ["qwen2", "deepseek-r1-qwen"].contains(pre) ? "" : "{1,3}"
+        case .llama3, .qwen2:
+            let digits = rule == .qwen2 ? "" : "{1,3}"
             let re = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}\(digits)| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
             return .object([("type", .string("Sequence")), ("pretokenizers", .array([
                 .object([("type", .string("Split")), ("pattern", .object([("Regex", .string(re))])), ("behavior", .string("Isolated")), ("invert", .bool(false))]),
                 byteLevel(false)]))])
-        case let other:
-            throw QKError("cannot write a tokenizer.json pre-tokenizer for tokenizer.ggml.pre = \(other)")
         }
     }
 
@@ -116,7 +138,7 @@ public enum HFTokenizerWriter {
             }
         }
         let post: JSONValue
-        if v.addBos == true, let b = v.bos {
+        if v.addsBos, let b = v.bos {
             let bt = v.tokens[b]
             let seq: (String) -> JSONValue = { .object([("Sequence", .object([("id", .string($0)), ("type_id", .int(0))]))]) }
             let sp: JSONValue = .object([("SpecialToken", .object([("id", .string(bt)), ("type_id", .int(0))]))])
@@ -134,7 +156,8 @@ public enum HFTokenizerWriter {
             ("decoder", .object([("type", .string("ByteLevel")), ("add_prefix_space", .bool(true)), ("trim_offsets", .bool(true)), ("use_regex", .bool(true))])),
             ("model", .object([
                 ("type", .string("BPE")), ("dropout", .null), ("unk_token", .null), ("continuing_subword_prefix", .null),
-                ("end_of_word_suffix", .null), ("fuse_unk", .bool(false)), ("byte_fallback", .bool(false)), ("ignore_merges", .bool(false)),
+                ("end_of_word_suffix", .null), ("fuse_unk", .bool(false)), ("byte_fallback", .bool(false)),
+                ("ignore_merges", .bool((try? v.preTokenizer())?.ignoresMerges == true)),
                 ("vocab", .object(vocab)), ("merges", .array(merges.map { .string($0) })),
             ])),
         ])
@@ -142,7 +165,7 @@ public enum HFTokenizerWriter {
 
     static func tokenizerConfig(_ v: GGUFVocabulary, contextLength: Int) -> JSONValue {
         var kv: [(String, JSONValue)] = []
-        if let b = v.addBos { kv.append(("add_bos_token", .bool(b))) }
+        if v.addBos != nil || v.addsBos { kv.append(("add_bos_token", .bool(v.addsBos))) }
         if let b = v.addEos { kv.append(("add_eos_token", .bool(b))) }
         if let b = v.addSpacePrefix { kv.append(("add_prefix_space", .bool(b))) }
         var dec: [(String, JSONValue)] = []

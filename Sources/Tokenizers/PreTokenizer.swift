@@ -8,15 +8,37 @@
 public enum PreTokenizer: String, Sendable {
     case gpt2, llama3, qwen2, smollm
 
-    public init?(pre: String) {
-        switch pre {
-        case "gpt2", "gpt-2", "default": self = .gpt2
-        case "llama-bpe", "llama3": self = .llama3
-        case "qwen2", "deepseek-r1-qwen": self = .qwen2
-        case "smollm", "starcoder", "refact", "codeshell": self = .smollm
-        default: return nil
+    /// The `tokenizer.ggml.pre` names llama.cpp (llama-vocab.cpp) gives each of these splits, where it treats the name
+    /// exactly as the split alone (no extra flags quantkit lacks, such as add_sep). Not here on purpose: "default"
+    /// (llama.cpp splits it with four regexes in turn, not gpt2's one), dbrx/smaug-bpe (llama3's split without
+    /// ignore_merges), tekken and the rest.
+    public static let names: [PreTokenizer: [String]] = [
+        .gpt2: ["gpt2", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
+                "modern-bert", "mpt", "olmo", "jais", "trillion", "granite-docling"],
+        .llama3: ["llama-bpe", "llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"],
+        .qwen2: ["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "stablelm2", "hunyuan", "solar-open"],
+        .smollm: ["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2"],
+    ]
+
+    private static let byName: [String: PreTokenizer] = {
+        var d: [String: PreTokenizer] = [:]
+        for (rule, list) in names {
+            for n in list { d[n] = rule }
         }
+        return d
+    }()
+
+    public init?(pre: String) {
+        guard let rule = Self.byName[pre] else { return nil }
+        self = rule
     }
+
+    /// llama.cpp's llama3 group turns BOS on when the vocabulary does not say `add_bos_token` (a Llama-3 GGUF
+    /// without that key still starts with <|begin_of_text|>); every other byte-level BPE name leaves it off.
+    public var addsBosByDefault: Bool { self == .llama3 }
+
+    /// llama.cpp's llama3 group takes a whole pre-token from the vocabulary before merging (`ignore_merges`).
+    var ignoresMerges: Bool { self == .llama3 }
 
     @inline(__always) static func isLetter(_ u: Unicode.Scalar) -> Bool {
         switch u.properties.generalCategory {

@@ -20,18 +20,16 @@ public final class Tokenizer {
         switch v.model {
         case "gpt2":
             guard let merges = v.merges else { throw QKError("byte-level BPE vocabulary without merges") }
-            guard let pre = PreTokenizer(pre: v.pre ?? "default") else {
-                throw QKError("pre-tokenizer \(v.pre ?? "?") is not supported (gpt2, llama-bpe, qwen2, smollm are)")
-            }
+            let pre = try v.preTokenizer()
             bpe = ByteLevelBPE(tokens: v.tokens, merges: merges, pre: pre)
             spm = nil
-            addBos = v.addBos ?? false
+            addBos = v.addsBos
             addSpacePrefix = false
         case "llama":
             spm = SentencePieceBPE(tokens: v.tokens, scores: v.scores ?? [Float](repeating: 0, count: v.tokens.count),
                                    types: v.types, unk: Int32(v.unk ?? 0))
             bpe = nil
-            addBos = v.addBos ?? true
+            addBos = v.addsBos
             addSpacePrefix = v.addSpacePrefix ?? true
         default:
             throw QKError("tokenizer model \(v.model) is not supported (gpt2 and llama are)")

@@ -63,3 +63,56 @@ final class Qwen2PreTokenizerTests: XCTestCase {
         XCTAssertEqual(try TokenizerMetadata.detectPre(tj3, file: "tokenizer.json"), "llama-bpe")
     }
 }
+
+/// llama.cpp's pre-tokenizer names (llama-vocab.cpp) and its add-BOS rule for byte-level BPE vocabularies.
+final class PreTokenizerNameTests: XCTestCase {
+    func testLlamaCppNamesMapOntoTheSplitsTheyUse() {
+        for n in ["llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral", "lfm2"] { XCTAssertEqual(PreTokenizer(pre: n), .llama3, n) }
+        for n in ["qwen2", "deepseek-r1-qwen", "kormo", "stablelm2"] { XCTAssertEqual(PreTokenizer(pre: n), .qwen2, n) }
+        for n in ["gpt2", "gpt-2", "phi-2", "mpt", "olmo"] { XCTAssertEqual(PreTokenizer(pre: n), .gpt2, n) }
+        for n in ["smollm", "starcoder", "command-r", "exaone"] { XCTAssertEqual(PreTokenizer(pre: n), .smollm, n) }
+        // llama.cpp splits these differently from every rule quantkit has: refused, never guessed
+        for n in ["default", "dbrx", "smaug-bpe", "tekken", "falcon", "deepseek-llm", "jina-v2-code"] {
+            XCTAssertNil(PreTokenizer(pre: n), n)
+        }
+        let all = PreTokenizer.names.values.flatMap { $0 }
+        XCTAssertEqual(Set(all).count, all.count, "a name belongs to one split")
+    }
+
+    /// A two-letter byte-level vocabulary with BOS at id 0.
+    func vocabulary(pre: String?, addBos: Bool?) throws -> GGUFVocabulary {
+        var kv: [(String, GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.tokens", .array(.string, ["<|begin_of_text|>", "h", "i", "hi"].map { .string($0) })),
+            ("tokenizer.ggml.token_type", .array(.int32, [3, 1, 1, 1].map { .int32($0) })),
+            ("tokenizer.ggml.merges", .array(.string, [.string("h i")])),
+            ("tokenizer.ggml.bos_token_id", .uint32(0)),
+        ]
+        if let p = pre { kv.append(("tokenizer.ggml.pre", .string(p))) }
+        if let b = addBos { kv.append(("tokenizer.ggml.add_bos_token", .bool(b))) }
+        return try GGUFVocabulary(metadata: kv)
+    }
+
+    func testLlamaBPEAddsBOSUnlessTheFileSaysNot() throws {
+        XCTAssertEqual(try Tokenizer(vocabulary(pre: "llama-bpe", addBos: nil)).encode("hi"), [0, 3])
+        XCTAssertEqual(try Tokenizer(vocabulary(pre: "llama-v3", addBos: nil)).encode("hi"), [0, 3])
+        XCTAssertEqual(try Tokenizer(vocabulary(pre: "llama-bpe", addBos: false)).encode("hi"), [3])
+        XCTAssertEqual(try Tokenizer(vocabulary(pre: "qwen2", addBos: nil)).encode("hi"), [3])
+        XCTAssertEqual(try Tokenizer(vocabulary(pre: "qwen2", addBos: true)).encode("hi"), [0, 3])
+        XCTAssertEqual(try Tokenizer(vocabulary(pre: "gpt2", addBos: nil)).encode("hi"), [3])
+        // the exported tokenizer files carry the rule explicitly
+        let v = try vocabulary(pre: "llama-bpe", addBos: nil)
+        XCTAssertEqual(HFTokenizerWriter.tokenizerConfig(v, contextLength: 8)["add_bos_token"]?.bool, true)
+        XCTAssertEqual(try HFTokenizerWriter.byteLevelTokenizerJSON(v)["post_processor"]?["type"]?.string, "TemplateProcessing")
+        XCTAssertEqual(try HFTokenizerWriter.byteLevelTokenizerJSON(v)["model"]?["ignore_merges"]?.bool, true)
+    }
+
+    func testUnknownOrMissingPreIsRefusedByName() throws {
+        XCTAssertThrowsError(try Tokenizer(vocabulary(pre: "default", addBos: nil))) {
+            XCTAssertTrue("\($0)".contains("pre-tokenizer default is not supported"), "\($0)")
+        }
+        XCTAssertThrowsError(try Tokenizer(vocabulary(pre: nil, addBos: nil))) {
+            XCTAssertTrue("\($0)".contains("no tokenizer.ggml.pre"), "\($0)")
+        }
+    }
+}
