@@ -13,8 +13,25 @@ public enum SyntheticCheckpoint {
         smol.maxPositionEmbeddings = 8192; smol.rmsNormEps = 1e-5; smol.ropeTheta = 100000; smol.tieWordEmbeddings = true
         var l7 = LlamaConfig(hiddenSize: 4096, intermediateSize: 11008, numLayers: 32, numHeads: 32, numKVHeads: 32, vocabSize: 32000)
         l7.maxPositionEmbeddings = 4096; l7.rmsNormEps = 1e-5; l7.bosTokenId = 1; l7.eosTokenIds = [2]
-        return ["tinyllama-1.1b": tiny, "smollm2-135m": smol, "llama2-7b": l7]
+        return ["tinyllama-1.1b": tiny, "smollm2-135m": smol, "llama2-7b": l7,
+                "qwen2.5-1.5b": qwen2(hidden: 1536, ffn: 8960, layers: 28, heads: 12),
+                "micro-qwen2": qwen2(hidden: 32, ffn: 96, layers: 2, heads: 4)]
     }()
+
+    /// Qwen2.5's shapes around the given sizes (two KV heads, its vocabulary, tied embeddings, q/k/v biases).
+    static func qwen2(hidden: Int, ffn: Int, layers: Int, heads: Int) -> LlamaConfig {
+        var c = LlamaConfig(hiddenSize: hidden, intermediateSize: ffn, numLayers: layers, numHeads: heads, numKVHeads: 2,
+                            vocabSize: 151936)
+        c.family = .qwen2
+        c.architecture = "Qwen2ForCausalLM"
+        c.maxPositionEmbeddings = 32768
+        c.rmsNormEps = 1e-6
+        c.ropeTheta = 1_000_000
+        c.tieWordEmbeddings = true
+        c.bosTokenId = 151643
+        c.eosTokenIds = [151645]
+        return c
+    }
 
     /// HF tensor names and shapes of a Llama checkpoint (the architecture's table), sorted by name.
     public static func tensors(_ c: LlamaConfig) -> [(String, [Int])] {
@@ -44,7 +61,7 @@ public enum SyntheticCheckpoint {
             let name = groups.count == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, groups.count)
             try SafetensorsWriter.write(path: dir + "/" + name, entries: g.map { .init(name: $0.0, dtype: .bf16, shape: $0.1) }) { i in
                 progress?("synth \(g[i].0)", done, all.count); done += 1
-                return values(g[i].0, count: g[i].1.reduce(1, *), isNorm: g[i].1.count == 1, seed: seed)
+                return values(g[i].0, count: g[i].1.reduce(1, *), seed: seed)
             }
             for t in g { weightMap.append((t.0, .string(name))) }
         }
@@ -54,13 +71,16 @@ public enum SyntheticCheckpoint {
         }
     }
 
-    /// bf16 bytes of one tensor from a per-tensor splitmix64 stream.
-    static func values(_ name: String, count: Int, isNorm: Bool, seed: UInt64) -> [UInt8] {
+    /// bf16 bytes of one tensor from a per-tensor splitmix64 stream, one stream per 64 Ki values (the same bytes
+    /// on any machine and thread count: golden files are made from them).
+    static func values(_ name: String, count: Int, seed: UInt64) -> [UInt8] {
+        let isNorm = name.hasSuffix("norm.weight")
+        let isBias = name.hasSuffix(".bias")
         var h: UInt64 = seed &+ 0x9E37_79B9_7F4A_7C15
         for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
         var out = [UInt8](repeating: 0, count: count * 2)
-        let chunks = max(1, min(Parallel.threads * 4, count / 65536))
-        let per = (count + chunks - 1) / chunks
+        let per = 65536
+        let chunks = (count + per - 1) / per
         out.withUnsafeMutableBytes { raw in
             nonisolated(unsafe) let p = raw.baseAddress!.assumingMemoryBound(to: UInt16.self)
             Parallel.forRanges(chunks) { r in
@@ -77,6 +97,7 @@ public enum SyntheticCheckpoint {
                         var v = (a / 65535 - 2) * 0.0346
                         if z & 0x3ff == 0 { v *= 12 }  // ~0.1% outliers
                         if isNorm { v = 1 + v * 2.5 }
+                        if isBias { v *= 10 }  // Qwen2's q/k/v biases are large beside its weights
                         p[i] = HalfFloat.f32ToBF16(v).littleEndian
                     }
                 }

@@ -9,7 +9,7 @@ struct Synth: ParsableCommand {
         shouldDisplay: false
     )
 
-    @Argument(help: "Shape: tinyllama-1.1b, smollm2-135m or llama2-7b.")
+    @Argument(help: "Shape: tinyllama-1.1b, smollm2-135m, llama2-7b, qwen2.5-1.5b or micro-qwen2.")
     var shape: String
 
     @Option(name: .shortAndLong, help: "Output directory.")

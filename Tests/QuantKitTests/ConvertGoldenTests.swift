@@ -1,5 +1,6 @@
-import XCTest
+import Calibration
 import ModelFormats
+import XCTest
 @testable import QuantKit
 
 /// `convert` of the golden micro checkpoint is byte-identical to llama.cpp's convert_hf_to_gguf.py
@@ -77,5 +78,59 @@ final class LlamaHFTokenizerJSONTests: XCTestCase {
         XCTAssertEqual(g["tokenizer.ggml.bos_token_id"], .uint32(1))
         XCTAssertEqual(g["tokenizer.ggml.add_bos_token"], .bool(true))
         for t in ref.tensors { XCTAssertTrue(Array(g.bytes(of: g.tensor(t.name)!)) == Array(ref.bytes(of: t)), t.name) }
+    }
+}
+
+/// The micro Qwen2 checkpoint (`quantkit synth micro-qwen2` + Qwen2.5's tokenizer files): convert is byte-identical to
+/// convert_hf_to_gguf.py at f32/f16/bf16/q8_0 and quantize of its bf16 GGUF to llama-quantize's Q4_K_M and Q4_0
+/// (Formats/golden/micro-qwen2/SHA256SUMS, made by Scripts/golden-micro-qwen2 with llama.cpp 0c1e570).
+final class MicroQwen2GoldenTests: XCTestCase {
+    static let golden = Support.golden.appendingPathComponent("micro-qwen2").path
+
+    func goldenSums() throws -> [String: String] {
+        let text = try String(contentsOfFile: Self.golden + "/SHA256SUMS", encoding: .utf8)
+        var d: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            d[String(parts[1])] = String(parts[0])
+        }
+        return d
+    }
+
+    /// The checkpoint as the golden script makes it, in a directory named as there (general.name comes from it).
+    func makeCheckpoint() throws -> String {
+        let dir = Support.tmpDir() + "/micro-qwen2-hf"
+        try SyntheticCheckpoint.write(shape: "micro-qwen2", to: dir)
+        let zst = try Data(contentsOf: URL(fileURLWithPath: Self.golden + "/tokenizer.json.zst"))
+        try Corpus.decompressZstd(zst, file: "tokenizer.json.zst").write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        for f in ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+            try FileManager.default.copyItem(atPath: Self.golden + "/" + f, toPath: dir + "/" + f)
+        }
+        return dir
+    }
+
+    func testConvertAndPresetsMatchLlamaCpp() throws {
+        let sums = try goldenSums()
+        XCTAssertEqual(sums.count, 8)
+        let hf = try makeCheckpoint()
+        XCTAssertEqual(try Support.sha256(hf + "/config.json"), sums["micro-qwen2-hf/config.json"], "synth config.json")
+        XCTAssertEqual(try Support.sha256(hf + "/model.safetensors"), sums["micro-qwen2-hf/model.safetensors"], "synth weights")
+        let out = Support.tmpDir()
+        for type in ["f32", "f16", "bf16", "q8_0"] {
+            let path = out + "/micro-qwen2-\(type).gguf"
+            let r = try Converter.convert(hf, to: path, outType: Converter.OutType(rawValue: type)!)
+            XCTAssertEqual(r.tensors, 26)   // 2 × (7 linears + 3 biases + 2 norms) + embedding + final norm; output tied
+            XCTAssertEqual(try Support.sha256(path), sums["micro-qwen2-\(type).gguf"], "convert --type \(type)")
+        }
+        let g = try GGUFFile(path: out + "/micro-qwen2-bf16.gguf")
+        XCTAssertEqual(g["general.architecture"], .string("qwen2"))
+        XCTAssertEqual(g["tokenizer.ggml.pre"], .string("qwen2"))
+        XCTAssertNil(g.tensor("output.weight"))
+        XCTAssertEqual(g.tensor("blk.1.attn_k.bias")?.type, .f32)
+        for preset in ["Q4_K_M", "Q4_0"] {
+            let path = out + "/micro-qwen2-\(preset).gguf"
+            _ = try GGUFQuantizer.quantize(out + "/micro-qwen2-bf16.gguf", to: path, options: .init(preset: .named(preset)!))
+            XCTAssertEqual(try Support.sha256(path), sums["micro-qwen2-\(preset).gguf"], "quantize --type \(preset)")
+        }
     }
 }
