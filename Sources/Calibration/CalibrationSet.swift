@@ -1,4 +1,3 @@
-import Calibration
 import Checkpoints
 import Foundation
 import Llama

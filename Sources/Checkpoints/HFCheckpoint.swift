@@ -14,7 +14,7 @@ public struct HFCheckpoint {
     public static func open(_ source: String) throws -> HFCheckpoint {
         let resolved = try resolve(source)
         var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir)
+        _ = FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir)
         let dir = isDir.boolValue ? resolved : (resolved as NSString).deletingLastPathComponent
         let configPath = URL(fileURLWithPath: dir.isEmpty ? "." : dir).appendingPathComponent("config.json").path
         guard FileManager.default.fileExists(atPath: configPath) else {

@@ -1,5 +1,4 @@
 import Checkpoints
-import Evaluation
 import Foundation
 import Llama
 import ModelFormats

@@ -1,5 +1,4 @@
 import Foundation
-import TensorCore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -19,27 +19,21 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output GGUF path.")
     var output: String
 
-    @Option(name: .long, help: "Tensor type of the matrices: f32, f16, bf16, q8_0 or auto (the checkpoint's own 16-bit type).")
-    var type: String = "f16"
+    @Option(help: "Tensor type of the matrices: f32, f16, bf16, q8_0 or auto (the checkpoint's own 16-bit type).")
+    var type: Converter.OutType = .f16
 
     @Option(name: .long, help: "BPE pre-tokenizer name to write when the tokenizer is not recognized (e.g. llama-bpe, smollm, gpt2).")
     var pre: String?
 
-    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
-    var force = false
-
-    @Flag(name: .long, help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup
+    var out: OutputOptions
 
     func run() throws {
         try guarded {
-            guard let t = Converter.OutType(rawValue: type.lowercased()) else {
-                throw ValidationError("--type must be one of f32, f16, bf16, q8_0, auto (got \(type))")
-            }
-            try OutputConflicts.check(outputs: [.init(output, .gguf)], inputs: OutputConflicts.modelInputs(source), force: force)
+            try OutputConflicts.check(outputs: [.init(output, .gguf)], inputs: OutputConflicts.modelInputs(source), force: out.force)
             let p = ProgressPrinter()
-            let r = try Converter.convert(source, to: output, outType: t, pre: pre, progress: p.update)
-            if json {
+            let r = try Converter.convert(source, to: output, outType: type, pre: pre, progress: p.update)
+            if out.json {
                 print(JSONValue.object([("output", .string(r.output)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes))),
                                         ("file_type", .int(Int64(r.fileType)))]).serialized())
             } else {

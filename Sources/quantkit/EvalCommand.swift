@@ -32,8 +32,8 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "Number of chunks (default: all).")
     var chunks: Int?
 
-    @Option(name: .customLong("protocol"), help: "llama.cpp or paper.")
-    var proto: String = "llama.cpp"
+    @Option(name: .customLong("protocol"), help: "llama.cpp (score the second half of each chunk) or paper (every token of each window).")
+    var proto: Perplexity.EvalProtocol = .llamaCpp
 
     @Option(name: .long, help: "Also write the results as JSON to this file.")
     var json: String?
@@ -44,17 +44,20 @@ struct Eval: ParsableCommand {
     @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
     var force = false
 
+    func validate() throws {
+        if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
+        guard ctx >= 8 else { throw ValidationError("--ctx must be at least 8") }
+    }
+
     func run() throws {
         try guarded {
-            guard let p = Perplexity.EvalProtocol(rawValue: proto) else { throw ValidationError("--protocol must be llama.cpp or paper") }
-            if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
             var outputs: [OutputConflicts.Output] = []
             if let json { outputs.append(.init(json, .file("a JSON report"), option: "--json")) }
             if let report { outputs.append(.init(report, .file("an HTML report"), option: "--report")) }
             let inputs = ([reference] + candidates).flatMap(OutputConflicts.modelInputs) + [text]
             try OutputConflicts.check(outputs: outputs, inputs: inputs, force: force)
             let pr = ProgressPrinter()
-            let r = try Evaluator.run(reference: reference, candidates: candidates, textFile: text, ctx: ctx, chunks: chunks, protocol: p, progress: pr.update)
+            let r = try Evaluator.run(reference: reference, candidates: candidates, textFile: text, ctx: ctx, chunks: chunks, protocol: proto, progress: pr.update)
             print(Evaluator.table(r), terminator: "")
             if let json { try writeFileAtomically(json, Array(Evaluator.json(r).serialized().utf8)) }
             if let report { try writeFileAtomically(report, Array(HTMLReport.render(r).utf8)) }

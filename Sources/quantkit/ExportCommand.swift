@@ -20,24 +20,18 @@ struct Export: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output directory.")
     var output: String
 
-    @Option(name: .long, help: "Weight dtype: bf16, f16 or f32.")
-    var dtype: String = "bf16"
+    @Option(help: "Weight dtype: bf16, f16 or f32.")
+    var dtype: Exporter.OutDType = .bf16
 
-    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
-    var force = false
-
-    @Flag(name: .long, help: "Print JSON.")
-    var json = false
+    @OptionGroup
+    var out: OutputOptions
 
     func run() throws {
         try guarded {
-            guard let d = Exporter.OutDType(rawValue: dtype.lowercased()) else {
-                throw ValidationError("--dtype must be bf16, f16 or f32 (got \(dtype))")
-            }
-            try OutputConflicts.check(outputs: [.init(output, .exportDirectory)], inputs: OutputConflicts.modelInputs(source), force: force)
+            try OutputConflicts.check(outputs: [.init(output, .exportDirectory)], inputs: OutputConflicts.modelInputs(source), force: out.force)
             let p = ProgressPrinter()
-            let r = try Exporter.export(source, to: output, dtype: d, replace: force, progress: p.update)
-            if json {
+            let r = try Exporter.export(source, to: output, dtype: dtype, replace: out.force, progress: p.update)
+            if out.json {
                 print(JSONValue.object([("output", .string(r.dir)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes)))]).serialized())
             } else {
                 print("wrote \(r.dir): \(r.tensors) tensors, \(r.bytes) bytes of weights")

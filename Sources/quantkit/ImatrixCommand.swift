@@ -30,27 +30,27 @@ struct Imatrix: ParsableCommand {
     @Option(name: .long, help: "Number of chunks (default: all).")
     var chunks: Int?
 
-    @Option(name: .customLong("output-format"), help: "gguf or dat.")
-    var outputFormat: String = "gguf"
+    @Option(name: .customLong("output-format"), help: "gguf (llama-imatrix's current format) or dat (its legacy one).")
+    var outputFormat: ImatrixFormat = .gguf
 
     @Flag(name: .customLong("process-output"), help: "Also collect output.weight.")
     var processOutput = false
 
-    @Flag(name: .long, help: "Write even when the output's name says another format (a GGUF under .safetensors), or over an existing checkpoint directory (export). Inputs are never replaced.")
-    var force = false
-
-    @Flag(name: .long, help: "Print JSON.")
-    var json = false
+    @OptionGroup
+    var out: OutputOptions
 
     @Flag(name: .long, help: "Continue an interrupted run from the sums kept in OUTPUT.state/ (same bytes as an uninterrupted run).")
     var resume = false
 
+    func validate() throws {
+        guard ctx >= 8 else { throw ValidationError("--ctx must be at least 8") }
+        if let n = chunks, n <= 0 { throw ValidationError("--chunks must be positive") }
+    }
+
     func run() throws {
         try guarded {
-            guard outputFormat == "gguf" || outputFormat == "dat" else { throw ValidationError("--output-format must be gguf or dat") }
-            guard ctx >= 8 else { throw ValidationError("--ctx must be at least 8") }
-            let kind: OutputConflicts.Kind = outputFormat == "gguf" ? .gguf : .file("an imatrix .dat file")
-            try OutputConflicts.check(outputs: [.init(output, kind)], inputs: OutputConflicts.modelInputs(model) + [calibration], force: force)
+            let kind: OutputConflicts.Kind = outputFormat == .gguf ? .gguf : .file("an imatrix .dat file")
+            try OutputConflicts.check(outputs: [.init(output, kind)], inputs: OutputConflicts.modelInputs(model) + [calibration], force: out.force)
             let m = try LoadedModel.load(model)
             let text = try String(contentsOfFile: calibration, encoding: .utf8)
             var o = ImatrixCollector.Options()
@@ -59,10 +59,10 @@ struct Imatrix: ParsableCommand {
             let pr = ProgressPrinter()
             let r = try ImatrixCollector.collect(model: m, text: text, options: o, progress: pr.update)
             let dataset = calibration
-            if outputFormat == "dat" { try ImatrixCollector.writeDat(r, dataset: dataset, to: output) }
+            if outputFormat == .dat { try ImatrixCollector.writeDat(r, dataset: dataset, to: output) }
             else { try ImatrixCollector.writeGGUF(r, dataset: dataset, to: output) }
             ResumeState.finish(output: output)
-            if json {
+            if out.json {
                 print(JSONValue.object([("output", .string(output)), ("entries", .int(Int64(r.sums.count))), ("chunks", .int(Int64(r.chunks))),
                                         ("chunk_size", .int(Int64(ctx)))]).serialized())
             } else {

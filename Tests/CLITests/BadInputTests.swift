@@ -130,7 +130,7 @@ final class BadInputTests: XCTestCase {
 
     func testBadOptions() throws {
         let out = CLI.tmpDir() + "/x.gguf"
-        try expectFailure(["convert", micro, "-o", out, "--type", "q3_z"], output: out, contains: ["--type must be one of"])
+        try expectFailure(["convert", micro, "-o", out, "--type", "q3_z"], output: out, contains: ["The value 'q3_z' is invalid for '--type <type>'", "'f32', 'f16', 'bf16', 'q8_0' or 'auto'"])
         try expectFailure(["convert", micro, "-o", out, "--pre", "nonsense"], output: out, contains: ["--pre nonsense is not a pre-tokenizer"])
         try expectFailure(["convert", "/definitely/not/here", "-o", out], output: out, contains: ["/definitely/not/here", "no such file"])
         try expectFailure(["convert", micro, "-o", "/nonexistent-dir-qk/x.gguf"], output: nil, contains: ["does not exist"])
@@ -140,7 +140,7 @@ final class BadInputTests: XCTestCase {
     func testQuantizeBadInputs() throws {
         let k = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
         let out = CLI.tmpDir() + "/q.gguf"
-        try expectFailure(["quantize", k, "-o", out, "--type", "Q9_K"], output: out, contains: ["--type Q9_K is not a preset"])
+        try expectFailure(["quantize", k, "-o", out, "--type", "Q9_K"], output: out, contains: ["The value 'Q9_K' is invalid for '--type <type>'", "- Q4_K_M"])
         try expectFailure(["quantize", k, "-o", out, "--type", "Q4_K_M", "--tensor-type", "attn_v"], output: out, contains: ["expected REGEX=TYPE"])
         try expectFailure(["quantize", k, "-o", out, "--type", "Q4_K_M", "--tensor-type", "attn_v=q7_x"], output: out, contains: ["unknown ggml type q7_x"])
         try expectFailure(["quantize", k, "-o", out, "--type", "Q4_K_M", "--tensor-type", "([=q8_0"], output: out, contains: ["not a valid regular expression"])
@@ -168,7 +168,7 @@ final class BadInputTests: XCTestCase {
         let out = CLI.tmpDir() + "/packed"
         try expectFailure(["quantize", micro, "-o", out, "--format", "awq", "--bits", "8", "--group-size", "32"], output: out, contains: ["4-bit only"])
         try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--group-size", "48"], output: out, contains: ["group size 48 does not divide"])
-        try expectFailure(["quantize", micro, "-o", out, "--format", "zip"], output: out, contains: ["--format must be gguf, gptq, awq or compressed-tensors"])
+        try expectFailure(["quantize", micro, "-o", out, "--format", "zip"], output: out, contains: ["one of 'gguf', 'gptq', 'awq' or 'compressed-tensors'"])
         try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--type", "Q4_0"], output: out, contains: ["--type is a GGUF preset"])
         try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--method", "gptq"], output: out, contains: ["needs --calibration"])
         try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--sym", "--asym"], output: out, contains: ["exclude each other"])
@@ -178,6 +178,38 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("\"scheme\": \"w8 g-1 sym\""), r.stdout)
         try expectFailure(["quantize", micro, "-o", out, "--format", "gptq", "--group-size", "32"], output: nil, contains: ["exists and is not empty"])
+    }
+
+    /// Typed options: a misspelt value fails in argument parsing, before any file is opened (the source here does not
+    /// exist), naming the valid values; option-group checks (validate()) run before any work too.
+    func testTypedOptionsFailBeforeAnyFileIsOpened() throws {
+        let missing = CLI.tmpDir() + "/no-such-model"
+        let out = CLI.tmpDir() + "/o.gguf"
+        let cases: [([String], [String])] = [
+            (["--type", "Q4_0", "--method", "gtpq"], ["The value 'gtpq' is invalid for '--method <method>'", "'rtn', 'gptq' or 'awq'"]),
+            (["--type", "Q4_K_X"], ["The value 'Q4_K_X' is invalid for '--type <type>'", "- IQ4_XS"]),
+            (["--type", "Q4_0", "--output-tensor-type", "q9_0"], ["'q9_0' is invalid for '--output-tensor-type"]),
+            (["--type", "Q4_0", "--tensor-type", "attn_v"], ["'attn_v' is invalid for '--tensor-type"]),
+            (["--format", "gptq", "--rtn-grid", "minmax"], ["one of 'gptq' and 'awq'"]),
+            (["--type", "Q4_0", "--method", "gptq", "--calibration", "x.txt", "--damp", "1.5"], ["--damp must be in [0, 1)"]),
+            (["--type", "Q4_0", "--method", "awq", "--calibration", "x.txt", "--samples", "0"], ["--samples must be positive"]),
+            (["--type", "Q4_0", "--calibration", "x.txt"], ["--calibration is for --method gptq or awq"]),
+            (["--format", "gptq", "--bits", "5"], ["--bits must be 2, 3, 4 or 8"]),
+            (["--format", "awq", "--imatrix", "x.gguf"], ["apply to --format gguf"]),
+            (["--method", "rtn"], ["--type PRESET is required for --format gguf"]),
+        ]
+        for (extra, messages) in cases {
+            let r = try CLI.run(["quantize", missing, "-o", out] + extra)
+            XCTAssertEqual(r.status, 64, "\(extra): a usage error (EX_USAGE), \(r.stderr)")
+            for m in messages { XCTAssertTrue(r.stderr.contains(m), "\(extra): expected '\(m)' in \(r.stderr)") }
+            XCTAssertFalse(r.stderr.contains("no-such-model"), "\(extra): the source was opened: \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(extra)")
+        }
+        let help = try CLI.run(["quantize", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for listed in ["(values: gguf, gptq, awq, compressed-tensors; default: gguf)", "(values: rtn, gptq, awq; default: rtn)",
+                       "GGUF TYPES", "CALIBRATION (GPTQ, AWQ)", "PACKED INTEGER SCHEME"] {
+            XCTAssertTrue(help.contains(listed), "quantize --help lists \(listed): \(help)")
+        }
     }
 
     func testQuantizeDryRunPrintsThePlan() throws {
@@ -199,13 +231,13 @@ final class BadInputTests: XCTestCase {
         let text = CLI.repo.appendingPathComponent("Formats/golden/wiki.valid.first20k.txt").path
         let short = CLI.tmpDir() + "/short.txt"
         try "just a few words".write(toFile: short, atomically: true, encoding: .utf8)
-        try expectFailure(["eval", k, k, "--text", text, "--protocol", "bogus"], output: nil, contains: ["--protocol must be llama.cpp or paper"])
+        try expectFailure(["eval", k, k, "--text", text, "--protocol", "bogus"], output: nil, contains: ["one of 'llama.cpp' and 'paper'"])
         try expectFailure(["eval", k, k, "--text", short], output: nil, contains: ["at least 1024 are needed"])
         try expectFailure(["eval", k, "--text", "/no/such/text"], output: nil, contains: ["/no/such/text"])
         try expectFailure(["generate", k, "--prompt", "hi", "--chat"], output: nil, contains: ["no chat template"])
         try expectFailure(["generate", k, "--prompt", "hi", "--top-p", "0"], output: nil, contains: ["--top-p"])
         let im = CLI.tmpDir() + "/x.imatrix"
-        try expectFailure(["imatrix", k, "--calibration", text, "-o", im, "--output-format", "npz"], output: im, contains: ["--output-format must be gguf or dat"])
+        try expectFailure(["imatrix", k, "--calibration", text, "-o", im, "--output-format", "npz"], output: im, contains: ["one of 'gguf' and 'dat'"])
         try expectFailure(["imatrix", k, "--calibration", short, "-o", im], output: im, contains: ["at least 1024 are needed"])
 
         // real runs on the micro model
