@@ -9,7 +9,9 @@ import Quantization
 // Module-qualified names: these are conformances of other modules' types, made here where the CLI needs them.
 
 extension QuantKit.PackedQuantizer.Method: ArgumentParser.ExpressibleByArgument {}
-extension QuantKit.Exporter.OutDType: ArgumentParser.ExpressibleByArgument {}
+extension QuantKit.Exporter.OutDType: ArgumentParser.ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
+}
 
 extension QuantKit.Converter.OutType: ArgumentParser.ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
