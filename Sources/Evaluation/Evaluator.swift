@@ -46,14 +46,14 @@ public enum Evaluator {
 
     public static func table(_ r: Report) -> String {
         var s = "protocol \(r.protocolName), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens; OpenBLAS core \(r.blasCore)\n"
-        s += String(format: "reference %@: PPL %.4f ± %.5f  (%.2f bpw, %d bytes)\n", r.reference.name, r.reference.result.ppl, r.reference.result.pplError,
+        s += String(format: "reference %@: PPL %.4f ± %.5f  (%.2f bpw, %ld bytes)\n", r.reference.name, r.reference.result.ppl, r.reference.result.pplError,
                     r.reference.bitsPerWeight, r.reference.fileBytes)
         s += "candidate".padding(toLength: 44, withPad: " ", startingAt: 0) + "   PPL ± err         Δppl     ratio    KLD mean ± err       median     p99       max      top-1 %   bpw    bytes\n"
         for c in r.candidates {
             let e = c.result
             let d = e.ppl - r.reference.result.ppl
             s += String(c.name.suffix(44)).padding(toLength: 44, withPad: " ", startingAt: 0)
-            s += String(format: "  %8.4f ± %.4f  %+8.4f  %.5f  %.6f ± %.6f  %.6f  %.5f  %.4f  %6.2f  %5.2f  %d\n", e.ppl, e.pplError, d, e.ppl / r.reference.result.ppl,
+            s += String(format: "  %8.4f ± %.4f  %+8.4f  %.5f  %.6f ± %.6f  %.6f  %.5f  %.4f  %6.2f  %5.2f  %ld\n", e.ppl, e.pplError, d, e.ppl / r.reference.result.ppl,
                         e.kldMean, e.kldError, e.kldQuantile(0.5), e.kldQuantile(0.99), e.kld.max() ?? 0, e.sameTop1Percent, c.bitsPerWeight, c.fileBytes)
         }
         return s

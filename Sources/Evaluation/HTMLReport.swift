@@ -66,11 +66,11 @@ public enum HTMLReport {
         html += "<h1>quantkit eval</h1><p>protocol \(esc(r.protocolName)), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens, OpenBLAS core \(esc(r.blasCore))</p>"
         html += "<table><tr><th>model</th><th>bpw</th><th>bytes</th><th>PPL</th><th>±</th><th>Δppl</th><th>ratio</th><th>KLD mean</th><th>KLD p99</th><th>KLD max</th><th>same top-1 %</th></tr>"
         let ref = r.reference.result
-        html += String(format: "<tr><td>%@ (reference)</td><td>%.2f</td><td>%d</td><td>%.4f</td><td>%.4f</td><td></td><td></td><td></td><td></td><td></td><td></td></tr>",
+        html += String(format: "<tr><td>%@ (reference)</td><td>%.2f</td><td>%ld</td><td>%.4f</td><td>%.4f</td><td></td><td></td><td></td><td></td><td></td><td></td></tr>",
                        esc(short(r.reference.name)), r.reference.bitsPerWeight, r.reference.fileBytes, ref.ppl, ref.pplError)
         for c in r.candidates {
             let e = c.result
-            html += String(format: "<tr><td>%@</td><td>%.2f</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%+.4f</td><td>%.5f</td><td>%.6f</td><td>%.5f</td><td>%.4f</td><td>%.2f</td></tr>",
+            html += String(format: "<tr><td>%@</td><td>%.2f</td><td>%ld</td><td>%.4f</td><td>%.4f</td><td>%+.4f</td><td>%.5f</td><td>%.6f</td><td>%.5f</td><td>%.4f</td><td>%.2f</td></tr>",
                            esc(short(c.name)), c.bitsPerWeight, c.fileBytes, e.ppl, e.pplError, e.ppl - ref.ppl, e.ppl / ref.ppl, e.kldMean,
                            e.kldQuantile(0.99), e.kld.max() ?? 0, e.sameTop1Percent)
         }

@@ -263,7 +263,7 @@ extension JSONValue {
             case "\u{0C}": out += "\\f"
             default:
                 if u.value < 0x20 || u.value == 0x7f {
-                    out += String(format: "\\u%04x", u.value)
+                    out += String(format: "\\u%04lx", UInt(u.value))
                 } else {
                     out.unicodeScalars.append(u)
                 }

@@ -41,7 +41,7 @@ public struct InspectReport {
                 + "  " + "[\(t.shape.map(String.init).joined(separator: ", "))]".padding(toLength: 14, withPad: " ", startingAt: 0)
                 + "  " + t.type.padding(toLength: 6, withPad: " ", startingAt: 0) + "  \(t.bytes)\n"
         }
-        out += String(format: "total: %d parameters, %d bytes of tensor data, %.4f bits per weight", totalElements, totalBytes, bitsPerWeight)
+        out += String(format: "total: %ld parameters, %ld bytes of tensor data, %.4f bits per weight", totalElements, totalBytes, bitsPerWeight)
         return out
     }
 

@@ -58,7 +58,7 @@ public enum SyntheticCheckpoint {
         var weightMap: [(String, JSONValue)] = []
         var done = 0
         for (k, g) in groups.enumerated() {
-            let name = groups.count == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, groups.count)
+            let name = groups.count == 1 ? "model.safetensors" : String(format: "model-%05ld-of-%05ld.safetensors", k + 1, groups.count)
             try SafetensorsWriter.write(path: dir + "/" + name, entries: g.map { .init(name: $0.0, dtype: .bf16, shape: $0.1) }) { i in
                 progress?("synth \(g[i].0)", done, all.count); done += 1
                 return values(g[i].0, count: g[i].1.reduce(1, *), seed: seed)

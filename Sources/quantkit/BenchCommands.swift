@@ -40,7 +40,7 @@ struct BenchTokenizer: ParsableCommand {
             let t0 = Date()
             let ids = tok.encode(s, addSpecial: false, parseSpecial: false)
             let dt = Date().timeIntervalSince(t0)
-            print(String(format: "{\"mb_per_s\": %.2f, \"tokens\": %d, \"seconds\": %.3f}", Double(s.utf8.count) / dt / 1e6, ids.count, dt))
+            print(String(format: "{\"mb_per_s\": %.2f, \"tokens\": %ld, \"seconds\": %.3f}", Double(s.utf8.count) / dt / 1e6, ids.count, dt))
         }
     }
 }

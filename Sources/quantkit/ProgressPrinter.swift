@@ -17,7 +17,7 @@ final class ProgressPrinter {
         let el = now.timeIntervalSince(start)
         let rate = el > 0 ? Double(done) / el : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        let line = String(format: "\r\u{1B}[K%@ %d/%d  %.1f/s  ETA %.0fs", what, done, total, rate, eta)
+        let line = String(format: "\r\u{1B}[K%@ %ld/%ld  %.1f/s  ETA %.0fs", what, done, total, rate, eta)
         FileHandle.standardError.write(Data(line.utf8))
         if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
     }

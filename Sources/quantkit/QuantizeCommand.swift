@@ -124,7 +124,7 @@ struct Quantize: ParsableCommand {
                 print(JSONValue.object([("output", .string(r.output)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes))),
                                         ("bits_per_weight", .double(r.bitsPerWeight))] + extra).serialized())
             } else {
-                print(String(format: "wrote %@: %d tensors, %d bytes, %.4f bits per weight", r.output, r.tensors, r.bytes, r.bitsPerWeight))
+                print(String(format: "wrote %@: %ld tensors, %ld bytes, %.4f bits per weight", r.output, r.tensors, r.bytes, r.bitsPerWeight))
             }
         }
     }
@@ -148,7 +148,7 @@ struct Quantize: ParsableCommand {
                   + "\(t.bytes) bytes")
         }
         for f in p.fallbacks { print("fallback: \(f.name) \(f.from.name) -> \(f.to.name) (row length not a multiple of the block size)") }
-        print(String(format: "total: %d bytes, %.4f bits per weight (%@)", p.totalBytes, p.bitsPerWeight, preset.name))
+        print(String(format: "total: %ld bytes, %.4f bits per weight (%@)", p.totalBytes, p.bitsPerWeight, preset.name))
     }
 
     /// Every file this command reads: the model, its imatrix and calibration files.
@@ -184,7 +184,7 @@ struct Quantize: ParsableCommand {
         } else {
             if !r.linears.isEmpty { print(ReportJSON.gptqSummary(r.linears)) }
             if !r.awqLayers.isEmpty { print(ReportJSON.awqSummary(r.awqLayers)) }
-            print(String(format: "wrote %@ (%@, %@, %@): %d tensors, %d bytes, %.4f bits per weight, %.1f s", ck.dir, ck.checkpointFormat, method.rawValue,
+            print(String(format: "wrote %@ (%@, %@, %@): %ld tensors, %ld bytes, %.4f bits per weight, %.1f s", ck.dir, ck.checkpointFormat, method.rawValue,
                          p.scheme.description, ck.tensors, ck.bytes, ck.bitsPerWeight, r.seconds))
         }
     }

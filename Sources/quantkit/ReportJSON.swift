@@ -21,14 +21,14 @@ enum ReportJSON {
     static func gptqSummary(_ rep: [GPTQPipeline.LinearReport]) -> String {
         let rtn = rep.map(\.outputMSERTN).reduce(0, +), g = rep.map(\.outputMSE).reduce(0, +)
         let better = rep.filter { $0.outputMSE < $0.outputMSERTN }.count
-        return String(format: "GPTQ: %d linears; summed output MSE on the calibration inputs %.6g (round-to-nearest %.6g, %.1f%% lower); GPTQ lower on %d of %d",
+        return String(format: "GPTQ: %ld linears; summed output MSE on the calibration inputs %.6g (round-to-nearest %.6g, %.1f%% lower); GPTQ lower on %ld of %ld",
                       rep.count, g, rtn, rtn > 0 ? 100 * (1 - g / rtn) : 0, better, rep.count)
     }
 
     static func awqSummary(_ rep: [AWQPipeline.LayerReport]) -> String {
         let all = rep.flatMap(\.ratios)
         let plain = all.map(\.lossPlain).reduce(0, +), best = all.map(\.lossBest).reduce(0, +)
-        return String(format: "AWQ: %d layers, %d scale searches; summed block-output MSE %.6g (unscaled %.6g, %.1f%% lower)",
+        return String(format: "AWQ: %ld layers, %ld scale searches; summed block-output MSE %.6g (unscaled %.6g, %.1f%% lower)",
                       rep.count, all.count, best, plain, plain > 0 ? 100 * (1 - best / plain) : 0)
     }
 }
