@@ -38,7 +38,7 @@ public enum Perplexity {
     /// llama.cpp's protocol: non-overlapping chunks of `ctx` tokens (the text tokenized once, BOS first in each
     /// chunk when the vocabulary adds BOS), the second half of each chunk scored.
     /// `paper`: windows of `ctx` tokens, every prediction scored, no BOS per window.
-    public enum EvalProtocol: String, Sendable { case llamaCpp = "llama.cpp", paper }
+    public enum EvalProtocol: String, CaseIterable, Sendable { case llamaCpp = "llama.cpp", paper }
 
     public struct Chunking {
         public let starts: [Int]

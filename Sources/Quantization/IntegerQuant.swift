@@ -24,7 +24,7 @@ public struct IntegerScheme: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// How a group's scale and zero are chosen from its values.
-public enum IntegerQuantizer: String, Sendable {
+public enum IntegerQuantizer: String, CaseIterable, Sendable {
     /// GPTQ's min-max quantizer: the range always includes 0; symmetric puts the zero at (maxq+1)/2 with
     /// scale 2·amax/maxq; ties round to even.
     case gptq

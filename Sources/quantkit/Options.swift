@@ -17,13 +17,9 @@ extension QuantKit.Converter.OutType: ArgumentParser.ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
 }
 
-extension Quantization.IntegerQuantizer: ArgumentParser.ExpressibleByArgument {
-    public static var allValueStrings: [String] { ["gptq", "awq"] }
-}
+extension Quantization.IntegerQuantizer: ArgumentParser.ExpressibleByArgument {}
 
-extension Evaluation.Perplexity.EvalProtocol: ArgumentParser.ExpressibleByArgument {
-    public static var allValueStrings: [String] { ["llama.cpp", "paper"] }
-}
+extension Evaluation.Perplexity.EvalProtocol: ArgumentParser.ExpressibleByArgument {}
 
 extension Quantization.QuantPreset: ArgumentParser.ExpressibleByArgument {
     /// llama-quantize's names (any case), Q4_K/Q5_K/Q3_K for their _M presets, or an ftype number.
