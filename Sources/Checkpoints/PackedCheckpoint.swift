@@ -82,18 +82,18 @@ public enum PackedCheckpoint {
         /// Whether some linear has a zero point of 0 (GPTQ v1 cannot hold it).
         public private(set) var hasZeroPoint0 = false
 
-        /// `spillPath`: a scratch file for the codes (removed when this is released), or nil to hold them in memory.
+        /// `spillPath`: a scratch file for the codes (unlinked as soon as it is open, so nothing is left behind even on
+        /// a signal), or nil to hold them in memory.
         public init(spillPath: String? = nil) throws {
             self.spillPath = spillPath
             if let spillPath {
-                spill = open(spillPath, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+                spill = PartialFiles.scratchFile(spillPath)
                 guard spill >= 0 else { throw QKError(file: spillPath, "cannot create the scratch file for quantized linears") }
             }
         }
 
         deinit {
             if spill >= 0 { close(spill) }
-            if let spillPath { unlink(spillPath) }
         }
 
         public var modules: [String] { Array(held.keys) }

@@ -6,20 +6,61 @@ import Darwin
 import Foundation
 
 /// Partial outputs that exist right now, so a signal handler can remove them.
+///
+/// Making a partial output and recording it happen under one lock, and so do renaming it into place and forgetting
+/// it; `removeAllForExit()` takes that lock and keeps it until the process exits. A signal arriving at any moment
+/// therefore finds every partial output recorded, and no thread can make or rename one while they are being removed.
 public enum PartialFiles {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var paths: Set<String> = []
-
     nonisolated(unsafe) private static var directories: Set<String> = []
 
-    static func add(_ p: String) { lock.lock(); paths.insert(p); lock.unlock() }
-    static func remove(_ p: String) { lock.lock(); paths.remove(p); lock.unlock() }
-    static func addDirectory(_ p: String) { lock.lock(); directories.insert(p); lock.unlock() }
-    static func removeDirectory(_ p: String) { lock.lock(); directories.remove(p); lock.unlock() }
+    /// Runs `make` (which creates the partial file `p`) and records `p`, as one step.
+    static func create<T>(_ p: String, directory: Bool = false, _ make: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        let made = try make()
+        if directory { directories.insert(p) } else { paths.insert(p) }
+        return made
+    }
 
-    /// Unlinks every partial output (called on SIGINT/SIGTERM). Returns the removed paths.
+    /// Runs `finish` (which renames or removes the partial output `p`) and forgets `p`, as one step.
+    static func finish<T>(_ p: String, directory: Bool = false, _ finish: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        if directory { directories.remove(p) } else { paths.remove(p) }
+        return try finish()
+    }
+
+    /// Unlinks every partial output (after an error). Returns the removed paths.
     @discardableResult public static func removeAll() -> [String] {
-        lock.lock(); let all = Array(paths), dirs = Array(directories); paths.removeAll(); directories.removeAll(); lock.unlock()
+        lock.lock()
+        defer { lock.unlock() }
+        return unlinkAll()
+    }
+
+    /// Unlinks every partial output and keeps the lock, so no other thread makes or renames one before the caller
+    /// exits (SIGINT/SIGTERM). Returns the removed paths.
+    public static func removeAllForExit() -> [String] {
+        lock.lock()
+        return unlinkAll()
+    }
+
+    /// Opens a new scratch file at `p` for reading and writing and unlinks its name at once (both under the lock), so
+    /// it is gone when closed or when the process ends, however it ends. Returns the descriptor, or -1 with errno.
+    public static func scratchFile(_ p: String) -> Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        let fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        if fd >= 0 { unlink(p) }
+        return fd
+    }
+
+    private static func unlinkAll() -> [String] {
+        let all = Array(paths)
+        let dirs = Array(directories)
+        paths.removeAll()
+        directories.removeAll()
         for p in all { unlink(p) }
         for d in dirs { try? FileManager.default.removeItem(atPath: d) }
         return all + dirs
@@ -50,9 +91,12 @@ public final class OutputFile {
                 throw QKError(file: path, "output directory \(dir) does not exist")
             }
         }
-        fd = open(partialPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw QKError(file: partialPath, "cannot create (\(String(cString: strerror(errno))))") }
-        PartialFiles.add(partialPath)
+        let partial = partialPath
+        fd = try PartialFiles.create(partial) {
+            let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if fd < 0 { throw QKError(file: partial, "cannot create (\(String(cString: strerror(errno))))") }
+            return fd
+        }
         buffer.reserveCapacity(bufferLimit)
     }
 
@@ -112,20 +156,18 @@ public final class OutputFile {
         if fsync(fd) != 0 { throw QKError(file: partialPath, "fsync failed (\(String(cString: strerror(errno))))") }
         close(fd)
         fd = -1
-        if rename(partialPath, path) != 0 {
-            let msg = String(cString: strerror(errno))
+        let renamed = PartialFiles.finish(partialPath) { rename(partialPath, path) == 0 ? nil : String(cString: strerror(errno)) }
+        if let msg = renamed {
             abort()
             throw QKError(file: path, "cannot rename the finished output into place (\(msg))")
         }
-        PartialFiles.remove(partialPath)
         done = true
     }
 
     /// Closes and removes the partial file.
     public func abort() {
         if fd >= 0 { close(fd); fd = -1 }
-        unlink(partialPath)
-        PartialFiles.remove(partialPath)
+        PartialFiles.finish(partialPath) { _ = unlink(partialPath) }
         done = true
     }
 }
@@ -170,10 +212,12 @@ public final class OutputDirectory {
             if fm.fileExists(atPath: path) { try fm.removeItem(atPath: path) }
         }
         if fm.fileExists(atPath: partialPath) { try fm.removeItem(atPath: partialPath) }   // left by a killed run
-        do { try fm.createDirectory(atPath: partialPath, withIntermediateDirectories: true) } catch {
-            throw QKError(file: partialPath, "cannot create the output directory: \(error.localizedDescription)")
+        let partial = partialPath
+        try PartialFiles.create(partial, directory: true) {
+            do { try fm.createDirectory(atPath: partial, withIntermediateDirectories: true) } catch {
+                throw QKError(file: partial, "cannot create the output directory: \(error.localizedDescription)")
+            }
         }
-        PartialFiles.addDirectory(partialPath)
     }
 
     deinit { if !done { abort() } }
@@ -182,25 +226,25 @@ public final class OutputDirectory {
     public func file(_ name: String) -> String { partialPath + "/" + name }
 
     public func commit() throws {
-        if replacesFiles && FileManager.default.fileExists(atPath: path) {
-            for f in try FileManager.default.contentsOfDirectory(atPath: partialPath) {
-                guard rename(partialPath + "/" + f, path + "/" + f) == 0 else {
-                    throw QKError(file: path + "/" + f, "cannot replace it: \(String(cString: strerror(errno)))")
+        try PartialFiles.finish(partialPath, directory: true) {
+            if replacesFiles && FileManager.default.fileExists(atPath: path) {
+                for f in try FileManager.default.contentsOfDirectory(atPath: partialPath) {
+                    guard rename(partialPath + "/" + f, path + "/" + f) == 0 else {
+                        throw QKError(file: path + "/" + f, "cannot replace it: \(String(cString: strerror(errno)))")
+                    }
+                }
+                try? FileManager.default.removeItem(atPath: partialPath)
+            } else {
+                guard rename(partialPath, path) == 0 else {
+                    throw QKError(file: path, "cannot rename \(partialPath) to it: \(String(cString: strerror(errno)))")
                 }
             }
-            try? FileManager.default.removeItem(atPath: partialPath)
-            PartialFiles.removeDirectory(partialPath)
-            done = true
-            return
         }
-        guard rename(partialPath, path) == 0 else { throw QKError(file: path, "cannot rename \(partialPath) to it: \(String(cString: strerror(errno)))") }
-        PartialFiles.removeDirectory(partialPath)
         done = true
     }
 
     public func abort() {
-        try? FileManager.default.removeItem(atPath: partialPath)
-        PartialFiles.removeDirectory(partialPath)
+        PartialFiles.finish(partialPath, directory: true) { try? FileManager.default.removeItem(atPath: partialPath) }
         done = true
     }
 }

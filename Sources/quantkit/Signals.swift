@@ -14,7 +14,7 @@ enum Signals {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                let removed = PartialFiles.removeAll()
+                let removed = PartialFiles.removeAllForExit()
                 let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
                 let msg = "quantkit: interrupted by \(name)" + (removed.isEmpty ? "" : "; removed \(removed.joined(separator: ", "))") + "\n"
                 FileHandle.standardError.write(Data(msg.utf8))
