@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import ModelFormats
 import TensorCore
@@ -17,9 +18,13 @@ public struct InspectReport {
     public let fileBytes: Int
     public let metadata: [(String, String, JSONValue)]  // key, type name, value (arrays summarized)
     public let tensors: [Tensor]
+    /// A packed checkpoint (GPTQ, AWQ, compressed-tensors): the weights its linears stand for and the bytes that hold
+    /// them and everything else (packing metadata such as g_idx left out), as `eval` counts them. Its int32 words are
+    /// not parameters.
+    public var packed: (description: String, params: Int, bytes: Int)? = nil
 
-    public var totalElements: Int { tensors.reduce(0) { $0 + $1.elements } }
-    public var totalBytes: Int { tensors.reduce(0) { $0 + $1.bytes } }
+    public var totalElements: Int { packed?.params ?? tensors.reduce(0) { $0 + $1.elements } }
+    public var totalBytes: Int { packed?.bytes ?? tensors.reduce(0) { $0 + $1.bytes } }
     public var bitsPerWeight: Double { totalElements > 0 ? Double(totalBytes * 8) / Double(totalElements) : 0 }
 
     public func text() -> String {
@@ -41,6 +46,7 @@ public struct InspectReport {
                 + "  " + "[\(t.shape.map(String.init).joined(separator: ", "))]".padding(toLength: 14, withPad: " ", startingAt: 0)
                 + "  " + t.type.padding(toLength: 6, withPad: " ", startingAt: 0) + "  \(t.bytes)\n"
         }
+        if let packed { out += "packed: \(packed.description); parameters count each packed linear's unpacked weights\n" }
         out += String(format: "total: %ld parameters, %ld bytes of tensor data, %.4f bits per weight", totalElements, totalBytes, bitsPerWeight)
         return out
     }
@@ -52,6 +58,7 @@ public struct InspectReport {
             ("tensors", .array(tensors.map {
                 .object([("name", .string($0.name)), ("shape", .array($0.shape.map { .int(Int64($0)) })), ("type", .string($0.type)), ("bytes", .int(Int64($0.bytes)))])
             })),
+            ("packed", packed.map { .string($0.description) } ?? .null),
             ("total_parameters", .int(Int64(totalElements))), ("total_bytes", .int(Int64(totalBytes))),
             ("bits_per_weight", .double(bitsPerWeight)),
         ])
@@ -97,6 +104,16 @@ public enum Inspector {
         for f in ck.files { for (k, v) in f.metadata.sorted(by: { $0.key < $1.key }) { md.append((k, "STRING", .string(v))) } }
         let ts = ck.names.compactMap { n in ck.info(n).map { InspectReport.Tensor(name: n, shape: $0.shape, type: $0.dtype.rawValue, bytes: $0.range.count) } }
         let size = ck.files.reduce(0) { $0 + $1.file.size }
-        return InspectReport(path: path, format: ck.files.count > 1 ? "safetensors (\(ck.files.count) shards)" : "safetensors", fileBytes: size, metadata: md, tensors: ts)
+        var r = InspectReport(path: path, format: ck.files.count > 1 ? "safetensors (\(ck.files.count) shards)" : "safetensors",
+                              fileBytes: size, metadata: md, tensors: ts)
+        var isDir: ObjCBool = false
+        FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        let config = (isDir.boolValue ? path : (path as NSString).deletingLastPathComponent) + "/config.json"
+        if FileManager.default.fileExists(atPath: config), let p = try PackedReader(configPath: config, weights: ck) {
+            let (params, bytes) = try p.sizes()
+            let kind = "\(p.layout.rawValue)\(p.v1 ? " (v1)" : "") int\(p.bits), group \(p.groupSize), \(p.sym ? "sym" : "asym")"
+            r.packed = (kind, params, bytes)
+        }
+        return r
     }
 }

@@ -41,6 +41,14 @@ final class PackedCheckpointTests: XCTestCase {
             XCTAssertEqual(try w.embeddingTable(), try src.weights.floats("model.embed_tokens.weight"))
             XCTAssertEqual(w.lmHead ?? [], try src.weights.floats("lm_head.weight"))
             XCTAssertLessThan(r.checkpoint.bitsPerWeight, 16)
+            // inspect counts the weights the packed linears stand for (it counted their int32 words: 27.6 bpw on a
+            // real model), so the parameters are the unpacked source's, and the bytes are the files' tensor bytes
+            let (ins, source) = (try Inspector.inspect(dir), try Inspector.inspect(Support.microHF))
+            XCTAssertEqual(ins.totalElements, source.totalElements, "\(layout)")
+            let gIdx = ins.tensors.filter { $0.name.hasSuffix("g_idx") || $0.name.hasSuffix("weight_shape") }.reduce(0) { $0 + $1.bytes }
+            XCTAssertEqual(ins.totalBytes, ins.tensors.reduce(0) { $0 + $1.bytes } - gIdx)
+            XCTAssertNotNil(ins.packed)
+            XCTAssertTrue(ins.text().contains("packed: \(layout.rawValue)"), ins.text())
             // export: a plain f32 checkpoint with the same (dequantized) weights, no quantization_config
             let plain = Support.tmpDir() + "/plain"
             _ = try Exporter.export(dir, to: plain, dtype: .f32)
