@@ -15,6 +15,9 @@ public enum GPTQPipeline {
     public struct Options {
         public var data = CalibrationSet()
         public var gptq = GPTQOptions()
+        /// Per linear (layer, linear): the grid it is quantized onto, or nil to keep it as it is (a linear the plan
+        /// stores as F16/BF16/F32). Without it every linear takes `gptq.grid`. Describe it in `fingerprintExtra`.
+        public var grids: ((Int, LlamaLinear) -> GPTQGrid?)? = nil
         public var trueSequential = true
         /// Per-linear column importance for the weighted ggml block search (by HF weight name), e.g. from an imatrix;
         /// nil → diag(H).
@@ -41,6 +44,10 @@ public enum GPTQPipeline {
             return try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: IntegerScheme(bits: bits, groupSize: o.groupSize, sym: sym), quantizer: .gptq).dequantized()
         case let .ggml(t):
             let b = try GGMLCodec.quantize(t, W, rowLength: cols)
+            return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+        case let .block(t):
+            // as llama-quantize writes the type (with the imatrix when one is given)
+            let b = try GGMLCodec.quantize(t, W, rowLength: cols, imatrix: o.importance)
             return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
         }
     }
@@ -110,11 +117,15 @@ public enum GPTQPipeline {
             let (rows, width) = lin.shape(c)
             let name = lin.hfName(layer: l)
             var go = o.gptq
+            if let grids = o.grids {
+                guard let g = grids(l, lin) else { return }  // stored unquantized: nothing to calibrate
+                go.grid = g
+            }
             if let imp = o.importance?(name), imp.count == width { go.importance = imp }
             let r = try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: go)
             L[lin] = r.Q
             results[lin] = r
-            let rtn = try roundToNearest(w, rows: rows, cols: width, options: o.gptq)
+            let rtn = try roundToNearest(w, rows: rows, cols: width, options: go)
             report.append(LinearReport(name: name, loss: r.loss, damp: r.dampUsed,
                                        outputMSERTN: OutputError.mse(w, rtn, gram: h, rows: rows, cols: width, gramScale: 0.5),
                                        outputMSE: OutputError.mse(w, r.Q, gram: h, rows: rows, cols: width, gramScale: 0.5)))
@@ -124,7 +135,17 @@ public enum GPTQPipeline {
             var rec = ResumeState.Record()
             for linear in LlamaLinear.allCases {
                 let name = linear.hfName(layer: l), lin = linear.hf
-                guard let r = results[linear], let rep = report.last(where: { $0.name == name }) else { continue }
+                guard let r = results[linear], let rep = report.last(where: { $0.name == name }) else {
+                    rec.metadata.append((lin + ".kept", "true"))
+                    continue
+                }
+                rec.metadata += [(lin + ".loss", "\(r.loss)"), (lin + ".damp", "\(r.dampUsed)"),
+                                 (lin + ".mseRTN", "\(rep.outputMSERTN)"), (lin + ".mse", "\(rep.outputMSE)")]
+                if let blocks = r.blocks {
+                    rec.bytes.append((lin + ".blocks", blocks))
+                    if let p = r.perm { rec.ints.append((lin + ".perm", p.map { Int32($0) })) }
+                    continue
+                }
                 // codes as bytes (every grid's codes fit: 0 … 255 or −128 … 127); Q is not kept (the callers pack
                 // codes and group parameters)
                 rec.floats += [(lin + ".scale", r.params.flatMap(\.scale)), (lin + ".zero", r.params.flatMap(\.zero))]
@@ -132,8 +153,7 @@ public enum GPTQPipeline {
                 rec.ints.append((lin + ".groupIndex", r.groupIndex.map { Int32($0) }))
                 rec.metadata.append((lin + ".signedCodes", "\(r.codes.contains { $0 < 0 })"))
                 if let p = r.perm { rec.ints.append((lin + ".perm", p.map { Int32($0) })) }
-                rec.metadata += [(lin + ".loss", "\(r.loss)"), (lin + ".damp", "\(r.dampUsed)"), (lin + ".groups", "\(r.params.count)"),
-                                 (lin + ".mseRTN", "\(rep.outputMSERTN)"), (lin + ".mse", "\(rep.outputMSE)")]
+                rec.metadata.append((lin + ".groups", "\(r.params.count)"))
             }
             return rec
         }
@@ -141,6 +161,17 @@ public enum GPTQPipeline {
         func restore(_ l: Int, from s: ResumeState.Saved) throws {
             for linear in LlamaLinear.allCases {
                 let lin = linear.hf
+                if s.metadata[lin + ".kept"] == "true" { continue }
+                if let blocks = s.bytes[lin + ".blocks"], let loss = s.metadata[lin + ".loss"].flatMap({ Double($0) }),
+                   let damp = s.metadata[lin + ".damp"].flatMap({ Float($0) }), let mr = s.metadata[lin + ".mseRTN"].flatMap({ Double($0) }),
+                   let mse = s.metadata[lin + ".mse"].flatMap({ Double($0) }) {
+                    var r = GPTQ.Result(Q: [], codes: [], params: [], groupIndex: [], perm: s.ints[lin + ".perm"].map { $0.map { Int($0) } },
+                                        loss: loss, dampUsed: damp)
+                    r.blocks = blocks
+                    results[linear] = r
+                    report.append(LinearReport(name: linear.hfName(layer: l), loss: loss, damp: damp, outputMSERTN: mr, outputMSE: mse))
+                    continue
+                }
                 guard let sc = s.floats[lin + ".scale"], let ze = s.floats[lin + ".zero"],
                       let bytes = s.bytes[lin + ".codes"], let gi = s.ints[lin + ".groupIndex"], let signed = s.metadata[lin + ".signedCodes"],
                       let G = s.metadata[lin + ".groups"].flatMap({ Int($0) }), G > 0, sc.count % G == 0, ze.count == sc.count,

@@ -9,21 +9,40 @@ import TensorCore
 /// GPTQ and AWQ written as GGUF: the calibrated linears in the blocks of the types a preset plans.
 
 extension GPTQPipeline {
-    /// GPTQ expressed in ggml block types stock llama.cpp loads: every linear the preset puts in Q4_0 / Q4_1 / Q8_0
-    /// is GPTQ-quantized against that block type's own grid and packed into it; everything else follows the
-    /// preset's round-to-nearest plan (so the file has the same types and size as llama-quantize's).
+    /// GPTQ expressed in ggml block types stock llama.cpp loads: the preset's plan (with --tensor-type, --pure and the
+    /// imatrix rules, exactly as round-to-nearest would write it) gives every linear its type, and each linear is
+    /// GPTQ-quantized onto that type's own grid and packed into it — Q4_0 / Q4_1 / Q8_0 blocks through their scale
+    /// rules, the K-quants, IQ4_NL / IQ4_XS and Q5_0 / Q5_1 with each block's scales from the type's search on the
+    /// values GPTQ has updated so far, weighted by the imatrix or else by diag(H). Linears the plan keeps in F16/BF16/F32
+    /// are stored as they are; a type GPTQ cannot write stops the run before any work, naming the tensor. Everything
+    /// else (embeddings, output, norms) follows the plan, so the file has llama-quantize's types and size.
     public static func quantizeToGGUF(source: String, output: String, preset: QuantPreset, options o: Options,
                                       quantizeOptions: GGUFQuantizer.Options? = nil, progress: ProgressCallback? = nil) throws -> (GGUFQuantizer.Report, [LinearReport]) {
-        guard [GGMLType.q4_0, .q4_1, .q8_0].contains(preset.defaultType) else {
-            throw QKError("--method gptq writes GGUF presets Q4_0, Q4_1 and Q8_0 (got \(preset.name))")
-        }
-        let type = preset.defaultType
+        let qo = quantizeOptions ?? .init(preset: preset)
+        let plan = try GGUFQuantizer.plan(source, options: qo)
+        var typeOf: [String: GGMLType] = [:]
+        for t in plan.tensors { typeOf[t.name] = t.to }
         let m = try LoadedModel.load(source)
         let c = m.forward.w.config
+        var grids: [String: GPTQGrid] = [:]
+        for l in 0..<c.numLayers {
+            for lin in LlamaLinear.allCases {
+                let g = lin.ggufName(layer: l)
+                guard let t = typeOf[g] else { throw QKError(file: source, "the plan has no tensor \(g)") }
+                if [.f32, .f16, .bf16].contains(t) { continue }
+                guard let grid = GPTQGrid.forType(t) else {
+                    let writable = BlockCodes.writable.sorted { $0.rawValue < $1.rawValue }.map(\.name).joined(separator: ", ")
+                    throw QKError("--method gptq cannot write \(g) as \(t.name) (the plan of \(preset.name) with the given options); "
+                                  + "GPTQ writes \(writable), F16, BF16 and F32")
+                }
+                grids[g] = grid
+            }
+        }
         var opts = o
-        opts.gptq.grid = .ggml(type)
-        if let ip = quantizeOptions?.imatrixPath {
-            // llama-imatrix's statistics weight the block scale search (by GGUF tensor name)
+        opts.grids = { l, lin in grids[lin.ggufName(layer: l)] }
+        opts.fingerprintExtra += " plan " + grids.keys.sorted().map { "\($0)=\(typeOf[$0]!.name)" }.joined(separator: ",")
+        if let ip = qo.imatrixPath {
+            // llama-imatrix's statistics weight each block's scale search (by GGUF tensor name)
             let im = try ImatrixFile.load(path: ip)
             opts.importance = { hf in LlamaTensorNames.gguf(hf).flatMap { im.weights($0) } }
         }
@@ -31,10 +50,12 @@ extension GPTQPipeline {
         var replacements: [String: (GGMLType, [UInt8])] = [:]
         let report = try run(m, options: opts, progress: progress) { l, lin, r in
             let (rows, cols) = lin.shape(c)
-            let bytes = try GPTQ.packGGML(r, type: type, rows: rows, cols: cols)
-            replacements[lin.ggufName(layer: l)] = (type, try lin.toGGUF(rowBytes: bytes, rowBytes: type.rowBytes(cols), c))
+            let g = lin.ggufName(layer: l)
+            guard let t = typeOf[g] else { return }
+            let bytes = try r.blocks ?? GPTQ.packGGML(r, type: t, rows: rows, cols: cols)
+            replacements[g] = (t, try lin.toGGUF(rowBytes: bytes, rowBytes: t.rowBytes(cols), c))
         }
-        let q = try GGUFQuantizer.quantize(source, to: output, options: quantizeOptions ?? .init(preset: preset), replacements: replacements, progress: progress)
+        let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
         ResumeState.finish(output: output)
         return (q, report)
     }

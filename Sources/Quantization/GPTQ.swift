@@ -3,11 +3,19 @@ import ModelFormats
 import TensorCore
 
 /// The grid each column is rounded to: an integer grid with per-row, per-group scale/zero (GPTQ's min-max
-/// quantizer), or the block grid of a ggml type (32 columns per block, the block's own scale rules) so the result
-/// packs exactly into that type.
+/// quantizer), or the block grid of a ggml type so the result packs exactly into that type: `.ggml` for Q4_0 / Q4_1 /
+/// Q8_0 (32-column blocks, their scale rules written out here), `.block` for any type `BlockCodes` can write (the
+/// K-quants, IQ4_NL / IQ4_XS, Q5_0 / Q5_1): each block's scales come from the type's own search (`BlockGrid`).
 public enum GPTQGrid: Equatable, Sendable {
     case minmax(bits: Int, sym: Bool)
     case ggml(GGMLType)  // .q4_0, .q4_1, .q8_0
+    case block(GGMLType)
+
+    /// The grid GPTQ uses for ggml type `t`, or nil when it cannot write `t`.
+    public static func forType(_ t: GGMLType) -> GPTQGrid? {
+        if [.q4_0, .q4_1, .q8_0].contains(t) { return .ggml(t) }
+        return BlockCodes.writable.contains(t) ? .block(t) : nil
+    }
 }
 
 public struct GPTQOptions: Sendable {
@@ -48,6 +56,8 @@ public enum GPTQ {
         /// Group of each (original) column.
         public var groupIndex: [Int]
         public var perm: [Int]?
+        /// `.block` grids: the packed blocks, [rows × cols / blockSize] row-major (codes and params stay empty).
+        public var blocks: [UInt8]? = nil
         /// Σ (w − q)² / Hinv[i,i]² / 2 over all columns (the GPTQ loss).
         public var loss: Double
         public var dampUsed: Float
@@ -156,7 +166,13 @@ public enum GPTQ {
     public static func run(W w0: [Float], rows: Int, cols: Int, H h0: [Float], options o: GPTQOptions) throws -> Result {
         guard w0.count == rows * cols, h0.count == cols * cols else { throw QKError("GPTQ: W is \(w0.count) values, H \(h0.count); expected \(rows)×\(cols) and \(cols)²") }
         var groupSize = o.groupSize
-        if case let .ggml(t) = o.grid {
+        var blockType: GGMLType? = nil
+        if case let .block(t) = o.grid {
+            guard BlockCodes.writable.contains(t) else { throw QKError("GPTQ cannot write \(t.name) blocks") }
+            blockType = t
+        }
+        if case let .ggml(t) = o.grid { blockType = t }
+        if let t = blockType {
             groupSize = t.blockSize
             guard cols % groupSize == 0 else { throw QKError("GPTQ into \(t.name): \(cols) columns are not whole blocks of \(groupSize)") }
             if o.actOrder && !o.staticGroups { throw QKError("GPTQ into ggml blocks with --act-order needs --static-groups (blocks are fixed in column order)") }
@@ -173,8 +189,10 @@ public enum GPTQ {
         // block importance for the weighted ggml block search (original column order)
         var isGGML = false
         if case .ggml = o.grid { isGGML = true }
+        var isBlock = false
+        if case .block = o.grid { isBlock = true }
         var imp0: [Float]? = nil
-        if isGGML && o.weightedBlockScales {
+        if (isGGML && o.weightedBlockScales) || isBlock {
             if let given = o.importance {
                 guard given.count == cols else { throw QKError("GPTQ: importance has \(given.count) entries for \(cols) columns") }
                 imp0 = given
@@ -185,7 +203,15 @@ public enum GPTQ {
         func slice(_ v: [Float]?, _ r: Range<Int>) -> [Float]? { v.map { Array($0[r]) } }
         // static groups: params from the unmodified weights, in original column order
         var staticParams: [GroupParams] = []
-        if o.staticGroups {
+        var grids: [BlockGrid?] = Array(repeating: nil, count: isBlock ? cols / groupSize : 0)
+        if o.staticGroups && isBlock, let t = blockType {
+            try W.withUnsafeBufferPointer { wp in
+                for g in 0..<grids.count {
+                    grids[g] = try BlockGrid(t, wp.baseAddress! + g * groupSize, rows: rows, stride: cols,
+                                             importance: slice(imp0, (g * groupSize)..<((g + 1) * groupSize)))
+                }
+            }
+        } else if o.staticGroups {
             W.withUnsafeBufferPointer { wp in
                 for g in 0..<((cols + groupSize - 1) / groupSize) {
                     let r = (g * groupSize)..<min(cols, (g + 1) * groupSize)
@@ -227,8 +253,11 @@ public enum GPTQ {
         var codes = [Int32](repeating: 0, count: rows * cols)
         var params: [GroupParams?] = staticParams.isEmpty ? Array(repeating: nil, count: (cols + groupSize - 1) / groupSize) : staticParams
         var cur = GroupParams(scale: [], zero: [])
+        var grid: BlockGrid? = nil
+        var blockCodes = [UInt8](repeating: 0, count: isBlock ? rows * cols : 0)  // original column order
         var loss = 0.0
-        let B = max(1, o.blockSize)
+        // a block grid's blocks lie inside one lazy batch, so their scales come from the values GPTQ has updated so far
+        let B = isBlock ? (max(1, o.blockSize) + groupSize - 1) / groupSize * groupSize : max(1, o.blockSize)
         var W1 = [Float](repeating: 0, count: rows * B), Err1 = [Float](repeating: 0, count: rows * B)
         for i1 in stride(from: 0, to: cols, by: B) {
             let i2 = min(i1 + B, cols), count = i2 - i1
@@ -236,7 +265,16 @@ public enum GPTQ {
             for i in 0..<count {
                 let col = i1 + i
                 let orig = perm?[col] ?? col
-                if !staticParams.isEmpty {
+                if isBlock, let t = blockType {
+                    if o.staticGroups {
+                        grid = grids[orig / groupSize]
+                    } else if col % groupSize == 0 {
+                        grid = try W1.withUnsafeBufferPointer {
+                            try BlockGrid(t, $0.baseAddress! + i, rows: rows, stride: B, importance: slice(imp0, col..<(col + groupSize)))
+                        }
+                        grids[col / groupSize] = grid
+                    }
+                } else if !staticParams.isEmpty {
                     cur = staticParams[groupOf[orig]]
                 } else if col % groupSize == 0 {
                     if isGGML && B % groupSize == 0 {
@@ -251,11 +289,20 @@ public enum GPTQ {
                     params[col / groupSize] = cur
                 }
                 let d = HinvF[col * cols + col]
+                let j = orig % groupSize
                 for r in 0..<rows {
                     let wv = W1[r * B + i]
-                    let (code, qv) = quantize(o.grid, wv, cur.scale[r], cur.zero[r])
+                    let qv: Float
+                    if let grid {
+                        let (code, v) = grid.nearest(r, j, wv)
+                        blockCodes[r * cols + orig] = code
+                        qv = v
+                    } else {
+                        let (code, v) = quantize(o.grid, wv, cur.scale[r], cur.zero[r])
+                        codes[r * cols + orig] = code
+                        qv = v
+                    }
                     Q[r * cols + orig] = qv
-                    codes[r * cols + orig] = code
                     let err = (wv - qv) / d
                     loss += Double((wv - qv) * (wv - qv) / (d * d) / 2)
                     Err1[r * B + i] = err
@@ -275,6 +322,23 @@ public enum GPTQ {
             if !staticParams.isEmpty { return groupOf[orig] }
             let pos = perm.map { p in p.firstIndex(of: orig)! } ?? orig
             return pos / groupSize
+        }
+        if let t = blockType, isBlock {
+            // the blocks with GPTQ's codes; Q read back from them, so it is exactly what the file holds
+            let nb = cols / groupSize
+            var out = [UInt8](repeating: 0, count: rows * nb * t.typeSize)
+            out.withUnsafeMutableBytes { op in
+                blockCodes.withUnsafeBufferPointer { cp in
+                    for g in 0..<nb {
+                        guard let gr = grids[g] else { continue }
+                        for r in 0..<rows { gr.pack(r, codes: cp.baseAddress! + r * cols + g * groupSize, into: op.baseAddress! + (r * nb + g) * t.typeSize) }
+                    }
+                }
+            }
+            Q = try out.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            var r = Result(Q: Q, codes: [], params: [], groupIndex: gIdx, perm: perm, loss: loss, dampUsed: damp)
+            r.blocks = out
+            return r
         }
         return Result(Q: Q, codes: codes, params: params.map { $0 ?? GroupParams(scale: [Float](repeating: 0, count: rows), zero: [Float](repeating: 0, count: rows)) },
                       groupIndex: gIdx, perm: perm, loss: loss, dampUsed: damp)

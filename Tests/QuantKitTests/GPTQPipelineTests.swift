@@ -30,4 +30,50 @@ final class GPTQPipelineTests: XCTestCase {
         _ = try GPTQPipeline.quantizeToGGUF(source: src, output: dir + "/gptq2.gguf", preset: .named("Q4_0")!, options: o)
         XCTAssertEqual(try Support.sha256(dir + "/gptq.gguf"), try Support.sha256(dir + "/gptq2.gguf"))
     }
+
+    /// GPTQ into the K-quant and IQ4 presets: every linear is GPTQ'd into the type the plan gives it (Q4_K and Q6_K in
+    /// Q4_K_M, a --tensor-type override included), so the file has round-to-nearest's types and size, and a KLD below
+    /// both plain rounding and rounding with an imatrix; a type GPTQ cannot write stops the run before any work.
+    func testGPTQIntoEveryPlannedType() throws {
+        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
+        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        let imatrix = Support.golden.appendingPathComponent("micro-llama-k.imatrix.gguf").path
+        let evalText = Support.repo.appendingPathComponent("Formats/golden/tokenize/inputs/wiki.test.first50k.txt").path
+        let dir = Support.tmpDir()
+        var o = GPTQPipeline.Options()
+        o.data.calibration = [text]; o.data.samples = 16; o.data.seqLen = 128; o.data.seed = 0
+        for name in ["Q4_K_M", "IQ4_XS", "Q3_K_M"] {
+            let preset = try XCTUnwrap(QuantPreset.named(name))
+            var qo = GGUFQuantizer.Options(preset: preset)
+            if name == "Q4_K_M" { qo.overrides.tensorTypes = [(pattern: "blk\\.1\\.attn_q", type: .q5_K)] }
+            let (_, lin) = try GPTQPipeline.quantizeToGGUF(source: src, output: dir + "/\(name)-gptq.gguf", preset: preset, options: o,
+                                                           quantizeOptions: qo)
+            XCTAssertEqual(lin.count, 14)
+            for l in lin { XCTAssertLessThan(l.outputMSE, l.outputMSERTN, "\(name) \(l.name)") }
+            _ = try GGUFQuantizer.quantize(src, to: dir + "/\(name).gguf", options: qo)
+            var iq = qo
+            iq.imatrixPath = imatrix
+            _ = try GGUFQuantizer.quantize(src, to: dir + "/\(name)-imatrix.gguf", options: iq)
+            let a = try GGUFFile(path: dir + "/\(name)-gptq.gguf"), b = try GGUFFile(path: dir + "/\(name).gguf")
+            XCTAssertEqual(a.tensors.map(\.type), b.tensors.map(\.type), name)
+            XCTAssertEqual(a.file.size, b.file.size, name)
+            if name == "Q4_K_M" {
+                let types = Set(a.tensors.filter { $0.name.hasPrefix("blk.") && $0.ne.count == 2 }.map(\.type))
+                XCTAssertEqual(types, [.q4_K, .q5_K, .q6_K])
+                XCTAssertEqual(a.tensors.first { $0.name == "blk.1.attn_q.weight" }?.type, .q5_K)
+            }
+            let r = try Evaluator.run(reference: src, candidates: [dir + "/\(name).gguf", dir + "/\(name)-imatrix.gguf", dir + "/\(name)-gptq.gguf"],
+                                      textFile: evalText, ctx: 128, chunks: 8, protocol: .llamaCpp)
+            let (rtn, im, gptq) = (r.candidates[0].result.kldMean, r.candidates[1].result.kldMean, r.candidates[2].result.kldMean)
+            XCTAssertLessThan(gptq, min(rtn, im), "\(name) KLD: GPTQ \(gptq), RTN \(rtn), RTN + imatrix \(im)")
+        }
+        // TQ2_0 has no codes GPTQ can place: refused by tensor name before any calibration
+        var qo = GGUFQuantizer.Options(preset: .named("Q4_K_M")!)
+        qo.overrides.tensorTypes = [(pattern: "ffn_down", type: .tq2_0)]
+        XCTAssertThrowsError(try GPTQPipeline.quantizeToGGUF(source: src, output: dir + "/tq.gguf", preset: .named("Q4_K_M")!, options: o,
+                                                             quantizeOptions: qo)) {
+            XCTAssertTrue("\($0)".contains("cannot write blk.0.ffn_down.weight as TQ2_0"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/tq.gguf"))
+    }
 }

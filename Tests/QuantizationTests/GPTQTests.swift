@@ -64,6 +64,75 @@ final class GPTQTests: XCTestCase {
         }
     }
 
+    /// Every type BlockCodes writes: the codes nearest to a block's own decoded values, written back into the block the
+    /// type's search made, decode to exactly those values (the code layout and the affine map agree with the decoder).
+    func testBlockCodesRoundTripEveryWritableType() throws {
+        var rng = SplitMix(seed: 21)
+        for t in BlockCodes.writable.sorted(by: { $0.rawValue < $1.rawValue }) {
+            let rows = 3, n = t.blockSize
+            let x = (0..<(rows * n)).map { _ in rng.normal() * 0.1 }
+            let grid = try x.withUnsafeBufferPointer { try BlockGrid(t, $0.baseAddress!, rows: rows, stride: n, importance: nil) }
+            XCTAssertTrue(grid.blocks == (try GGMLCodec.quantize(t, x, rowLength: n)), "\(t.name): the search is the codec's")
+            let decoded = try grid.blocks.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * n) }
+            var packed = [UInt8](repeating: 0, count: rows * t.typeSize)
+            for r in 0..<rows {
+                var codes = [UInt8](repeating: 0, count: n)
+                for j in 0..<n {
+                    let (c, v) = grid.nearest(r, j, decoded[r * n + j])
+                    codes[j] = c
+                    XCTAssertEqual(v, decoded[r * n + j], accuracy: 1e-6 * max(1, abs(v)), "\(t.name) row \(r) element \(j)")
+                }
+                packed.withUnsafeMutableBytes { p in codes.withUnsafeBufferPointer { grid.pack(r, codes: $0.baseAddress!, into: p.baseAddress! + r * t.typeSize) } }
+            }
+            let back = try packed.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * n) }
+            XCTAssertTrue(back == decoded, "\(t.name): \(zip(back, decoded).filter { $0 != $1 }.count) values differ")
+        }
+    }
+
+    /// GPTQ onto every block grid: with H = identity it is round-to-nearest (the codec's own bytes' values); with
+    /// correlated inputs it lowers the layer-output error of the codec's importance-weighted rounding (llama-quantize
+    /// with an imatrix of the same Σx²), and its blocks decode to its Q.
+    func testBlockGridsBeatRoundToNearestAndPackExactly() throws {
+        let rows = 16, cols = 512, n = 1024
+        let (W, X, H) = problem(rows: rows, cols: cols, n: n, seed: 13)
+        var id = [Float](repeating: 0, count: cols * cols)
+        for i in 0..<cols { id[i * cols + i] = 1 }
+        let diagH = (0..<cols).map { H[$0 * cols + $0] }
+        for t in BlockCodes.writable.sorted(by: { $0.rawValue < $1.rawValue }) where ![.q4_0, .q4_1, .q8_0].contains(t) {
+            var o = GPTQOptions()
+            o.grid = .block(t)
+            let r = try GPTQ.run(W: W, rows: rows, cols: cols, H: H, options: o)
+            let blocks = try XCTUnwrap(r.blocks)
+            XCTAssertEqual(blocks.count, rows * t.rowBytes(cols))
+            XCTAssertTrue(try blocks.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) } == r.Q, t.name)
+            // identity H, unit importance: nothing to feed back, so each block is the codec's weighted rounding of that
+            // block alone (W's blocks are consecutive in memory: rows × cols is (rows·cols/bs) rows of one block)
+            var po = o
+            po.importance = [Float](repeating: 1, count: cols)
+            let plain = try GPTQ.run(W: W, rows: rows, cols: cols, H: id, options: po)
+            let perBlock = try GGMLCodec.quantize(t, W, rowLength: t.blockSize, imatrix: [Float](repeating: 1, count: t.blockSize))
+            let codec = try perBlock.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            // the same grid and the same codes, except where the codec keeps a code its search chose before the scale was
+            // rounded to f16 (Q5_0/Q5_1's weighted search, IQ4_XS): there GPTQ takes the nearest code on the stored scale
+            let differ = (0..<(rows * cols)).filter { plain.Q[$0] != codec[$0] }
+            XCTAssertLessThan(differ.count, rows * cols / 200, "\(t.name): GPTQ with H = I is the codec's rounding")
+            for k in differ {
+                XCTAssertLessThanOrEqual(abs(W[k] - plain.Q[k]), abs(W[k] - codec[k]) * (1 + 1e-6), "\(t.name) element \(k)")
+            }
+            let rtnBytes = try GGMLCodec.quantize(t, W, rowLength: cols, imatrix: diagH)
+            let rtn = try rtnBytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            let eG = outputError(X, W, r.Q, rows: rows, cols: cols, n: n), eR = outputError(X, W, rtn, rows: rows, cols: cols, n: n)
+            XCTAssertLessThan(eG, eR * 0.9, "\(t.name): GPTQ \(eG) vs importance-weighted RTN \(eR)")
+        }
+        // act-order with static groups: scales from the unmodified weights, codes in activation order
+        var o = GPTQOptions()
+        o.grid = .block(.q4_K); o.actOrder = true; o.staticGroups = true
+        let r = try GPTQ.run(W: W, rows: rows, cols: cols, H: H, options: o)
+        XCTAssertTrue(try XCTUnwrap(r.blocks).withUnsafeBytes { try GGMLCodec.dequantize(.q4_K, $0, count: rows * cols) } == r.Q)
+        o.staticGroups = false
+        XCTAssertThrowsError(try GPTQ.run(W: W, rows: rows, cols: cols, H: H, options: o)) { XCTAssertTrue("\($0)".contains("--static-groups"), "\($0)") }
+    }
+
     func testDeadColumnsAndIllConditionedH() throws {
         let rows = 4, cols = 32
         let (W, _, H0) = problem(rows: rows, cols: cols, n: 64, seed: 2)
