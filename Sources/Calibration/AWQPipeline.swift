@@ -13,6 +13,8 @@ public enum AWQPipeline {
     public struct Options {
         public var data = CalibrationSet()
         public var duoScaling = true
+        /// The identity (no scaling) as a candidate beside the grid; false searches the grid alone, as AutoAWQ does.
+        public var identityCandidate = true
         /// Calibration windows used for the scale-search losses of the attention and MLP blocks (all when nil); the
         /// o_proj and down_proj searches use every token through the Gram matrix of their inputs.
         public var searchSamples: Int? = nil
@@ -28,7 +30,8 @@ public enum AWQPipeline {
 
     public struct LayerReport {
         public let layer: Int
-        /// Best ratio per searched group ("qkv", "o", "mlp", "down"), and the block-output MSE at r = 0 (plain Q) and at the best r.
+        /// Best ratio per searched group ("qkv", "o", "mlp", "down"; −1: no scaling), and the block-output MSE of plain Q
+        /// (unscaled) and at the choice.
         public let ratios: [(group: String, ratio: Float, lossPlain: Double, lossBest: Double)]
         public let seconds: Double
     }
@@ -82,9 +85,10 @@ public enum AWQPipeline {
     }
 
     /// Runs AWQ on `m`, layer by layer. `Q(l, linear)` is the pseudo-quantizer of that linear in layer `l`; each
-    /// finished (scaled and clipped) layer goes to `finished`.
+    /// finished (scaled and clipped) layer goes to `finished` with the scales folded into each input's columns (by the
+    /// input; an input whose group does not apply, or that AWQ left unscaled, has none).
     public static func run(_ m: LoadedModel, options o: Options, Q: @escaping (Int, LlamaLinear) -> AWQ.PseudoQuantize, progress: ProgressCallback? = nil,
-                           finished: @escaping (Int, LlamaWeights.Layer) throws -> Void) throws -> [LayerReport] {
+                           finished: @escaping Finished) throws -> [LayerReport] {
         let windows = try o.data.windows(m.tokenizer)
         let c = m.forward.w.config
         let widths = [("hidden size", c.hiddenSize), ("attention width", c.numHeads * c.headDim), ("intermediate size", c.intermediateSize)]
@@ -102,6 +106,8 @@ public enum AWQPipeline {
         return method.reports
     }
 
+    public typealias Finished = (Int, LlamaWeights.Layer, [LlamaInput: [Float]]) throws -> Void
+
     /// AWQ as a layer-wise method.
     final class Layers: LayerwiseMethod {
         let o: Options
@@ -110,13 +116,14 @@ public enum AWQPipeline {
         let source: String
         let nSearch: Int
         let Q: (Int, LlamaLinear) -> AWQ.PseudoQuantize
-        let finished: (Int, LlamaWeights.Layer) throws -> Void
-        /// The current layer, scaled and clipped.
+        let finished: Finished
+        /// The current layer, scaled and clipped, and the scales folded into its linears' input columns.
         var current: LlamaWeights.Layer?
+        var scales: [LlamaInput: [Float]] = [:]
         var reports: [LayerReport] = []
 
         init(options: Options, forward: LlamaForward, source: String, windows: Int, Q: @escaping (Int, LlamaLinear) -> AWQ.PseudoQuantize,
-             finished: @escaping (Int, LlamaWeights.Layer) throws -> Void) {
+             finished: @escaping Finished) {
             o = options
             fwd = forward
             c = forward.w.config
@@ -129,7 +136,7 @@ public enum AWQPipeline {
         var label: String { "awq" }
 
         var fingerprint: String {
-            "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|clip\(o.clip)|search\(nSearch)|n\(o.data.samples)x\(o.data.seqLen)" +
+            "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|id\(o.identityCandidate)|clip\(o.clip)|search\(nSearch)|n\(o.data.samples)x\(o.data.seqLen)" +
                 "|seed\(o.data.seed)|\(o.fingerprintExtra)"
         }
 
@@ -145,7 +152,9 @@ public enum AWQPipeline {
             var found: [(ScalingGroup, AWQ.ScaleSearch)] = []
             for g in groups { found.append((g, try search(l, g, L0, X[g.input.rawValue], T: T))) }
             // 3. fold: previous op ÷ s, the group's linears' columns × s, their captured inputs ÷ s
-            for (g, r) in found {
+            scales = [:]
+            for (g, r) in found where r.ratio >= 0 {
+                scales[g.input] = r.s
                 let width = g.linears[0].shape(c).cols
                 switch g.previous {
                 case .norm(let n):
@@ -167,7 +176,7 @@ public enum AWQPipeline {
                 }
             }
             current = L
-            let ratios = found.map { ($0.0.name, $0.1.ratio, $0.1.losses.first ?? 0, $0.1.losses.min() ?? 0) }
+            let ratios = found.map { ($0.0.name, $0.1.ratio, $0.1.plain, min($0.1.plain, $0.1.losses.min() ?? .infinity)) }
             reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl)))
         }
 
@@ -190,7 +199,7 @@ public enum AWQPipeline {
                     g.inspect == .mlp ? self.fwd.mlp(L, normed: x[k], T: T) : self.fwd.selfAttention(l, L, normed: x[k], T: T)
                 }
                 let ref = (0..<nSearch).map { block(L0, $0) }
-                return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling) { s in
+                return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling, identity: o.identityCandidate) { s in
                     let Lq = try scaled(s)
                     var loss = 0.0
                     for k in 0..<nSearch { loss += AWQ.mse(block(Lq, k), ref[k]) }
@@ -201,7 +210,7 @@ public enum AWQPipeline {
                 let lin = g.linears[0]
                 let (rows, cols) = lin.shape(c)
                 let gram = OutputError.gram(x, cols: cols)
-                return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling) { s in
+                return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling, identity: o.identityCandidate) { s in
                     OutputError.mse(L0[lin], try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: s, Q: self.Q(l, lin)),
                                     gram: gram, rows: rows, cols: cols)
                 }
@@ -213,6 +222,7 @@ public enum AWQPipeline {
             var md: [(String, String)] = [("groups", rep.ratios.map(\.group).joined(separator: ",")), ("seconds", "\(rep.seconds)")]
             for r in rep.ratios { md += [(r.group + ".ratio", "\(r.ratio)"), (r.group + ".plain", "\(r.lossPlain)"), (r.group + ".best", "\(r.lossBest)")] }
             let floats = LlamaNorm.allCases.map { ($0.hf, L[$0]) } + LlamaLinear.allCases.map { ($0.hf, L[$0]) }
+                + scales.sorted { $0.key < $1.key }.map { ("scales.\($0.key.rawValue)", $0.value) }
             return ResumeState.Record(floats: floats, metadata: md)
         }
 
@@ -223,6 +233,8 @@ public enum AWQPipeline {
                 throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over")
             }
             current = LlamaWeights.Layer(norms: LlamaNorm.allCases.map { s.floats[$0.hf]! }, linears: LlamaLinear.allCases.map { s.floats[$0.hf]! })
+            scales = [:]
+            for input in LlamaInput.allCases { scales[input] = s.floats["scales.\(input.rawValue)"] }
             let groups = (s.metadata["groups"] ?? "").split(separator: ",").map(String.init)
             reports.append(LayerReport(layer: l, ratios: try groups.map { g in
                 guard let r = s.metadata[g + ".ratio"].flatMap({ Float($0) }), let a = s.metadata[g + ".plain"].flatMap({ Double($0) }),
@@ -236,7 +248,7 @@ public enum AWQPipeline {
         func finish(_ l: Int) throws {
             guard let L = current else { return }
             current = nil
-            try finished(l, L)
+            try finished(l, L, scales)
         }
     }
 }

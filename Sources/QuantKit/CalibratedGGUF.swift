@@ -64,7 +64,8 @@ extension GPTQPipeline {
 extension AWQPipeline {
     /// AWQ into GGUF: the preset's plan gives each linear its ggml type; the scale and clip searches use that type's
     /// own quantize-dequantize as Q, the scales are folded into the norms and linears, and the scaled, clipped weights
-    /// are quantized with the plan (same types and size as the round-to-nearest file).
+    /// are quantized with the plan (same types and size as the round-to-nearest file) — with the imatrix when one is
+    /// given, each column's importance divided by its AWQ scale squared (the folded linear's inputs are x / s).
     public static func quantizeToGGUF(source: String, output: String, options o: Options, quantizeOptions qo: GGUFQuantizer.Options,
                                       progress: ProgressCallback? = nil) throws -> (GGUFQuantizer.Report, [LayerReport]) {
         let plan = try GGUFQuantizer.plan(source, options: qo)
@@ -81,11 +82,15 @@ extension AWQPipeline {
                 let b = try GGMLCodec.quantize(t, W, rowLength: cols)
                 return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
             }
-        }, progress: progress) { l, L in
+        }, progress: progress) { l, L, scales in
             for lin in LlamaLinear.allCases {
                 let g = lin.ggufName(layer: l)
                 guard let t = typeOf[g] else { continue }
-                replacements[g] = (t, try GGMLCodec.quantize(t, try lin.toGGUF(L[lin], c), rowLength: lin.shape(c).cols))
+                // the imatrix holds E[x²] of the unscaled inputs; the folded linear sees x / s, so its importance is ÷ s²
+                let cols = lin.shape(c).cols
+                var importance = plan.imatrix[g].map { Array($0.prefix(cols)) }
+                if let s = scales[lin.input], let im = importance { importance = zip(im, s).map { $0 / ($1 * $1) } }
+                replacements[g] = (t, try GGMLCodec.quantize(t, try lin.toGGUF(L[lin], c), rowLength: cols, imatrix: importance))
             }
             for norm in LlamaNorm.allCases {
                 guard let g = LlamaTensorNames.gguf(norm.hfName(layer: l)), let t = typeOf[g] else { continue }

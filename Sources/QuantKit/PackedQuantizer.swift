@@ -83,7 +83,7 @@ public enum PackedQuantizer {
             a.groupSize = s.groupSize
             a.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
             let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .awq).dequantized() }
-            report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress) { l, L in
+            report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress) { l, L, _ in
                 for lin in LlamaLinear.allCases {
                     let (rows, cols) = lin.shape(c)
                     try linears.add(lin.module(layer: l), try IntegerQuant.rtn(L[lin], rows: rows, cols: cols, scheme: s, quantizer: .awq))

@@ -81,26 +81,35 @@ public enum AWQ {
     }
 
     /// Result of a scale search: the best ratio, its scales and the loss of every ratio tried.
-    public struct ScaleSearch { public var ratio: Float; public var s: [Float]; public var losses: [Double] }
+    /// The search's choice: `ratio` of the grid, or −1 for the identity (no scaling); the loss of every grid ratio; the
+    /// loss without scaling (`plain`).
+    public struct ScaleSearch { public var ratio: Float; public var s: [Float]; public var losses: [Double]; public var plain: Double }
 
-    /// Grid search: `loss(s)` is the block-output MSE with the block's linears replaced by Q(W·s)/s. A ratio whose
-    /// scaled weights leave a ggml block's f16 scale range is not a candidate (loss +∞); if none is, that error.
-    public static func searchScales(xMean: [Float], wMean: [Float], duo: Bool = true, loss: ([Float]) throws -> Double) throws -> ScaleSearch {
-        var best = ScaleSearch(ratio: -1, s: [Float](repeating: 1, count: xMean.count), losses: [])
-        var bestLoss = Double.infinity
+    /// Grid search: `loss(s)` is the block-output MSE with the block's linears replaced by Q(W·s)/s. The identity (no
+    /// scaling) is a candidate beside the grid, so AWQ declines to scale where no ratio helps (AutoAWQ's duo-scaled grid
+    /// has no identity: its r = 0 is s = 1/w_mean). A ratio whose scaled weights leave a ggml block's f16 scale range is
+    /// not a candidate (loss +∞); if none is, that error.
+    public static func searchScales(xMean: [Float], wMean: [Float], duo: Bool = true, identity candidate: Bool = true,
+                                    loss: ([Float]) throws -> Double) throws -> ScaleSearch {
         var overflow: Error? = nil
+        func tried(_ s: [Float]) throws -> Double {
+            do { return try loss(s) } catch where GGMLCodec.isScaleOverflow(error) {
+                overflow = error
+                return .infinity
+            }
+        }
+        let identity = [Float](repeating: 1, count: xMean.count)
+        let plain = try tried(identity)
+        var best = ScaleSearch(ratio: -1, s: identity, losses: [], plain: plain)
+        var bestLoss = candidate ? plain : .infinity
         for i in 0..<grid {
             let r = Float(i) / Float(grid)
             let s = scales(xMean: xMean, wMean: wMean, ratio: r, duo: duo)
-            let l: Double
-            do { l = try loss(s) } catch where GGMLCodec.isScaleOverflow(error) {
-                overflow = error
-                l = .infinity
-            }
+            let l = try tried(s)
             best.losses.append(l)
             if l < bestLoss { bestLoss = l; best.ratio = r; best.s = s }
         }
-        if best.ratio < 0, let overflow { throw overflow }
+        if bestLoss == .infinity, let overflow { throw overflow }
         return best
     }
 

@@ -246,6 +246,10 @@ struct AWQOptions: ParsableArguments {
     @Flag(name: .customLong("no-duo-scaling"), help: "AWQ: scales from activations alone (llm-awq) instead of activations and weights (AutoAWQ).")
     var noDuoScaling = false
 
+    @Flag(name: .customLong("no-identity-candidate"),
+          help: "AWQ: search the ratio grid alone, as AutoAWQ does (by default no scaling is a candidate too, so AWQ can decline to scale).")
+    var noIdentityCandidate = false
+
     func validate() throws {
         if let n = awqSearchSamples, n <= 0 { throw ValidationError("--awq-search-samples must be positive") }
     }
@@ -256,6 +260,7 @@ struct AWQOptions: ParsableArguments {
         a.searchSamples = awqSearchSamples
         a.clip = !noClip
         a.duoScaling = !noDuoScaling
+        a.identityCandidate = !noIdentityCandidate
         a.resume = resume
         return a
     }

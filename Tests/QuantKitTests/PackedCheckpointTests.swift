@@ -71,7 +71,8 @@ final class PackedCheckpointTests: XCTestCase {
         let ref = try LoadedModel.load(Support.microHF), m = try LoadedModel.load(Support.microHF)
         var o = AWQPipeline.Options()
         o.data.calibration = [text]; o.data.samples = 8; o.data.seqLen = 64; o.groupSize = 32
-        let rep = try AWQPipeline.run(m, options: o, Q: { _, _ in { W, _, _ in W } }) { l, L in m.forward.w.replaceLayer(l, with: L) }
+        o.identityCandidate = false  // with Q = identity no scaling beats none; the grid alone makes it fold some scales
+        let rep = try AWQPipeline.run(m, options: o, Q: { _, _ in { W, _, _ in W } }) { l, L, _ in m.forward.w.replaceLayer(l, with: L) }
         XCTAssertEqual(rep.count, 2)
         XCTAssertNotEqual(try m.forward.w.layer(0)[.attn], try ref.forward.w.layer(0)[.attn], "scales were folded into the norm")
         let toks = ref.tokenizer.encode("The quick brown fox jumps over the lazy dog, and then some more words follow.", addSpecial: true, parseSpecial: false)
@@ -90,7 +91,7 @@ final class PackedCheckpointTests: XCTestCase {
         let g = try PackedQuantizer.quantize(Support.microHF, to: dir + "/gptq", options: o)
         XCTAssertEqual(g.linears.count, 14)
         for l in g.linears { XCTAssertLessThan(l.outputMSE, l.outputMSERTN, l.name) }
-        // AWQ: every searched block's loss at the chosen ratio is at most the unscaled one (r = 0 is on the grid)
+        // AWQ: every searched block's loss at the choice is at most the unscaled one (the identity is a candidate)
         o.method = .awq; o.layout = .awq
         o.awq.data.calibration = [text]; o.awq.data.samples = 16; o.awq.data.seqLen = 128
         let a = try PackedQuantizer.quantize(Support.microHF, to: dir + "/awq", options: o)

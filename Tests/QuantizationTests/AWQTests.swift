@@ -79,5 +79,17 @@ final class AWQTests: XCTestCase {
         }
         XCTAssertEqual(r.ratio, 0.35, accuracy: 1e-6)
         XCTAssertEqual(r.losses.count, 20)
+        // the unscaled loss is `plain`; when no ratio beats it, the identity is chosen
+        var calls: [[Float]] = []
+        let none = try AWQ.searchScales(xMean: xm, wMean: [1, 2, 1, 2]) { s in
+            calls.append(s)
+            return s.allSatisfy { $0 == 1 } ? 0.5 : 1 + Double(s[3])
+        }
+        XCTAssertEqual(calls.first, [1, 1, 1, 1])
+        XCTAssertEqual(none.ratio, -1)
+        XCTAssertEqual(none.s, [1, 1, 1, 1])
+        XCTAssertEqual(none.plain, 0.5)
+        XCTAssertEqual(none.losses.count, 20)
+        XCTAssertTrue(none.losses.allSatisfy { $0 > 0.5 }, "\(none.losses)")
     }
 }
