@@ -58,6 +58,12 @@ public struct LoadedModel {
                            bitsPerWeight: Double(bytes * 8) / Double(max(1, params)))
     }
 
+    /// The same model with its decoder layers made by `provider` (see `LlamaWeights.replacingLayers`).
+    public func replacingLayers(_ provider: @escaping (Int) throws -> LlamaWeights.Layer) -> LoadedModel {
+        LoadedModel(path: path, forward: LlamaForward(forward.w.replacingLayers(provider)), tokenizer: tokenizer, fileBytes: fileBytes,
+                    bitsPerWeight: bitsPerWeight)
+    }
+
     /// Only the tokenizer of a GGUF file or HF checkpoint (no weights are read).
     public static func tokenizer(_ path: String) throws -> Tokenizer {
         var isDir: ObjCBool = false

@@ -69,6 +69,8 @@ public final class LlamaWeights {
     private var resident: [Layer?]
     /// Keep each layer once it is made (token-by-token generation runs every layer for every token).
     public var keepLayers = false
+    /// Makes the layers instead of the source (`replacingLayers`).
+    private var provider: ((Int) throws -> Layer)? = nil
 
     /// A model whose layers are all given as f32 (tests, small models).
     public convenience init(config: LlamaConfig, embed: [Float], norm: [Float], lmHead: [Float]?, layers: [Layer]) {
@@ -140,9 +142,19 @@ public final class LlamaWeights {
         return try source.floats("model.embed_tokens.weight")
     }
 
+    /// The same model with its decoder layers made by `provider` (e.g. calibration's scaled layers, spilled to disk);
+    /// embeddings, final norm and head shared.
+    public func replacingLayers(_ provider: @escaping (Int) throws -> Layer) -> LlamaWeights {
+        let w = LlamaWeights(config: config, embed: embedTable, norm: norm, lmHead: lmHead, source: source,
+                             resident: Array(repeating: nil, count: config.numLayers))
+        w.provider = provider
+        return w
+    }
+
     /// Layer l as f32: resident, or made from the source now.
     public func layer(_ l: Int) throws -> Layer {
         if let L = resident[l] { return L }
+        if let provider { return try provider(l) }
         guard let source else { throw QKError("layer \(l) has no weights") }
         func req(_ n: String, _ count: Int) throws -> [Float] {
             let t = try source.floats(n)

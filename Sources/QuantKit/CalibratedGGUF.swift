@@ -18,11 +18,21 @@ extension GPTQPipeline {
     /// else (embeddings, output, norms) follows the plan, so the file has llama-quantize's types and size.
     public static func quantizeToGGUF(source: String, output: String, preset: QuantPreset, options o: Options,
                                       quantizeOptions: GGUFQuantizer.Options? = nil, progress: ProgressCallback? = nil) throws -> (GGUFQuantizer.Report, [LinearReport]) {
+        let r = try calibratedGGUF(source: source, output: output, preset: preset, options: o, awq: nil, quantizeOptions: quantizeOptions,
+                                   progress: progress)
+        return (r.0, r.1)
+    }
+
+    /// GPTQ into GGUF as above, after AWQ when `awq` is given (`AWQThenGPTQ`): AWQ's searches use each linear's planned
+    /// type as Q, its scaled norms replace the source's, and the imatrix (when given) is divided by the scales squared.
+    static func calibratedGGUF(source: String, output: String, preset: QuantPreset, options o: Options, awq: AWQPipeline.Options?,
+                               quantizeOptions: GGUFQuantizer.Options?, progress: ProgressCallback?)
+        throws -> (GGUFQuantizer.Report, [LinearReport], [AWQPipeline.LayerReport]) {
         let qo = quantizeOptions ?? .init(preset: preset)
         let plan = try GGUFQuantizer.plan(source, options: qo)
         var typeOf: [String: GGMLType] = [:]
         for t in plan.tensors { typeOf[t.name] = t.to }
-        let m = try LoadedModel.load(source)
+        var m = try LoadedModel.load(source)
         let c = m.forward.w.config
         var grids: [String: GPTQGrid] = [:]
         for l in 0..<c.numLayers {
@@ -46,8 +56,30 @@ extension GPTQPipeline {
             let im = try ImatrixFile.load(path: ip)
             opts.importance = { hf in LlamaTensorNames.gguf(hf).flatMap { im.weights($0) } }
         }
-        // each linear packed into its blocks as soon as its layer is done
         var replacements: [String: (GGMLType, [UInt8])] = [:]
+        var awqReports: [AWQPipeline.LayerReport] = []
+        if var a = awq {
+            a.statePath = o.statePath
+            a.fingerprintExtra += opts.fingerprintExtra
+            let scaled = try AWQThenGPTQ.scale(m, options: a, output: output, Q: { l, lin in
+                let t = typeOf[lin.ggufName(layer: l)] ?? .f32
+                return { W, _, cols in
+                    let b = try GGMLCodec.quantize(t, W, rowLength: cols)
+                    return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+                }
+            }, progress: progress)
+            for (l, norms) in scaled.norms.enumerated() {
+                for norm in LlamaNorm.allCases {
+                    guard let g = LlamaTensorNames.gguf(norm.hfName(layer: l)), let t = typeOf[g] else { continue }
+                    replacements[g] = (t, try GGMLCodec.quantize(t, norms[norm.rawValue], rowLength: norms[norm.rawValue].count))
+                }
+            }
+            m = scaled.model
+            awqReports = scaled.reports
+            opts.importance = AWQThenGPTQ.scaledImportance(opts.importance, scaled)
+            opts.fingerprintExtra += " after awq g\(a.groupSize) duo\(a.duoScaling) id\(a.identityCandidate) clip\(a.clip)"
+        }
+        // each linear packed into its blocks as soon as its layer is done
         let report = try run(m, options: opts, progress: progress) { l, lin, r in
             let (rows, cols) = lin.shape(c)
             let g = lin.ggufName(layer: l)
@@ -57,7 +89,18 @@ extension GPTQPipeline {
         }
         let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
         ResumeState.finish(output: output)
-        return (q, report)
+        if awq != nil { AWQThenGPTQ.finish(output: output) }
+        return (q, report, awqReports)
+    }
+}
+
+extension AWQThenGPTQ {
+    /// AWQ then GPTQ into GGUF: the preset's plan, AWQ's scales and clips, then GPTQ on each linear's planned type.
+    public static func quantizeToGGUF(source: String, output: String, preset: QuantPreset, gptq: GPTQPipeline.Options, awq: AWQPipeline.Options,
+                                      quantizeOptions: GGUFQuantizer.Options? = nil, progress: ProgressCallback? = nil)
+        throws -> (GGUFQuantizer.Report, [GPTQPipeline.LinearReport], [AWQPipeline.LayerReport]) {
+        try GPTQPipeline.calibratedGGUF(source: source, output: output, preset: preset, options: gptq, awq: awq,
+                                        quantizeOptions: quantizeOptions, progress: progress)
     }
 }
 

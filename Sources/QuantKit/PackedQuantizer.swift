@@ -10,7 +10,11 @@ import TensorCore
 /// integer scheme (bits, group size, sym/asym), written as a packed checkpoint. lm_head and the embeddings stay in
 /// the source's float type.
 public enum PackedQuantizer {
-    public enum Method: String, CaseIterable, Sendable { case rtn, gptq, awq }
+    public enum Method: String, CaseIterable, Sendable {
+        case rtn, gptq, awq
+        /// AWQ's scales and clips, then GPTQ on the scaled weights.
+        case awqGPTQ = "awq+gptq"
+    }
 
     public struct Options {
         public var method: Method = .rtn
@@ -44,7 +48,7 @@ public enum PackedQuantizer {
         for (what, width) in [("hidden size", c.hiddenSize), ("attention width", qd), ("intermediate size", c.intermediateSize)] {
             try s.validate(cols: width, what: "the \(what)")
         }
-        if o.layout == .awq && o.method == .gptq && o.gptq.gptq.actOrder && !o.gptq.gptq.staticGroups {
+        if o.layout == .awq && (o.method == .gptq || o.method == .awqGPTQ) && o.gptq.gptq.actOrder && !o.gptq.gptq.staticGroups {
             throw QKError("the AWQ GEMM layout has no g_idx: GPTQ with --act-order needs --static-groups there, or use --format gptq / compressed-tensors")
         }
         // the codes wait in a scratch file beside the output until it is written
@@ -65,9 +69,23 @@ public enum PackedQuantizer {
                 }
                 progress?("rtn layer \(l)", l + 1, c.numLayers)
             }
-        case .gptq:
-            let model = try LoadedModel.load(source)
+        case .gptq, .awqGPTQ:
+            var model = try LoadedModel.load(source)
             var g = o.gptq
+            if o.method == .awqGPTQ {
+                // AWQ's searches against GPTQ's min-max grid (what the scaled weights end up on)
+                var a = o.awq
+                a.groupSize = s.groupSize
+                a.fingerprintExtra += "|awq+gptq packed \(o.layout.rawValue) \(s)"
+                let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .gptq).dequantized() }
+                let sc = try AWQThenGPTQ.scale(model, options: a, output: dir, Q: { _, _ in Q }, progress: progress)
+                for (l, norms) in sc.norms.enumerated() {
+                    for norm in LlamaNorm.allCases { replaced[norm.hfName(layer: l)] = norms[norm.rawValue] }
+                }
+                model = sc.model
+                report.awqLayers = sc.reports
+                g.fingerprintExtra += "|after awq \(a.groupSize) duo\(a.duoScaling) id\(a.identityCandidate) clip\(a.clip)"
+            }
             g.gptq.grid = .minmax(bits: s.bits, sym: s.sym)
             g.gptq.groupSize = s.groupSize
             g.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
@@ -77,6 +95,7 @@ public enum PackedQuantizer {
             }
             report.linears = rep
             prov.damp = g.gptq.damp; prov.actOrder = g.gptq.actOrder; prov.staticGroups = g.gptq.staticGroups; prov.trueSequential = g.trueSequential
+
         case .awq:
             let model = try LoadedModel.load(source)
             var a = o.awq
@@ -94,6 +113,7 @@ public enum PackedQuantizer {
         report.checkpoint = try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,
                                                        provenance: prov, progress: progress)
         ResumeState.finish(output: dir)
+        if o.method == .awqGPTQ { AWQThenGPTQ.finish(output: dir) }
         report.seconds = Date().timeIntervalSince(t0)
         return report
     }

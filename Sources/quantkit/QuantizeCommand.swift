@@ -32,7 +32,7 @@ struct Quantize: ParsableCommand {
     @Option(help: "What to write: gguf (llama.cpp block types), gptq (GPTQ v1 packed), awq (AWQ GEMM packed) or compressed-tensors (pack-quantized).")
     var format: OutputFormat = .gguf
 
-    @Option(help: "rtn (round to nearest; into GGUF with llama-quantize's rules), gptq or awq (calibrated).")
+    @Option(help: "rtn (round to nearest; into GGUF with llama-quantize's rules), gptq, awq or awq+gptq (AWQ's scales, then GPTQ; calibrated).")
     var method: PackedQuantizer.Method = .rtn
 
     @OptionGroup(title: "GGUF types")
@@ -117,6 +117,22 @@ struct Quantize: ParsableCommand {
                 r = qr
                 extra.append(("layers", ReportJSON.awqLayers(rep)))
                 if !out.json { print(ReportJSON.awqSummary(rep)) }
+            case .awqGPTQ:
+                var g = GPTQPipeline.Options()
+                gptq.apply(to: &g, data: try calib.set())
+                g.statePath = output
+                g.resume = resume
+                g.fingerprintExtra = "gguf \(preset.name) imatrix \(gguf.imatrix ?? "-")"
+                var a = awq.options(data: try calib.set(), resume: resume)
+                a.groupSize = scheme.groupSize ?? 32
+                let (qr, rep, layers) = try AWQThenGPTQ.quantizeToGGUF(source: source, output: output, preset: preset, gptq: g, awq: a,
+                                                                        quantizeOptions: o, progress: pr.update)
+                r = qr
+                extra += [("layers", ReportJSON.awqLayers(layers)), ("linears", ReportJSON.linears(rep))]
+                if !out.json {
+                    print(ReportJSON.awqSummary(layers))
+                    print(ReportJSON.gptqSummary(rep))
+                }
             case .rtn:
                 r = try GGUFQuantizer.quantize(source, to: output, options: o, progress: pr.update)
             }

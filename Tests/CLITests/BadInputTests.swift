@@ -186,7 +186,7 @@ final class BadInputTests: XCTestCase {
         let missing = CLI.tmpDir() + "/no-such-model"
         let out = CLI.tmpDir() + "/o.gguf"
         let cases: [([String], [String])] = [
-            (["--type", "Q4_0", "--method", "gtpq"], ["The value 'gtpq' is invalid for '--method <method>'", "'rtn', 'gptq' or 'awq'"]),
+            (["--type", "Q4_0", "--method", "gtpq"], ["The value 'gtpq' is invalid for '--method <method>'", "'rtn', 'gptq', 'awq' or 'awq+gptq'"]),
             (["--type", "Q4_K_X"], ["The value 'Q4_K_X' is invalid for '--type <type>'", "- IQ4_XS"]),
             (["--type", "Q4_0", "--output-tensor-type", "q9_0"], ["'q9_0' is invalid for '--output-tensor-type"]),
             (["--type", "Q4_0", "--tensor-type", "attn_v"], ["'attn_v' is invalid for '--tensor-type"]),
@@ -206,7 +206,7 @@ final class BadInputTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(extra)")
         }
         let help = try CLI.run(["quantize", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for listed in ["(values: gguf, gptq, awq, compressed-tensors; default: gguf)", "(values: rtn, gptq, awq; default: rtn)",
+        for listed in ["(values: gguf, gptq, awq, compressed-tensors; default: gguf)", "(values: rtn, gptq, awq, awq+gptq; default: rtn)",
                        "GGUF TYPES", "CALIBRATION (GPTQ, AWQ)", "PACKED INTEGER SCHEME"] {
             XCTAssertTrue(help.contains(listed), "quantize --help lists \(listed): \(help)")
         }

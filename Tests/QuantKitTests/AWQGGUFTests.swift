@@ -56,3 +56,55 @@ final class AWQGGUFTests: XCTestCase {
         XCTAssertGreaterThan(divided, 0)
     }
 }
+
+/// AWQ then GPTQ: the scaled model GPTQ runs on (layers spilled to disk and read back) computes the original function
+/// when nothing is clipped, and the GGUF stores its scaled norms with round-to-nearest's types and size.
+final class AWQThenGPTQTests: XCTestCase {
+    func testScaledModelKeepsTheFunctionAndTheFileKeepsThePlan() throws {
+        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
+        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        let dir = Support.tmpDir()
+        var a = AWQPipeline.Options()
+        a.data.calibration = [text]; a.data.samples = 8; a.data.seqLen = 64; a.groupSize = 32; a.clip = false
+        let m = try LoadedModel.load(src)
+        let scaled = try AWQThenGPTQ.scale(m, options: a, output: dir + "/x", Q: { _, _ in { W, rows, cols in
+            try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: IntegerScheme(bits: 4, groupSize: 32, sym: true), quantizer: .gptq).dequantized()
+        } })
+        XCTAssertTrue(scaled.scales.contains { !$0.isEmpty }, "AWQ scaled something")
+        var changed = 0
+        for l in 0..<2 {
+            for n in LlamaNorm.allCases where try scaled.model.forward.w.layer(l)[n] != m.forward.w.layer(l)[n] { changed += 1 }
+        }
+        XCTAssertGreaterThan(changed, 0, "scales folded into some norm")
+        let toks = m.tokenizer.encode("The quick brown fox jumps over the lazy dog, and then some more words follow.", addSpecial: true, parseSpecial: false)
+        let ref = try m.forward.logits(toks), got = try scaled.model.forward.logits(toks)
+        let scale = ref.map(abs).max() ?? 1
+        for i in ref.indices { XCTAssertEqual(ref[i], got[i], accuracy: 1e-4 * scale) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x.awq.partial"), "the spill has no name")
+
+        var g = GPTQPipeline.Options()
+        g.data = a.data
+        a.clip = true
+        let preset = QuantPreset.named("Q4_K_M")!
+        let (_, lin, layers) = try AWQThenGPTQ.quantizeToGGUF(source: src, output: dir + "/ag.gguf", preset: preset, gptq: g, awq: a)
+        XCTAssertEqual(lin.count, 14)
+        XCTAssertEqual(layers.count, 2)
+        for l in lin { XCTAssertLessThan(l.outputMSE, l.outputMSERTN, l.name) }
+        _ = try GGUFQuantizer.quantize(src, to: dir + "/rtn.gguf", options: .init(preset: preset))
+        let f = try GGUFFile(path: dir + "/ag.gguf"), r = try GGUFFile(path: dir + "/rtn.gguf")
+        XCTAssertEqual(f.tensors.map(\.type), r.tensors.map(\.type))
+        XCTAssertEqual(f.file.size, r.file.size)
+        let stored = try LoadedModel.load(dir + "/ag.gguf").forward.w
+        let again = try AWQThenGPTQ.scale(m, options: a, output: dir + "/y", Q: { l, lin in
+            let t = f.tensors.first { $0.name == lin.ggufName(layer: l) }!.type
+            return { W, _, cols in
+                let b = try GGMLCodec.quantize(t, W, rowLength: cols)
+                return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+            }
+        })
+        for l in 0..<2 {
+            for norm in LlamaNorm.allCases { XCTAssertEqual(try stored.layer(l)[norm], again.norms[l][norm.rawValue], "layer \(l) \(norm)") }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/ag.gguf.awq.state"))
+    }
+}
