@@ -149,6 +149,27 @@ if not b["kld_mean"] < a["kld_mean"]:
 if not k_gq < a["kld_mean"]:
     raise SystemExit("interop FAIL: GPTQ Q4_0 without an imatrix does not beat llama-quantize's Q4_0 with one")
 
+# 5c. GPTQ into Q4_K_M (K-quants with their Q5_0/Q8_0 fallbacks on SmolLM2's 576 columns), given llama-imatrix's
+#     imatrix, against llama-quantize's Q4_K_M with the same imatrix: stock llama.cpp loads it, same size, lower KLD.
+lqk, gqk = f"{work}/lq-Q4_K_M-im.gguf", f"{work}/gptq-Q4_K_M-im.gguf"
+run(f"{bin_dir}/llama-quantize", "--imatrix", im, bf16, lqk, "Q4_K_M", "2")
+run(qk, "quantize", model, "-o", gqk, "--type", "Q4_K_M", "--method", "gptq", "--imatrix", im, "--calibration", cal,
+    "--samples", os.environ.get("QUANTKIT_INTEROP_GPTQ_SAMPLES", "32"), "--seq-len", "512", "--seed", "0")
+if os.path.getsize(gqk) != os.path.getsize(lqk):
+    raise SystemExit("interop FAIL: GPTQ Q4_K_M differs in size from llama-quantize's Q4_K_M")
+r = run(f"{bin_dir}/llama-perplexity", "-m", gqk, "-f", text, "-c", "512", "--chunks", str(chunks), "-t", "2")
+m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", r.stdout + r.stderr)
+if not m:
+    raise SystemExit("interop FAIL: llama-perplexity did not run the GPTQ Q4_K_M file")
+evj = f"{work}/eval-gptq-k.json"
+run(qk, "eval", model, lqk, gqk, "--text", text, "--chunks", str(chunks), "--json", evj)
+a, b = json.load(open(evj))["candidates"]
+print(f"interop ok: llama-perplexity loads quantkit's GPTQ Q4_K_M (PPL {m.group(1)}); with llama-imatrix's imatrix: llama-quantize "
+      f"Q4_K_M KLD {a['kld_mean']:.6f} (PPL {a['ppl']:.4f}, top-1 {a['same_top1_percent']:.2f} %), GPTQ Q4_K_M KLD {b['kld_mean']:.6f} "
+      f"(PPL {b['ppl']:.4f}, top-1 {b['same_top1_percent']:.2f} %), same size {os.path.getsize(gqk)} bytes")
+if not b["kld_mean"] < a["kld_mean"]:
+    raise SystemExit("interop FAIL: GPTQ Q4_K_M with the imatrix does not have a lower KLD than llama-quantize's Q4_K_M with it")
+
 # 6. llama.cpp's own converter (convert_hf_to_gguf.py, which dequantizes GPTQ and compressed-tensors checkpoints) reads
 #    quantkit's packed outputs; llama-perplexity on its F32 result agrees with quantkit eval on the packed directory.
 src = os.path.normpath(os.path.join(bin_dir, "..", "..", "src"))

@@ -3,6 +3,7 @@ import XCTest
 import Evaluation
 import ModelFormats
 import Quantization
+import Tokenizers
 @testable import QuantKit
 
 /// GPTQ through the forward pass on the golden micro model: the GGUF keeps llama-quantize's types and size,
@@ -75,5 +76,39 @@ final class GPTQPipelineTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("cannot write blk.0.ffn_down.weight as TQ2_0"), "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/tq.gguf"))
+    }
+}
+
+/// Calibration windows start with BOS when the vocabulary adds it (as inference and llama-imatrix's chunks do), and are
+/// plain slices of the text when it does not.
+final class CalibrationWindowTests: XCTestCase {
+    func testWindowsStartWithBOSWhenTheVocabularyAddsIt() throws {
+        let g = try GGUFFile(path: Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path)
+        var v = try GGUFVocabulary(g)
+        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        var set = CalibrationSet()
+        set.calibration = [text]; set.samples = 6; set.seqLen = 48; set.seed = 3
+        let withBOS = try Tokenizer(v)
+        XCTAssertTrue(withBOS.addBos)
+        let bos = Int32(try XCTUnwrap(v.bos))
+        let all = withBOS.encode(try Corpus.read(text) + "\n\n", addSpecial: false, parseSpecial: false)
+        func isSlice(_ w: ArraySlice<Int32>) -> Bool {
+            let want = Array(w)
+            for start in 0...(all.count - want.count) where Array(all[start..<(start + want.count)]) == want { return true }
+            return false
+        }
+        for w in try set.windows(withBOS) {
+            XCTAssertEqual(w.count, 48)
+            XCTAssertEqual(w.first, bos)
+            XCTAssertTrue(isSlice(w.dropFirst()), "the rest is text")
+        }
+        v.addBos = false
+        let noBOS = try Tokenizer(v)
+        for w in try set.windows(noBOS) {
+            XCTAssertEqual(w.count, 48)
+            XCTAssertTrue(isSlice(w[...]))
+        }
+        set.seqLen = 1
+        XCTAssertThrowsError(try set.windows(withBOS)) { XCTAssertTrue("\($0)".contains("no room"), "\($0)") }
     }
 }
