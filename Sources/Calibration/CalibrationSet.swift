@@ -16,6 +16,8 @@ public struct CalibrationSet: Sendable {
     public var samples = 128
     public var seqLen = 512
     public var seed: UInt64 = 0
+    /// Start each window with BOS when the vocabulary adds it (see `windows`).
+    public var bos = true
     public init() {}
 
     /// The windows, each `seqLen` tokens. When the vocabulary adds BOS (Llama 1/2, TinyLlama, Llama 3), a window is BOS
@@ -24,7 +26,7 @@ public struct CalibrationSet: Sendable {
     /// the statistics calibration fits to.
     public func windows(_ tokenizer: Tokenizer) throws -> [[Int32]] {
         guard !calibration.isEmpty else { throw QKError("calibration needs text (--calibration FILE)") }
-        let bos = tokenizer.addBos ? tokenizer.vocabulary.bos.map { Int32($0) } : nil
+        let bos = self.bos && tokenizer.addBos ? tokenizer.vocabulary.bos.map { Int32($0) } : nil
         let length = bos == nil ? seqLen : seqLen - 1
         guard length > 0 else { throw QKError("--seq-len \(seqLen) leaves no room for text after BOS") }
         func withBOS(_ w: [[Int32]]) -> [[Int32]] { bos.map { b in w.map { [b] + $0 } } ?? w }

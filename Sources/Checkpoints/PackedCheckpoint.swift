@@ -140,11 +140,16 @@ public enum PackedCheckpoint {
     /// Writes `dir`: model.safetensors (packed linears by module name, every other tensor of `source` in its own
     /// dtype, or `replaced` values where given, e.g. AWQ's rescaled norms), config.json with quantization_config,
     /// quantize_config.json for GPTQ, and the tokenizer files of the source.
+    /// `gptqV2`: a GPTQ layout written as `checkpoint_format: gptq_v2` (zero points stored as they are) instead of v1.
     public static func write(dir: String, source: HFCheckpoint, layout: PackedLayout, scheme: IntegerScheme,
-                             linears: Linears, replaced: [String: [Float]] = [:], provenance: Provenance,
+                             linears: Linears, replaced: [String: [Float]] = [:], provenance: Provenance, gptqV2: Bool = false,
                              progress: ProgressCallback? = nil) throws -> Report {
-        // GPTQ v1 cannot hold a zero point of 0 (it stores zero − 1); such a model is written as gptq_v2
-        let v1 = layout != .gptq || !linears.hasZeroPoint0
+        // GPTQ v1 stores zero − 1, so it cannot hold a zero point of 0: the quantizer floors zeros at 1 for it
+        // (`IntegerScheme.zeroFloor`); the format never changes with the data
+        let v1 = layout != .gptq || !gptqV2
+        if layout == .gptq && v1 && linears.hasZeroPoint0 {
+            throw QKError("a linear has a zero point of 0, which GPTQ v1 cannot store: quantize with a zero floor of 1 or write gptq_v2")
+        }
         for m in linears.modules where source.weights.info(m + ".weight") == nil {
             throw QKError("quantized linear \(m) is not in the source checkpoint")
         }

@@ -24,6 +24,8 @@ public enum PackedQuantizer {
         public var rtnQuantizer: IntegerQuantizer = .gptq
         public var gptq = GPTQPipeline.Options()
         public var awq = AWQPipeline.Options()
+        /// GPTQ layout: `checkpoint_format: gptq_v2` instead of v1 (whose zero points are floored at 1).
+        public var gptqV2 = false
         public init() {}
     }
 
@@ -43,7 +45,8 @@ public enum PackedQuantizer {
             throw QKError(file: source, "is already quantized (config.json has quantization_config); start from the float checkpoint")
         }
         let c = ck.config
-        let s = o.scheme
+        var s = o.scheme
+        if o.layout == .gptq && !o.gptqV2 && !s.sym { s.zeroFloor = 1 }
         let qd = c.numHeads * c.headDim
         for (what, width) in [("hidden size", c.hiddenSize), ("attention width", qd), ("intermediate size", c.intermediateSize)] {
             try s.validate(cols: width, what: "the \(what)")
@@ -76,7 +79,7 @@ public enum PackedQuantizer {
                 // AWQ's searches against GPTQ's min-max grid (what the scaled weights end up on)
                 var a = o.awq
                 a.groupSize = s.groupSize
-                a.fingerprintExtra += "|awq+gptq packed \(o.layout.rawValue) \(s)"
+                a.fingerprintExtra += "|awq+gptq packed \(o.layout.rawValue) \(s) z\(s.zeroFloor)"
                 let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .gptq).dequantized() }
                 let sc = try AWQThenGPTQ.scale(model, options: a, output: dir, Q: { _, _ in Q }, progress: progress)
                 for (l, norms) in sc.norms.enumerated() {
@@ -88,7 +91,8 @@ public enum PackedQuantizer {
             }
             g.gptq.grid = .minmax(bits: s.bits, sym: s.sym)
             g.gptq.groupSize = s.groupSize
-            g.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
+            g.gptq.zeroFloor = s.zeroFloor
+            g.fingerprintExtra += "|packed \(o.layout.rawValue) \(s) z\(s.zeroFloor)"
             let rep = try GPTQPipeline.run(model, options: g, progress: progress) { l, lin, r in
                 let (rows, cols) = lin.shape(c)
                 try linears.add(lin.module(layer: l), GPTQ.integerLinear(r, rows: rows, cols: cols, scheme: s))
@@ -100,7 +104,7 @@ public enum PackedQuantizer {
             let model = try LoadedModel.load(source)
             var a = o.awq
             a.groupSize = s.groupSize
-            a.fingerprintExtra += "|packed \(o.layout.rawValue) \(s)"
+            a.fingerprintExtra += "|packed \(o.layout.rawValue) \(s) z\(s.zeroFloor)"
             let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .awq).dequantized() }
             report.awqLayers = try AWQPipeline.run(model, options: a, Q: { _, _ in Q }, progress: progress) { l, L, _ in
                 for lin in LlamaLinear.allCases {
@@ -111,7 +115,7 @@ public enum PackedQuantizer {
             }
         }
         report.checkpoint = try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,
-                                                       provenance: prov, progress: progress)
+                                                       provenance: prov, gptqV2: o.gptqV2, progress: progress)
         ResumeState.finish(output: dir)
         if o.method == .awqGPTQ { AWQThenGPTQ.finish(output: dir) }
         report.seconds = Date().timeIntervalSince(t0)

@@ -32,6 +32,8 @@ public struct GPTQOptions: Sendable {
     /// Per input column (original order), for `weightedBlockScales`.
     public var importance: [Float]? = nil
     public var blockSize = 128
+    /// Min-max grids: the smallest zero point (1 for GPTQ v1 checkpoints, see `IntegerScheme.zeroFloor`).
+    public var zeroFloor: Int32 = 0
     public init() {}
 }
 
@@ -75,7 +77,8 @@ public enum GPTQ {
     }
 
     /// Parameters for one group of columns (values x[r*stride + c] for c in cols) per row.
-    static func findParams(_ grid: GPTQGrid, _ w: UnsafePointer<Float>, rows: Int, stride: Int, cols: [Int], importance: [Float]? = nil) -> GroupParams {
+    static func findParams(_ grid: GPTQGrid, _ w: UnsafePointer<Float>, rows: Int, stride: Int, cols: [Int], importance: [Float]? = nil,
+                           zeroFloor: Int32 = 0) -> GroupParams {
         var p = GroupParams(scale: [Float](repeating: 0, count: rows), zero: [Float](repeating: 0, count: rows))
         if let imp = importance, case let .ggml(t) = grid, t == .q4_0 || t == .q4_1, cols.count == 32 {
             // llama.cpp's weighted block search (quantize_row_q4_0_impl / q4_1_impl): w_j = imp_j·sqrt(σ² + x_j²)
@@ -115,7 +118,8 @@ public enum GPTQ {
             case let .minmax(bits, sym):
                 // the integer schemes' min-max quantizer (f16 scale, as packed checkpoints store it)
                 let x = cols.map { w[r * stride + $0] }
-                let (s, z) = x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: IntegerScheme(bits: bits, groupSize: -1, sym: sym), quantizer: .gptq) }
+                let (s, z) = x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: IntegerScheme(bits: bits, groupSize: -1, sym: sym, zeroFloor: zeroFloor),
+                                                                            quantizer: .gptq) }
                 p.scale[r] = s
                 p.zero[r] = Float(z)
             case .ggml(.q4_0):
@@ -215,7 +219,8 @@ public enum GPTQ {
             W.withUnsafeBufferPointer { wp in
                 for g in 0..<((cols + groupSize - 1) / groupSize) {
                     let r = (g * groupSize)..<min(cols, (g + 1) * groupSize)
-                    staticParams.append(findParams(o.grid, wp.baseAddress!, rows: rows, stride: cols, cols: Array(r), importance: slice(imp0, r)))
+                    staticParams.append(findParams(o.grid, wp.baseAddress!, rows: rows, stride: cols, cols: Array(r), importance: slice(imp0, r),
+                                                   zeroFloor: o.zeroFloor))
                 }
             }
             for (g, p) in staticParams.enumerated() { try checkFinite(p, o.grid, column: g * groupSize) }
@@ -277,13 +282,15 @@ public enum GPTQ {
                 } else if !staticParams.isEmpty {
                     cur = staticParams[groupOf[orig]]
                 } else if col % groupSize == 0 {
-                    if isGGML && B % groupSize == 0 {
-                        // a ggml block lies inside the lazy batch: its params from the values GPTQ has updated so far
+                    if B % groupSize == 0 {
+                        // the group lies inside the lazy batch: its params from the values GPTQ has updated so far (the
+                        // reference reads W there, stale for every group but a batch's first when groups are smaller)
                         cur = W1.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: B, cols: Array(i..<(i + groupSize)),
-                                                                      importance: slice(imp0, col..<(col + groupSize))) }
+                                                                      importance: slice(imp0, col..<(col + groupSize)), zeroFloor: o.zeroFloor) }
                     } else {
-                        // from W (this block's updates not yet applied), as the reference does
-                        cur = W.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: cols, cols: Array(col..<min(cols, col + groupSize))) }
+                        // a group wider than the batch (a multiple of it) starts at a batch boundary, where W is up to date
+                        cur = W.withUnsafeBufferPointer { findParams(o.grid, $0.baseAddress!, rows: rows, stride: cols, cols: Array(col..<min(cols, col + groupSize)),
+                                                                     zeroFloor: o.zeroFloor) }
                     }
                     try checkFinite(cur, o.grid, column: col)
                     params[col / groupSize] = cur

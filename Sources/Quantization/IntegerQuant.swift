@@ -7,7 +7,12 @@ public struct IntegerScheme: Equatable, Sendable, CustomStringConvertible {
     public var bits: Int
     public var groupSize: Int
     public var sym: Bool
-    public init(bits: Int, groupSize: Int, sym: Bool) { self.bits = bits; self.groupSize = groupSize; self.sym = sym }
+    /// The smallest zero point a group may take: 1 for GPTQ v1 checkpoints, which store zero − 1 (GPTQModel clamps the
+    /// same way), 0 otherwise.
+    public var zeroFloor: Int32 = 0
+    public init(bits: Int, groupSize: Int, sym: Bool, zeroFloor: Int32 = 0) {
+        self.bits = bits; self.groupSize = groupSize; self.sym = sym; self.zeroFloor = zeroFloor
+    }
     public var maxq: Int { (1 << bits) - 1 }
     /// The group size for `cols` input columns (−1 → cols).
     public func group(_ cols: Int) -> Int { groupSize <= 0 ? cols : groupSize }
@@ -99,7 +104,7 @@ public enum IntegerQuant {
             if xmin == 0 && xmax == 0 { xmin = -1; xmax = 1 }
             let scale = storedScale((xmax - xmin) / mq)
             let zero = s.sym ? (mq + 1) / 2 : (-xmin / scale).rounded(.toNearestOrEven)
-            return (scale, Int32(min(max(zero, 0), mq)))
+            return (scale, Int32(min(max(zero, Float(s.zeroFloor)), mq)))
         case .awq:
             if s.sym {
                 let amax = max(max(abs(lo), abs(hi)), 1e-5)
@@ -107,7 +112,7 @@ public enum IntegerQuant {
                 return (storedScale(amax / (half - 1)), Int32(half))
             }
             let scale = storedScale(max(hi - lo, 1e-5) / mq)
-            let zero = min(max(-(lo / scale).rounded(.toNearestOrEven), 0), mq)
+            let zero = min(max(-(lo / scale).rounded(.toNearestOrEven), Float(s.zeroFloor)), mq)
             return (scale, Int32(zero))
         }
     }

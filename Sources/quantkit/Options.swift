@@ -96,6 +96,10 @@ struct CalibrationOptions: ParsableArguments {
     @Option(help: "Seed for sampling the calibration windows.")
     var seed: UInt64 = 0
 
+    @Flag(name: .customLong("no-window-bos"),
+          help: "Calibration windows without a leading BOS even when the vocabulary adds one (by default they start with it, as inference does).")
+    var noWindowBOS = false
+
     func validate() throws {
         guard samples > 0, seqLen >= 8 else { throw ValidationError("--samples must be positive and --seq-len at least 8") }
         _ = try mixWeights()
@@ -118,9 +122,16 @@ struct CalibrationOptions: ParsableArguments {
         d.samples = samples
         d.seqLen = seqLen
         d.seed = seed
+        d.bos = !noWindowBOS
         d.mix = try mixWeights()
         return d
     }
+}
+
+/// The `checkpoint_format` of a packed GPTQ checkpoint.
+enum GPTQCheckpointFormat: String, CaseIterable, ExpressibleByArgument {
+    case gptq
+    case gptqV2 = "gptq_v2"
 }
 
 /// The integer scheme of packed checkpoints.
@@ -140,6 +151,10 @@ struct IntegerSchemeOptions: ParsableArguments {
 
     @Option(name: .customLong("rtn-grid"), help: "RTN into packed formats: gptq (min-max grid including 0) or awq (AutoAWQ's quantizer).")
     var rtnGrid: IntegerQuantizer = .gptq
+
+    @Option(name: .customLong("checkpoint-format"),
+            help: "--format gptq: gptq (v1, zero points stored minus 1 and floored at 1, as GPTQModel writes) or gptq_v2.")
+    var checkpointFormat: GPTQCheckpointFormat = .gptq
 
     func validate() throws {
         if sym && asym { throw ValidationError("--sym and --asym exclude each other") }

@@ -69,6 +69,9 @@ struct Quantize: ParsableCommand {
         } else if calib.calibration.isEmpty {
             throw ValidationError("--method \(method.rawValue) needs --calibration FILE")
         }
+        if scheme.checkpointFormat != .gptq && format != .gptq {
+            throw ValidationError("--checkpoint-format is for --format gptq")
+        }
         if format == .gguf {
             if gguf.type == nil { throw ValidationError("--type PRESET is required for --format gguf") }
             if output == nil && !gguf.dryRun { throw ValidationError("-o OUTPUT is required (or --dry-run)") }
@@ -181,6 +184,7 @@ struct Quantize: ParsableCommand {
         p.layout = layout
         p.scheme = scheme.scheme(for: method)
         p.rtnQuantizer = scheme.rtnGrid
+        p.gptqV2 = scheme.checkpointFormat == .gptqV2
         let data = try calib.set()
         gptq.apply(to: &p.gptq, data: data)
         p.gptq.statePath = output

@@ -108,6 +108,12 @@ final class CalibrationWindowTests: XCTestCase {
             XCTAssertEqual(w.count, 48)
             XCTAssertTrue(isSlice(w[...]))
         }
+        set.bos = false  // --no-window-bos
+        for w in try set.windows(withBOS) {
+            XCTAssertEqual(w.count, 48)
+            XCTAssertTrue(isSlice(w[...]))
+        }
+        set.bos = true
         set.seqLen = 1
         XCTAssertThrowsError(try set.windows(withBOS)) { XCTAssertTrue("\($0)".contains("no room"), "\($0)") }
     }

@@ -108,3 +108,35 @@ final class PackedCheckpointTests: XCTestCase {
         XCTAssertLessThan(r.candidates[2].result.kldMean, rtn, "AWQ vs RTN")
     }
 }
+
+/// GPTQ v1 stores zero − 1: asymmetric GPTQ checkpoints stay v1 with every zero point floored at 1 (as GPTQModel
+/// writes them), whatever the data; gptq_v2 only when asked, with zeros as they come.
+final class GPTQCheckpointFormatTests: XCTestCase {
+    func testZeroPointsAreFlooredForV1AndV2IsOnlyWrittenWhenAsked() throws {
+        // a group of non-negative values has zero point 0 on the min-max grid, 1 with the floor
+        let x: [Float] = [0.5, 1, 1.5, 2]
+        let s = IntegerScheme(bits: 4, groupSize: -1, sym: false)
+        var f = s
+        f.zeroFloor = 1
+        XCTAssertEqual(x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: s, quantizer: .gptq) }.zero, 0)
+        XCTAssertEqual(x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: f, quantizer: .gptq) }.zero, 1)
+        XCTAssertEqual(x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: f, quantizer: .awq) }.zero, 1)
+        let dir = Support.tmpDir()
+        for (v2, method) in [(false, PackedQuantizer.Method.rtn), (false, .gptq), (true, .rtn)] {
+            var o = PackedQuantizer.Options()
+            o.method = method
+            o.scheme = IntegerScheme(bits: 4, groupSize: 32, sym: false)
+            o.gptqV2 = v2
+            o.gptq.data.calibration = [Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path]
+            o.gptq.data.samples = 4; o.gptq.data.seqLen = 64
+            let out = dir + "/\(method.rawValue)-\(v2)"
+            _ = try PackedQuantizer.quantize(Support.microHF, to: out, options: o)
+            let qc = try JSONParser.parse(file: out + "/config.json")["quantization_config"]
+            XCTAssertEqual(qc?["checkpoint_format"]?.string, v2 ? "gptq_v2" : "gptq")
+            let ck = try HFCheckpoint.open(out)
+            let reader = try XCTUnwrap(try PackedReader(configPath: out + "/config.json", weights: ck.weights))
+            let q = try reader.linear("model.layers.0.mlp.down_proj")
+            if !v2 { XCTAssertGreaterThanOrEqual(q.zeros.min() ?? 0, 1, "\(method)") }
+        }
+    }
+}
