@@ -202,3 +202,26 @@ for d, c in zip(dirs, ev["candidates"]):
     if rel > 0.002:
         raise SystemExit(f"interop FAIL: {os.path.basename(d)}: quantkit eval and llama-perplexity differ by {100 * rel:.3f} % (> 0.2 %)")
     os.remove(g)
+
+# 7. KL-divergence base files are interchangeable: quantkit's (--kld-base-out) and llama-perplexity's (--save-all-logits)
+#    hold the same tokens; llama-perplexity --kl-divergence-base gives the same KLD from either; quantkit eval --kld-base
+#    on llama's file gives the KLD quantkit computes with the reference model.
+cand = f"{work}/smol-Q4_K_M.gguf"
+kq, kl = f"{work}/quantkit.kld", f"{work}/llama.kld"
+j1, j2 = f"{work}/eval-kld-direct.json", f"{work}/eval-kld-base.json"
+run(qk, "eval", bf16, cand, "--text", text, "--chunks", str(chunks), "--kld-base-out", kq, "--json", j1)
+run(f"{bin_dir}/llama-perplexity", "-m", bf16, "-f", text, "-c", "512", "--chunks", str(chunks), "--save-all-logits", kl, "-t", "2")
+head = 20 + chunks * 512 * 4
+a, b = open(kq, "rb").read(), open(kl, "rb").read()
+if len(a) != len(b) or a[:head] != b[:head]:
+    raise SystemExit("interop FAIL: quantkit's KLD base differs from llama-perplexity's in size, header or tokens")
+def llama_kld(base):
+    r = run(f"{bin_dir}/llama-perplexity", "-m", cand, "--kl-divergence-base", base, "--kl-divergence", "-t", "2")
+    return float(re.search(r"Mean\s+KLD:\s+([0-9.]+)", r.stdout + r.stderr).group(1))
+lk_q, lk_l = llama_kld(kq), llama_kld(kl)
+run(qk, "eval", "--kld-base", kl, cand, "--json", j2)
+direct, via = json.load(open(j1))["candidates"][0]["kld_mean"], json.load(open(j2))["candidates"][0]["kld_mean"]
+print(f"interop ok: KLD base files: llama-perplexity on Q4_K_M with quantkit's base {lk_q:.6f}, with its own {lk_l:.6f}; "
+      f"quantkit eval with llama's base {via:.6f}, with the reference model {direct:.6f}")
+if abs(lk_q / lk_l - 1) > 0.01 or abs(via / direct - 1) > 0.01:
+    raise SystemExit("interop FAIL: KLD from the two base files differs by more than 1 %")

@@ -25,7 +25,7 @@ public enum Evaluator {
     }
 
     public static func run(reference: String, candidates: [String], textFile: String, ctx: Int, chunks: Int?,
-                           protocol p: Perplexity.EvalProtocol, progress: ProgressCallback? = nil) throws -> Report {
+                           protocol p: Perplexity.EvalProtocol, kldBaseOut: String? = nil, progress: ProgressCallback? = nil) throws -> Report {
         let t0 = Date()
         let text = try String(contentsOfFile: textFile, encoding: .utf8)
         let ref = try LoadedModel.load(reference)
@@ -35,12 +35,41 @@ public enum Evaluator {
         }
         let tokens = ref.tokenizer.encode(text, addSpecial: p == .llamaCpp, parseSpecial: false)
         let bos: Int32? = ref.tokenizer.addBos ? ref.tokenizer.vocabulary.bos.map(Int32.init) : nil
-        let (r, cs) = try Perplexity.evaluate(reference: ref.forward, candidates: zip(candidates, cands).map { ($0, $1.forward) },
-                                              tokens: tokens, bos: bos, ctx: ctx, chunks: chunks, protocol: p,
+        var writer: KLDBase.Writer? = nil
+        if let kldBaseOut {
+            guard p == .llamaCpp else { throw QKError("--kld-base-out is llama-perplexity's file: use the llama.cpp protocol") }
+            let ch = try Perplexity.chunking(tokens: tokens.count, ctx: ctx, chunks: chunks, protocol: p)
+            writer = try KLDBase.Writer(path: kldBaseOut, ctx: ctx, vocab: ref.forward.w.config.vocabSize, chunks: ch.starts.count,
+                                        tokens: tokens[0..<(ch.starts.count * ctx)])
+        }
+        let (r, cs) = try Perplexity.evaluate(reference: .model(ref.forward), candidates: zip(candidates, cands).map { ($0, $1.forward) },
+                                              tokens: tokens, bos: bos, ctx: ctx, chunks: chunks, protocol: p, baseOut: writer,
                                               progress: { progress?("eval chunk", $0, $1) })
+        try writer?.commit()
         let rows = zip(cs, cands).map { Row(name: $1.path, result: $0, fileBytes: $1.fileBytes, bitsPerWeight: $1.bitsPerWeight) }
         return Report(protocolName: p.rawValue, ctx: ctx, chunks: r.chunkPPL.count, tokens: tokens.count,
                       reference: Row(name: reference, result: r, fileBytes: ref.fileBytes, bitsPerWeight: ref.bitsPerWeight),
+                      candidates: rows, blasCore: BLAS.coreName, seconds: Date().timeIntervalSince(t0))
+    }
+
+    /// Candidates against a KL-divergence base file (llama-perplexity's `--save-all-logits`, or `eval --kld-base-out`):
+    /// its tokens and chunking, its reference log-probabilities; no reference model or text. `chunks` limits the count.
+    public static func run(kldBase path: String, candidates: [String], chunks: Int?, progress: ProgressCallback? = nil) throws -> Report {
+        let t0 = Date()
+        let base = try KLDBase(path: path)
+        let cands = try candidates.map { try LoadedModel.load($0) }
+        guard let first = cands.first else { throw QKError("--kld-base needs at least one candidate model") }
+        for c in cands where c.forward.w.config.vocabSize != base.vocab {
+            throw QKError(file: c.path, "vocabulary size \(c.forward.w.config.vocabSize) differs from the base file's \(base.vocab)")
+        }
+        // as llama-perplexity: BOS in place of each chunk's first token when the evaluated model's vocabulary adds it
+        let bos: Int32? = first.tokenizer.addBos ? first.tokenizer.vocabulary.bos.map(Int32.init) : nil
+        let (r, cs) = try Perplexity.evaluate(reference: .base(base), candidates: zip(candidates, cands).map { ($0, $1.forward) },
+                                              tokens: base.tokens, bos: bos, ctx: base.ctx, chunks: chunks, protocol: .llamaCpp,
+                                              progress: { progress?("eval chunk", $0, $1) })
+        let rows = zip(cs, cands).map { Row(name: $1.path, result: $0, fileBytes: $1.fileBytes, bitsPerWeight: $1.bitsPerWeight) }
+        return Report(protocolName: Perplexity.EvalProtocol.llamaCpp.rawValue, ctx: base.ctx, chunks: r.chunkPPL.count, tokens: base.tokens.count,
+                      reference: Row(name: path, result: r, fileBytes: base.file.size, bitsPerWeight: 0),
                       candidates: rows, blasCore: BLAS.coreName, seconds: Date().timeIntervalSince(t0))
     }
 

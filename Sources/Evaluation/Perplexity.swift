@@ -70,21 +70,33 @@ public enum Perplexity {
         for i in 0..<n { out[i] = Double(row[i]) - ls }
     }
 
-    /// Runs the reference and every candidate on the same chunks.
-    public static func evaluate(reference: LlamaForward, candidates: [(String, LlamaForward)], tokens: [Int32], bos: Int32?,
-                                ctx: Int, chunks: Int?, protocol p: EvalProtocol, progress: ((Int, Int) -> Void)? = nil) throws -> (EvalResult, [EvalResult]) {
+    /// The reference of an evaluation: a model run on every chunk, or a KL-divergence base file's log-probabilities.
+    public enum Reference {
+        case model(LlamaForward)
+        case base(KLDBase)
+    }
+
+    /// Runs the reference and every candidate on the same chunks; `baseOut` receives the reference's scored logits.
+    public static func evaluate(reference: Reference, candidates: [(String, LlamaForward)], tokens: [Int32], bos: Int32?,
+                                ctx: Int, chunks: Int?, protocol p: EvalProtocol, baseOut: KLDBase.Writer? = nil,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> (EvalResult, [EvalResult]) {
         let ch = try chunking(tokens: tokens.count, ctx: ctx, chunks: chunks, protocol: p)
-        let V = reference.w.config.vocabSize
+        var model: LlamaForward? = nil, base: KLDBase? = nil
+        switch reference {
+        case let .model(m): model = m
+        case let .base(b): base = b
+        }
+        let V = model?.w.config.vocabSize ?? base?.vocab ?? 0
         var ref = EvalResult(name: "reference")
         var cands = candidates.map { EvalResult(name: $0.0) }
         let rows = ch.first..<(ctx - 1)
         // one KV cache and one logits buffer per model, reused by every chunk
-        let refCache = LlamaForward.KVCache(config: reference.w.config, capacity: ctx)
+        let refCache = model.map { LlamaForward.KVCache(config: $0.w.config, capacity: ctx) }
         let candCaches = candidates.map { LlamaForward.KVCache(config: $0.1.w.config, capacity: ctx) }
         var rl: [Float] = [], cl = [[Float]](repeating: [], count: candidates.count)  // [rows × V] each
         // each model runs layer by layer over a batch of chunks (a layer made f32 once per batch, not per chunk),
         // then the chunks are scored one by one from their final residual streams: the same logits as chunk by chunk
-        let hidden = ([reference] + candidates.map(\.1)).map(\.w.config.hiddenSize).max() ?? 1
+        let hidden = ((model.map { [$0] } ?? []) + candidates.map(\.1)).map(\.w.config.hiddenSize).max() ?? 1
         let perPass = LlamaForward.sequencesPerPass(tokens: ctx, hidden: hidden)
         for b0 in stride(from: 0, to: ch.starts.count, by: perPass) {
             let batch = b0..<min(ch.starts.count, b0 + perPass)
@@ -94,16 +106,21 @@ public enum Perplexity {
                 if p == .llamaCpp, let bos { chunk[0] = bos }
                 return chunk
             }
-            let refX = try reference.finalHidden(chunks, cache: refCache)
+            let refX = try model.map { try $0.finalHidden(chunks, cache: refCache!) }
             let candX = try candidates.indices.map { try candidates[$0].1.finalHidden(chunks, cache: candCaches[$0]) }
             for (j, chunk) in chunks.enumerated() {
                 progress?(batch.lowerBound + j, ch.starts.count)
-                reference.head(refX[j], T: ctx, logitRows: rows, into: &rl)
+                if let model, let refX {
+                    model.head(refX[j], T: ctx, logitRows: rows, into: &rl)
+                } else if let base {
+                    base.logProbs(chunk: batch.lowerBound + j, into: &rl)
+                }
+                try baseOut?.append(logits: rl)
                 for k in candidates.indices {
                     candidates[k].1.head(candX[k][j], T: ctx, logitRows: rows, into: &cl[k])
                 }
                 let nr = rows.count, nc = candidates.count
-                let (refNLL, cNLL, cKLD, cSame) = score(chunk, rows: rows, reference: rl, candidates: cl, vocab: V)
+                let (refNLL, cNLL, cKLD, cSame) = score(chunk, rows: rows, reference: rl, candidates: cl, vocab: V, fromBase: base != nil)
                 let chunkNLL = refNLL
                 var chunkC = [[Double]](repeating: [], count: nc)
                 for k in 0..<nc {
@@ -126,7 +143,10 @@ public enum Perplexity {
     /// Scores one chunk's `rows` (each predicting the next token of `chunk`) from logits [rows × V] of the reference
     /// and each candidate: the reference's NLL per row, and per row and candidate (index r·nc + k) its NLL, its KL
     /// divergence from the reference and whether their top tokens agree.
-    static func score(_ chunk: [Int32], rows: Range<Int>, reference rl: [Float], candidates cl: [[Float]], vocab V: Int)
+    /// `fromBase`: `rl` holds a KL-divergence base file's log-probabilities, used as stored (not renormalized), and, as
+    /// llama-perplexity reads such a file, tokens at or below log-probability −16 (stored as its floor) are left out of
+    /// the KL divergence.
+    static func score(_ chunk: [Int32], rows: Range<Int>, reference rl: [Float], candidates cl: [[Float]], vocab V: Int, fromBase: Bool = false)
         -> (refNLL: [Double], nll: [Double], kld: [Double], sameTop: [Bool]) {
         let nr = rows.count, nc = cl.count
         // rows are independent: score them in parallel into per-row slots (order kept)
@@ -143,15 +163,20 @@ public enum Perplexity {
                 var e = [Float](repeating: 0, count: V)                                   // exponentials [V]
                 for r in range {
                     let target = Int(chunk[rows.lowerBound + r + 1])
-                    if nc == 0 {  // the reference alone: only its target's log-probability is needed
+                    if fromBase {
+                        rnp[r] = -Double(rl[r * V + target])
+                        if nc == 0 { continue }
+                        for i in 0..<V { lpRef[i] = Double(rl[r * V + i]) }
+                    } else if nc == 0 {  // the reference alone: only its target's log-probability is needed
                         rnp[r] = rl.withUnsafeBufferPointer { lp in logSumExp(lp.baseAddress! + r * V, V, scratch: &e) - Double(lp[r * V + target]) }
                         continue
+                    } else {
+                        rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef, scratch: &e) }
+                        rnp[r] = -lpRef[target]
                     }
-                    rl.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpRef, scratch: &e) }
-                    rnp[r] = -lpRef[target]
                     var refTop = 0
                     for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
-                    for i in 0..<V { pRef[i] = exp(lpRef[i]) }
+                    for i in 0..<V { pRef[i] = fromBase && lpRef[i] <= -16 ? 0 : exp(lpRef[i]) }
                     for (k, l) in cl.enumerated() {
                         l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC, scratch: &e) }
                         var kl: Double = 0, top = 0

@@ -14,17 +14,25 @@ struct Eval: ParsableCommand {
         Examples:
           quantkit eval models/smollm2-135m-instruct smollm2-q4_k_m.gguf smollm2-q8_0.gguf --text wiki.test.raw --chunks 40
           quantkit eval ref.gguf cand.gguf --text wiki.test.raw --json eval.json
+        KL-divergence base files are llama-perplexity's (--save-all-logits / --kl-divergence-base): --kld-base-out F saves
+        the reference's log-probabilities while evaluating; --kld-base F evaluates candidates against such a file (from
+        either tool) without the reference model or the text:
+          quantkit eval ref.gguf --text wiki.test.raw --chunks 40 --kld-base-out ref.kld
+          quantkit eval --kld-base ref.kld cand-q4_k_m.gguf cand-iq4_xs.gguf
         """
     )
 
-    @Argument(help: "Reference model.")
-    var reference: String
+    @Argument(help: "The reference model, then the candidate models (with --kld-base: candidates only).")
+    var models: [String] = []
 
-    @Argument(help: "Candidate models.")
-    var candidates: [String] = []
+    @Option(name: .long, help: "Text file to score (not with --kld-base, whose file holds the tokens).")
+    var text: String?
 
-    @Option(name: .long, help: "Text file to score.")
-    var text: String
+    @Option(name: .customLong("kld-base"), help: "Compare the candidates against this KL-divergence base file instead of a reference model.")
+    var kldBase: String?
+
+    @Option(name: .customLong("kld-base-out"), help: "Also save the reference's log-probabilities as a KL-divergence base file (llama-perplexity's format).")
+    var kldBaseOut: String?
 
     @Option(name: .long, help: "Tokens per chunk.")
     var ctx: Int = 512
@@ -47,6 +55,16 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if let c = chunks, c < 1 { throw ValidationError("--chunks must be at least 1") }
         guard ctx >= 8 else { throw ValidationError("--ctx must be at least 8") }
+        if kldBase != nil {
+            if models.isEmpty { throw ValidationError("--kld-base needs at least one candidate model") }
+            if text != nil { throw ValidationError("--kld-base holds the tokens: drop --text") }
+            if kldBaseOut != nil { throw ValidationError("--kld-base and --kld-base-out exclude each other") }
+            if proto != .llamaCpp { throw ValidationError("--kld-base is llama-perplexity's file: use --protocol llama.cpp") }
+        } else {
+            if models.isEmpty { throw ValidationError("missing the reference model") }
+            if text == nil { throw ValidationError("--text FILE is required (or --kld-base FILE)") }
+            if kldBaseOut != nil && proto != .llamaCpp { throw ValidationError("--kld-base-out is llama-perplexity's file: use --protocol llama.cpp") }
+        }
     }
 
     func run() throws {
@@ -54,10 +72,17 @@ struct Eval: ParsableCommand {
             var outputs: [OutputConflicts.Output] = []
             if let json { outputs.append(.init(json, .file("a JSON report"), option: "--json")) }
             if let report { outputs.append(.init(report, .file("an HTML report"), option: "--report")) }
-            let inputs = ([reference] + candidates).flatMap(OutputConflicts.modelInputs) + [text]
+            if let kldBaseOut { outputs.append(.init(kldBaseOut, .file("a KL-divergence base"), option: "--kld-base-out")) }
+            let inputs = models.flatMap(OutputConflicts.modelInputs) + [text, kldBase].compactMap { $0 }
             try OutputConflicts.check(outputs: outputs, inputs: inputs, force: force)
             let pr = ProgressPrinter()
-            let r = try Evaluator.run(reference: reference, candidates: candidates, textFile: text, ctx: ctx, chunks: chunks, protocol: proto, progress: pr.update)
+            let r: Evaluator.Report
+            if let kldBase {
+                r = try Evaluator.run(kldBase: kldBase, candidates: models, chunks: chunks, progress: pr.update)
+            } else {
+                r = try Evaluator.run(reference: models[0], candidates: Array(models.dropFirst()), textFile: text!, ctx: ctx, chunks: chunks,
+                                      protocol: proto, kldBaseOut: kldBaseOut, progress: pr.update)
+            }
             print(Evaluator.table(r), terminator: "")
             if let json { try writeFileAtomically(json, Array(Evaluator.json(r).serialized().utf8)) }
             if let report { try writeFileAtomically(report, Array(HTMLReport.render(r).utf8)) }

@@ -32,7 +32,7 @@ final class PerplexityTests: XCTestCase {
         let fwd = LlamaForward(try LlamaWeights.load(config: c, tensors: ForwardReferenceFixture.weights(c)))
         var rng: UInt32 = 7
         let tokens: [Int32] = (0..<96).map { _ in rng = rng &* 1664525 &+ 1013904223; return Int32(rng >> 26) }
-        let (ref, cands) = try Perplexity.evaluate(reference: fwd, candidates: [("same", fwd)], tokens: tokens, bos: 1, ctx: 32, chunks: nil, protocol: .llamaCpp)
+        let (ref, cands) = try Perplexity.evaluate(reference: .model(fwd), candidates: [("same", fwd)], tokens: tokens, bos: 1, ctx: 32, chunks: nil, protocol: .llamaCpp)
         XCTAssertEqual(ref.count, 3 * 15)
         XCTAssertEqual(cands[0].nll, ref.nll)
         XCTAssertTrue(cands[0].kld.allSatisfy { $0 < 1e-12 })
