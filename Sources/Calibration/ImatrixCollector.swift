@@ -32,6 +32,7 @@ public enum ImatrixCollector {
         public var counts: [String: Int] = [:]
         public var chunks = 0
         public var chunkSize = 0
+        public init() {}
     }
 
     public static func collect(model: LoadedModel, text: String, options o: Options, progress: ProgressCallback? = nil) throws -> Result {
@@ -88,7 +89,8 @@ public enum ImatrixCollector {
                     accumulate(l, input, x, width)
                 }
             }
-            if o.processOutput {
+            // a head tied to the embeddings has no output.weight: llama-imatrix records no entry for it either
+            if o.processOutput && !fwd.w.config.tieWordEmbeddings {
                 fwd.captureLinearInput = { _, input, x, width in accumulate(-1, input, x, width) }
                 for x in pass.residuals { _ = fwd.head(x, T: o.ctx, logitRows: 0..<o.ctx) }
                 fwd.captureLinearInput = nil
@@ -121,14 +123,16 @@ public enum ImatrixCollector {
         try w.finish()
     }
 
-    /// The legacy .dat: values stored as (Σx²/count)·ncall with ncall = count/chunk_size.
+    /// The legacy .dat, as llama-imatrix writes it: entries without data left out; values stored as (Σx²/count)·ncall
+    /// with ncall = ⌈count / chunk_size⌉ (rounded up, so a partial chunk never stores zeros).
     public static func writeDat(_ r: Result, dataset: String, to path: String) throws {
         var w = ByteWriter()
-        let names = r.sums.keys.sorted()
+        let names = r.sums.keys.sorted().filter { (r.counts[$0] ?? 0) > 0 }
         w.i32(Int32(names.count))
         for n in names {
             let count = r.counts[n] ?? 0
-            let ncall = count / max(1, r.chunkSize)
+            let chunk = max(1, r.chunkSize)
+            let ncall = (count + chunk - 1) / chunk
             w.i32(Int32(n.utf8.count)); w.raw(Array(n.utf8))
             w.i32(Int32(ncall)); w.i32(Int32(r.sums[n]!.count))
             for v in r.sums[n]! { w.f32(count > 0 ? v / Float(count) * Float(ncall) : 1) }

@@ -33,7 +33,7 @@ struct Imatrix: ParsableCommand {
     @Option(name: .customLong("output-format"), help: "gguf (llama-imatrix's current format) or dat (its legacy one).")
     var outputFormat: ImatrixFormat = .gguf
 
-    @Flag(name: .customLong("process-output"), help: "Also collect output.weight.")
+    @Flag(name: .customLong("process-output"), help: "Also collect output.weight (a head tied to the embeddings has none, as in llama-imatrix).")
     var processOutput = false
 
     @OptionGroup

@@ -41,4 +41,60 @@ final class ImatrixTests: XCTestCase {
             for (p, q) in zip(w1, w2) { XCTAssertEqual(p, q, accuracy: 1e-5 * max(1, abs(p))) }
         }
     }
+
+    /// The .dat as current llama-imatrix writes it: ncall rounded up (count 200 at chunk size 128 → 2, values scaled by
+    /// it), entries without data left out; and its entries and ncall equal llama-imatrix's golden .dat for the same run.
+    func testLegacyDatRoundsNcallUpAndSkipsEmptyEntries() throws {
+        var r = ImatrixCollector.Result()
+        r.sums = ["blk.0.attn_q.weight": [400, 800], "blk.0.ffn_up.weight": [0, 0]]
+        r.counts = ["blk.0.attn_q.weight": 200, "blk.0.ffn_up.weight": 0]
+        r.chunks = 2
+        r.chunkSize = 128
+        let dat = Support.tmpDir() + "/s.imatrix.dat"
+        try ImatrixCollector.writeDat(r, dataset: "d.txt", to: dat)
+        let entries = try Self.datEntries(dat)
+        XCTAssertEqual(entries.map(\.name), ["blk.0.attn_q.weight"])
+        XCTAssertEqual(entries[0].ncall, 2)
+        XCTAssertEqual(entries[0].values, [4, 8])   // Σx²/count · ncall
+
+        let model = try LoadedModel.load(Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path)
+        let text = try String(contentsOfFile: Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path, encoding: .utf8)
+        var o = ImatrixCollector.Options()
+        o.ctx = 128; o.chunks = 20
+        let ours = Support.tmpDir() + "/m.imatrix.dat"
+        try ImatrixCollector.writeDat(try ImatrixCollector.collect(model: model, text: text, options: o), dataset: "wiki.valid.first20k.txt", to: ours)
+        let a = try Self.datEntries(ours), b = try Self.datEntries(Support.golden.appendingPathComponent("micro-llama-k.imatrix.dat").path)
+        XCTAssertEqual(a.map(\.name), b.map(\.name))
+        XCTAssertEqual(a.map(\.ncall), b.map(\.ncall))
+    }
+
+    /// SmolLM2's head is tied to its embeddings: with --process-output llama-imatrix records no output entry (checked
+    /// with its current build: 210 entries, the 7 linears of 30 layers), and neither does quantkit.
+    func testTiedHeadHasNoOutputEntry() throws {
+        let model = try LoadedModel.load(try Support.requiredEnv("QUANTKIT_SMOLLM2_DIR"))
+        XCTAssertTrue(model.forward.w.config.tieWordEmbeddings)
+        var o = ImatrixCollector.Options()
+        o.ctx = 64; o.chunks = 1; o.processOutput = true
+        let text = try String(contentsOfFile: Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path, encoding: .utf8)
+        let r = try ImatrixCollector.collect(model: model, text: text, options: o)
+        XCTAssertEqual(r.sums.count, 210)
+        XCTAssertNil(r.sums["output.weight"])
+    }
+
+    /// (name, ncall, values) of each entry of a legacy .dat.
+    static func datEntries(_ path: String) throws -> [(name: String, ncall: Int32, values: [Float])] {
+        let d = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var at = 0
+        func i32() -> Int32 { defer { at += 4 }; return d[at..<(at + 4)].withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } }
+        var out: [(String, Int32, [Float])] = []
+        for _ in 0..<i32() {
+            let len = Int(i32())
+            let name = String(decoding: d[at..<(at + len)], as: UTF8.self)
+            at += len
+            let ncall = i32(), n = Int(i32())
+            let values = (0..<n).map { _ in Float(bitPattern: UInt32(bitPattern: i32())) }
+            out.append((name, ncall, values))
+        }
+        return out
+    }
 }
