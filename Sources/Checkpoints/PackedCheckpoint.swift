@@ -169,18 +169,26 @@ public enum PackedCheckpoint {
                 }
                 continue
             }
-            let dtype: DType = info.dtype == .f32 ? .f16 : info.dtype
+            // AWQ-scaled norms (`replaced`) keep f16 precision, not bf16's 8 bits: such a checkpoint is f16 throughout, with
+            // torch_dtype float16 to match (as AutoAWQ saves); otherwise the source's float type (f32 → f16)
+            let dtype: DType = !replaced.isEmpty || info.dtype == .f32 ? .f16 : info.dtype
             guard dtype.isFloat else { throw QKError(file: source.dir, "tensor \(name) is \(info.dtype.rawValue); expected floating point") }
             params += info.elementCount
             weightBytes += info.elementCount * dtype.size
             let count = info.elementCount
             plan.append((name, dtype, info.shape, {
-                if let v = replaced[name] {
-                    guard v.count == count else { throw QKError("internal: replacement for \(name) has \(v.count) values, expected \(count)") }
-                    return try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : .f16, v, rowLength: info.shape.last ?? count)
+                let v: [Float]
+                if let r = replaced[name] {
+                    guard r.count == count else { throw QKError("internal: replacement for \(name) has \(r.count) values, expected \(count)") }
+                    v = r
+                } else {
+                    if dtype == info.dtype, let b = source.weights.bytes(name) { return Array(b) }
+                    v = try source.weights.floats(name)
                 }
-                if dtype == info.dtype, let b = source.weights.bytes(name) { return Array(b) }
-                return try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : .f16, try source.weights.floats(name), rowLength: info.shape.last ?? count)
+                if dtype == .f16, let i = v.firstIndex(where: { abs($0) > 65504 }) {
+                    throw QKError(file: source.dir, "tensor \(name) holds \(v[i]) at \(i), beyond f16's range: it cannot be stored in this f16 checkpoint")
+                }
+                return try GGMLCodec.quantize(dtype == .bf16 ? .bf16 : .f16, v, rowLength: info.shape.last ?? count)
             }))
         }
         let out = try OutputDirectory(path: dir)
@@ -194,7 +202,11 @@ public enum PackedCheckpoint {
         let qc = quantizationConfig(layout, scheme: scheme, provenance: provenance, v1: v1)
         guard case var .object(cfg) = try JSONParser.parse(file: source.dir + "/config.json") else { throw QKError(file: source.dir + "/config.json", "not a JSON object") }
         cfg.removeAll { $0.0 == "quantization_config" }
-        if layout == .awq, let i = cfg.firstIndex(where: { $0.0 == "torch_dtype" }) { cfg[i].1 = .string("float16") }  // AWQ kernels are fp16
+        // AWQ kernels are fp16, and AWQ-scaled norms are stored at f16
+        if layout == .awq || !replaced.isEmpty {
+            cfg.removeAll { $0.0 == "torch_dtype" }
+            cfg.append(("torch_dtype", .string("float16")))
+        }
         cfg.append(("quantization_config", qc))
         try writeFileAtomically(d.appendingPathComponent("config.json").path, Array(JSONValue.object(cfg).serialized().utf8))
         if layout == .gptq { try writeFileAtomically(d.appendingPathComponent("quantize_config.json").path, Array(qc.serialized().utf8)) }

@@ -98,6 +98,11 @@ final class PackedCheckpointTests: XCTestCase {
         XCTAssertEqual(a.awqLayers.count, 2)
         for l in a.awqLayers { for r in l.ratios { XCTAssertLessThanOrEqual(r.lossBest, r.lossPlain, "layer \(l.layer) \(r.group)") } }
         XCTAssertTrue(a.awqLayers.flatMap(\.ratios).contains { $0.lossBest < $0.lossPlain }, "some scaling helps")
+        // the scaled norms keep f16 precision (not bf16's), and the config says float16
+        let awqCk = try HFCheckpoint.open(dir + "/awq")
+        XCTAssertEqual(try JSONParser.parse(file: dir + "/awq/config.json")["torch_dtype"]?.string, "float16")
+        XCTAssertEqual(awqCk.weights.info("model.layers.0.input_layernorm.weight")?.dtype, .f16)
+        XCTAssertEqual(awqCk.weights.info("model.embed_tokens.weight")?.dtype, .f16)
         // both evaluate against the reference on other text, with lower KLD than RTN on the same scheme
         o.method = .rtn; o.layout = .gptq
         _ = try PackedQuantizer.quantize(Support.microHF, to: dir + "/rtn", options: o)
