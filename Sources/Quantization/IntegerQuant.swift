@@ -102,9 +102,15 @@ public enum IntegerQuant {
                 if xmin < 0 { xmin = -xmax }
             }
             if xmin == 0 && xmax == 0 { xmin = -1; xmax = 1 }
-            let scale = storedScale((xmax - xmin) / mq)
-            let zero = s.sym ? (mq + 1) / 2 : (-xmin / scale).rounded(.toNearestOrEven)
-            return (scale, Int32(min(max(zero, Float(s.zeroFloor)), mq)))
+            var scale = storedScale((xmax - xmin) / mq)
+            var zero = s.sym ? (mq + 1) / 2 : (-xmin / scale).rounded(.toNearestOrEven)
+            let floor = Float(s.zeroFloor)
+            if !s.sym && zero < floor {
+                // a group (almost) all ≥ 0 under a zero floor: widen the step so the floored zero still reaches xmax
+                zero = floor
+                scale = storedScale(max(xmax / (mq - floor), -xmin / floor))
+            }
+            return (scale, Int32(min(max(zero, 0), mq)))
         case .awq:
             if s.sym {
                 let amax = max(max(abs(lo), abs(hi)), 1e-5)

@@ -100,11 +100,7 @@ struct Quantize: ParsableCommand {
             var extra: [(String, JSONValue)] = []
             switch method {
             case .gptq:
-                var g = GPTQPipeline.Options()
-                gptq.apply(to: &g, data: try calib.set())
-                g.statePath = output
-                g.resume = resume
-                g.fingerprintExtra = "gguf \(preset.name) imatrix \(gguf.imatrix ?? "-")"
+                let g = try gptqOptions(preset, output: output)
                 let (qr, rep) = try GPTQPipeline.quantizeToGGUF(source: source, output: output, preset: preset, options: g,
                                                                 quantizeOptions: o, progress: pr.update)
                 r = qr
@@ -121,11 +117,7 @@ struct Quantize: ParsableCommand {
                 extra.append(("layers", ReportJSON.awqLayers(rep)))
                 if !out.json { print(ReportJSON.awqSummary(rep)) }
             case .awqGPTQ:
-                var g = GPTQPipeline.Options()
-                gptq.apply(to: &g, data: try calib.set())
-                g.statePath = output
-                g.resume = resume
-                g.fingerprintExtra = "gguf \(preset.name) imatrix \(gguf.imatrix ?? "-")"
+                let g = try gptqOptions(preset, output: output)
                 var a = awq.options(data: try calib.set(), resume: resume)
                 a.groupSize = scheme.groupSize ?? 32
                 let (qr, rep, layers) = try AWQThenGPTQ.quantizeToGGUF(source: source, output: output, preset: preset, gptq: g, awq: a,
@@ -146,6 +138,16 @@ struct Quantize: ParsableCommand {
                 print(String(format: "wrote %@: %ld tensors, %ld bytes, %.4f bits per weight", r.output, r.tensors, r.bytes, r.bitsPerWeight))
             }
         }
+    }
+
+    /// GPTQ's options for a GGUF output (its resume state beside it).
+    func gptqOptions(_ preset: QuantPreset, output: String) throws -> GPTQPipeline.Options {
+        var g = GPTQPipeline.Options()
+        gptq.apply(to: &g, data: try calib.set())
+        g.statePath = output
+        g.resume = resume
+        g.fingerprintExtra = "gguf \(preset.name) imatrix \(gguf.imatrix ?? "-")"
+        return g
     }
 
     /// --dry-run: the tensor plan, as text or JSON.

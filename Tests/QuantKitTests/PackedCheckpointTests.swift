@@ -5,6 +5,7 @@ import Evaluation
 import Llama
 import ModelFormats
 import Quantization
+import TensorCore
 @testable import QuantKit
 
 /// Packed checkpoints on the golden micro model: each layout written by `quantize` loads back to exactly the
@@ -126,6 +127,13 @@ final class GPTQCheckpointFormatTests: XCTestCase {
         XCTAssertEqual(x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: s, quantizer: .gptq) }.zero, 0)
         XCTAssertEqual(x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: f, quantizer: .gptq) }.zero, 1)
         XCTAssertEqual(x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: f, quantizer: .awq) }.zero, 1)
+        // the floored zero keeps the whole range: the step widens to xmax / (maxq − 1), every value within half a step
+        let (scale, zero) = x.withUnsafeBufferPointer { IntegerQuant.params($0, scheme: f, quantizer: .gptq) }
+        XCTAssertEqual(scale, HalfFloat.roundF16(2 / 14))
+        for v in x {
+            let q = IntegerQuant.code(v, scale: scale, zero: zero, maxq: 15)
+            XCTAssertLessThanOrEqual(abs(scale * Float(Int32(q) - zero) - v), scale / 2 * 1.001, "\(v)")
+        }
         let dir = Support.tmpDir()
         for (v2, method) in [(false, PackedQuantizer.Method.rtn), (false, .gptq), (true, .rtn)] {
             var o = PackedQuantizer.Options()
