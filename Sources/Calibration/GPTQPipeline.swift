@@ -86,7 +86,7 @@ public enum GPTQPipeline {
         var fingerprint: String {
             let g = o.gptq
             return "gptq|\(source)|\(g.grid)|g\(g.groupSize)|act\(g.actOrder)|static\(g.staticGroups)|damp\(g.damp)|b\(g.blockSize)" +
-                "|w\(g.weightedBlockScales)|seq\(o.trueSequential)|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|\(o.fingerprintExtra)"
+                "|w\(g.weightedBlockScales)|upd\(g.updatedGroupParams)|seq\(o.trueSequential)|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|\(o.fingerprintExtra)"
         }
 
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {

@@ -237,6 +237,10 @@ struct GPTQOptions: ParsableArguments {
     @Flag(name: .customLong("no-true-sequential"), help: "GPTQ: capture all linears of a layer in one pass instead of stage by stage.")
     var noTrueSequential = false
 
+    @Flag(name: .customLong("updated-group-params"),
+          help: "GPTQ, packed groups smaller than 128: scale and zero from the weights as updated so far, not the reference's stale copy (helped symmetric, hurt asymmetric on SmolLM2).")
+    var updatedGroupParams = false
+
     func validate() throws {
         guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
     }
@@ -246,6 +250,7 @@ struct GPTQOptions: ParsableArguments {
         o.gptq.actOrder = actOrder
         o.gptq.staticGroups = staticGroups
         o.gptq.damp = damp
+        o.gptq.updatedGroupParams = updatedGroupParams
         o.trueSequential = !noTrueSequential
     }
 }
