@@ -77,11 +77,18 @@ public enum Evaluator {
         var s = "protocol \(r.protocolName), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens; OpenBLAS core \(r.blasCore)\n"
         s += String(format: "reference %@: PPL %.4f ± %.5f  (%.2f bpw, %ld bytes)\n", r.reference.name, r.reference.result.ppl, r.reference.result.pplError,
                     r.reference.bitsPerWeight, r.reference.fileBytes)
-        s += "candidate".padding(toLength: 44, withPad: " ", startingAt: 0) + "   PPL ± err         Δppl     ratio    KLD mean ± err       median     p99       max      top-1 %   bpw    bytes\n"
+        // the name column fits the longest name up to 64 characters; a longer one keeps its end, after "…"
+        let width = min(64, r.candidates.map(\.name.count).reduce(44, max))
+        func cell(_ name: String) -> String {
+            let fitted = name.count <= width ? name : "…" + name.suffix(width - 1)
+            return fitted.padding(toLength: width, withPad: " ", startingAt: 0)
+        }
+        let header = "   PPL ± err         Δppl     ratio    KLD mean ± err       median     p99       max      top-1 %   bpw    bytes\n"
+        s += cell("candidate") + header
         for c in r.candidates {
             let e = c.result
             let d = e.ppl - r.reference.result.ppl
-            s += String(c.name.suffix(44)).padding(toLength: 44, withPad: " ", startingAt: 0)
+            s += cell(c.name)
             s += String(format: "  %8.4f ± %.4f  %+8.4f  %.5f  %.6f ± %.6f  %.6f  %.5f  %.4f  %6.2f  %5.2f  %ld\n", e.ppl, e.pplError, d, e.ppl / r.reference.result.ppl,
                         e.kldMean, e.kldError, e.kldQuantile(0.5), e.kldQuantile(0.99), e.kld.max() ?? 0, e.sameTop1Percent, c.bitsPerWeight, c.fileBytes)
         }
