@@ -21,6 +21,17 @@ public enum HTMLReport {
         return String(s.prefix(head)) + "…" + String(s.suffix(tail))
     }
 
+    /// Plot labels: the names without the prefix they all share, cut after a separator (`smollm2-135m-instruct-`), so
+    /// the part that tells them apart is what fits. Returns the labels and the prefix removed ("" when none).
+    static func plotLabels(_ names: [String]) -> (labels: [String], prefix: String) {
+        guard names.count > 1, var common = names.first else { return (names, "") }
+        for n in names.dropFirst() { common = String(zip(common, n).prefix { $0.0 == $0.1 }.map(\.0)) }
+        guard let cut = common.lastIndex(where: { "-. ".contains($0) }) else { return (names, "") }
+        let prefix = String(common[...cut])
+        if names.contains(where: { $0.count == prefix.count }) { return (names, "") }
+        return (names.map { String($0.dropFirst(prefix.count)) }, prefix)
+    }
+
     struct Frame {
         let w: Double, h: Double, l: Double, r: Double, t: Double, b: Double
         var plotRight: Double { w - r }
@@ -162,15 +173,18 @@ public enum HTMLReport {
                            e.kldQuantile(0.5), e.kldQuantile(0.99), e.kld.max() ?? 0, e.sameTop1Percent)
         }
         html += "</table>"
-        let kld = r.candidates.map { ($0.bitsPerWeight, $0.result.kldMean, short($0.name)) }
-        let dppl = r.candidates.map { ($0.bitsPerWeight, $0.result.ppl - ref.ppl, short($0.name)) }
+        let (labels, prefix) = plotLabels(([r.reference] + r.candidates).map { short($0.name) })
+        let names = Array(labels.dropFirst())
+        if !prefix.isEmpty { html += "<p>Plots name each file without the prefix all share: <code>\(esc(prefix))</code></p>" }
+        let kld = zip(r.candidates, names).map { ($0.bitsPerWeight, $0.result.kldMean, $1) }
+        let dppl = zip(r.candidates, names).map { ($0.bitsPerWeight, $0.result.ppl - ref.ppl, $1) }
         html += "<h2>Accuracy against size</h2>" + scatter(kld, title: "mean KLD vs bits per weight", xLabel: "bits per weight", yLabel: "KLD")
         html += scatter(dppl, title: "Δppl vs bits per weight", xLabel: "bits per weight", yLabel: "Δppl")
         html += "<h2>Per-token KLD distribution</h2>"
-        html += lines(r.candidates.map { (short($0.name), cdf($0.result.kld)) }, title: "CDF of per-token KLD", xLabel: "KLD (log scale)",
+        html += lines(zip(r.candidates, names).map { ($1, cdf($0.result.kld)) }, title: "CDF of per-token KLD", xLabel: "KLD (log scale)",
                       yLabel: "fraction of tokens ≤ KLD", logX: true, yRange: (0, 1), colorOffset: 1)
         html += "<h2>Perplexity per chunk</h2>"
-        let perChunk = [(short(r.reference.name) + " (reference)", ref.chunkPPL)] + r.candidates.map { (short($0.name), $0.result.chunkPPL) }
+        let perChunk = [(labels[0] + " (reference)", ref.chunkPPL)] + zip(r.candidates, names).map { ($1, $0.result.chunkPPL) }
         html += lines(perChunk.map { ($0.0, $0.1.enumerated().map { (Double($0.offset), $0.element) }) }, title: "PPL per chunk", xLabel: "chunk",
                       yLabel: "PPL")
         return html + "</body></html>\n"

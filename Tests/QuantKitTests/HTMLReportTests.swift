@@ -1,4 +1,4 @@
-import Evaluation
+@testable import Evaluation
 import Foundation
 import ModelFormats
 import XCTest
@@ -52,6 +52,10 @@ final class HTMLReportTests: XCTestCase {
         let html = HTMLReport.render(r)
         XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 4, "two scatter plots, the KLD CDF, PPL per chunk")
         XCTAssertTrue(html.contains("CDF of per-token KLD"))
+        // plot labels drop the shared "micro-llama-k-" (the page says so); the table keeps the full names
+        XCTAssertTrue(html.contains("without the prefix all share: <code>micro-llama-k-</code>"))
+        XCTAssertTrue(html.contains(">Q4_K_S.gguf</text>"), "a label without the prefix")
+        XCTAssertTrue(html.contains("<td>micro-llama-k-Q4_K_S.gguf</td>"))
         let page = dir + "/report.html"
         try html.replacingOccurrences(of: "</body>", with: Self.checkScript + "</body>").write(toFile: page, atomically: true, encoding: .utf8)
         let shot = dir + "/report.png"
@@ -76,6 +80,19 @@ final class HTMLReportTests: XCTestCase {
             XCTAssertTrue(overlaps.isEmpty, "\(title): overlapping text \(overlaps)")
         }
         print(log)
+    }
+
+    func testPlotLabelsDropTheSharedPrefixAtASeparator() {
+        let a = HTMLReport.plotLabels(["smollm2-135m-instruct-bf16.gguf", "smollm2-135m-instruct-Q4_K_M.gguf",
+                                       "smollm2-135m-instruct-Q4_K_M-awq.gguf"])
+        XCTAssertEqual(a.prefix, "smollm2-135m-instruct-")
+        XCTAssertEqual(a.labels, ["bf16.gguf", "Q4_K_M.gguf", "Q4_K_M-awq.gguf"])
+        // the shared "Q4_K_" does not end at a separator: nothing is cut
+        XCTAssertEqual(HTMLReport.plotLabels(["Q4_K_M.gguf", "Q4_K_S.gguf"]).labels, ["Q4_K_M.gguf", "Q4_K_S.gguf"])
+        XCTAssertEqual(HTMLReport.plotLabels(["SmolLM2.Q8_0.gguf", "SmolLM2.Q4_0.gguf"]).labels, ["Q8_0.gguf", "Q4_0.gguf"])
+        // a name that is all prefix would become empty: keep the names
+        XCTAssertEqual(HTMLReport.plotLabels(["m-", "m-x"]).prefix, "")
+        XCTAssertEqual(HTMLReport.plotLabels(["only-one.gguf"]).labels, ["only-one.gguf"], "one name has nothing to tell apart")
     }
 
     func run(_ exe: String, _ args: [String]) throws -> String {
