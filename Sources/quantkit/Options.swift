@@ -225,10 +225,11 @@ struct GGUFTypeOptions: ParsableArguments {
 
 /// GPTQ's own settings.
 struct GPTQOptions: ParsableArguments {
-    @Flag(name: .customLong("act-order"), help: "GPTQ: quantize columns in order of decreasing Hessian diagonal (needs --static-groups for GGUF).")
-    var actOrder = false
+    @Flag(name: .customLong("act-order"), inversion: .prefixedNo,
+          help: "GPTQ: quantize columns in order of decreasing Hessian diagonal. Default: on into GGUF (with static groups: ggml blocks are fixed in column order; no cost at run time), off for packed formats (desc_act=False, as GPTQModel and llm-compressor default).")
+    var actOrder: Bool?
 
-    @Flag(name: .customLong("static-groups"), help: "GPTQ: group parameters from the unmodified weights.")
+    @Flag(name: .customLong("static-groups"), help: "GPTQ: group parameters from the unmodified weights (always so into GGUF with act-order).")
     var staticGroups = false
 
     @Option(help: "GPTQ damping, as a fraction of the mean Hessian diagonal (raised automatically if Cholesky fails).")
@@ -245,10 +246,11 @@ struct GPTQOptions: ParsableArguments {
         guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
     }
 
-    func apply(to o: inout GPTQPipeline.Options, data: CalibrationSet) {
+    /// `gguf`: the output is a GGUF file (act-order by default, with static groups), else a packed checkpoint.
+    func apply(to o: inout GPTQPipeline.Options, data: CalibrationSet, gguf: Bool) {
         o.data = data
-        o.gptq.actOrder = actOrder
-        o.gptq.staticGroups = staticGroups
+        o.gptq.actOrder = actOrder ?? gguf
+        o.gptq.staticGroups = staticGroups || (gguf && o.gptq.actOrder)
         o.gptq.damp = damp
         o.gptq.updatedGroupParams = updatedGroupParams
         o.trueSequential = !noTrueSequential

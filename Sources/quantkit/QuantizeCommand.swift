@@ -143,7 +143,7 @@ struct Quantize: ParsableCommand {
     /// GPTQ's options for a GGUF output (its resume state beside it).
     func gptqOptions(_ preset: QuantPreset, output: String) throws -> GPTQPipeline.Options {
         var g = GPTQPipeline.Options()
-        gptq.apply(to: &g, data: try calib.set())
+        gptq.apply(to: &g, data: try calib.set(), gguf: true)
         g.statePath = output
         g.resume = resume
         g.fingerprintExtra = "gguf \(preset.name) imatrix \(gguf.imatrix ?? "-")"
@@ -188,7 +188,7 @@ struct Quantize: ParsableCommand {
         p.rtnQuantizer = scheme.rtnGrid
         p.gptqV2 = scheme.checkpointFormat == .gptqV2
         let data = try calib.set()
-        gptq.apply(to: &p.gptq, data: data)
+        gptq.apply(to: &p.gptq, data: data, gguf: false)
         p.gptq.statePath = output
         p.gptq.resume = resume
         p.awq = awq.options(data: data, resume: resume)

@@ -1,0 +1,42 @@
+import Foundation
+import XCTest
+
+/// GPTQ's act-order default through the binary: on into GGUF (static groups: ggml blocks are fixed in column order, so
+/// the order costs nothing at run time), off for packed checkpoints (desc_act=False, the reference tools' default).
+final class GPTQDefaultsTests: XCTestCase {
+    let microHF = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-hf").path
+    let microK = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
+    let text = CLI.repo.appendingPathComponent("Formats/golden/wiki.valid.first20k.txt").path
+    var cal: [String] { ["--method", "gptq", "--calibration", text, "--samples", "8", "--seq-len", "64"] }
+
+    func quantize(_ args: [String], to out: String) throws -> Data {
+        let r = try CLI.run(["quantize"] + args + ["-o", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var isDir: ObjCBool = false
+        FileManager.default.fileExists(atPath: out, isDirectory: &isDir)
+        return try Data(contentsOf: URL(fileURLWithPath: isDir.boolValue ? out + "/model.safetensors" : out))
+    }
+
+    func testGGUFDefaultsToActOrderWithStaticGroups() throws {
+        let d = CLI.tmpDir()
+        let gguf = [microK, "--type", "Q4_K_M"] + cal
+        let byDefault = try quantize(gguf, to: d + "/default.gguf")
+        let explicit = try quantize(gguf + ["--act-order", "--static-groups"], to: d + "/act.gguf")
+        let plain = try quantize(gguf + ["--no-act-order"], to: d + "/plain.gguf")
+        XCTAssertEqual(byDefault, explicit, "GGUF: the default is --act-order --static-groups")
+        XCTAssertNotEqual(byDefault, plain, "--no-act-order quantizes columns in their stored order")
+        XCTAssertEqual(byDefault.count, plain.count, "same plan, same size")
+    }
+
+    func testPackedDefaultsToColumnOrder() throws {
+        let d = CLI.tmpDir()
+        let packed = [microHF, "--format", "gptq", "--group-size", "32"] + cal
+        let byDefault = try quantize(packed, to: d + "/default")
+        let plain = try quantize(packed + ["--no-act-order"], to: d + "/plain")
+        let act = try quantize(packed + ["--act-order"], to: d + "/act")
+        XCTAssertEqual(byDefault, plain, "packed: the default is desc_act=False")
+        XCTAssertNotEqual(byDefault, act)
+        let config = try String(contentsOfFile: d + "/default/quantize_config.json", encoding: .utf8)
+        XCTAssertTrue(config.replacingOccurrences(of: " ", with: "").contains("\"desc_act\":false"), config)
+    }
+}
