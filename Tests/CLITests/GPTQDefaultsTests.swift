@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// GPTQ's act-order default through the binary: on into GGUF (static groups: ggml blocks are fixed in column order, so
-/// the order costs nothing at run time), off for packed checkpoints (desc_act=False, the reference tools' default).
+/// the order costs nothing at run time), off for packed checkpoints (desc_act=False, as the original GPTQ code and AutoGPTQ default).
 final class GPTQDefaultsTests: XCTestCase {
     let microHF = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-hf").path
     let microK = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
