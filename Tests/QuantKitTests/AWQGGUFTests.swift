@@ -10,9 +10,9 @@ import XCTest
 /// the AWQ scale folded into its input columns (its inputs are x / s), not written with imatrix metadata it ignored.
 final class AWQGGUFTests: XCTestCase {
     func testImatrixIsHonouredAfterFolding() throws {
-        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
+        let src = Support.microK
         let imatrix = Support.golden.appendingPathComponent("micro-llama-k.imatrix.gguf").path
-        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        let text = Support.validText
         let dir = Support.tmpDir()
         var o = AWQPipeline.Options()
         o.data.calibration = [text]; o.data.samples = 8; o.data.seqLen = 64; o.groupSize = 32
@@ -61,8 +61,8 @@ final class AWQGGUFTests: XCTestCase {
 /// when nothing is clipped, and the GGUF stores its scaled norms with round-to-nearest's types and size.
 final class AWQThenGPTQTests: XCTestCase {
     func testScaledModelKeepsTheFunctionAndTheFileKeepsThePlan() throws {
-        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
-        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        let src = Support.microK
+        let text = Support.validText
         let dir = Support.tmpDir()
         var a = AWQPipeline.Options()
         a.data.calibration = [text]; a.data.samples = 8; a.data.seqLen = 64; a.groupSize = 32; a.clip = false

@@ -10,8 +10,8 @@ import Tokenizers
 /// dequantizes to a valid file, and its layer outputs are closer to the reference than round-to-nearest's.
 final class GPTQPipelineTests: XCTestCase {
     func testGPTQIntoQ4_0BeatsRoundToNearest() throws {
-        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
-        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        let src = Support.microK
+        let text = Support.validText
         let dir = Support.tmpDir()
         var o = GPTQPipeline.Options()
         o.data.calibration = [text]; o.data.samples = 16; o.data.seqLen = 128; o.data.seed = 0
@@ -36,8 +36,8 @@ final class GPTQPipelineTests: XCTestCase {
     /// Q4_K_M, a --tensor-type override included), so the file has round-to-nearest's types and size, and a KLD below
     /// both plain rounding and rounding with an imatrix; a type GPTQ cannot write stops the run before any work.
     func testGPTQIntoEveryPlannedType() throws {
-        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
-        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        let src = Support.microK
+        let text = Support.validText
         let imatrix = Support.golden.appendingPathComponent("micro-llama-k.imatrix.gguf").path
         let evalText = Support.repo.appendingPathComponent("Formats/golden/tokenize/inputs/wiki.test.first50k.txt").path
         let dir = Support.tmpDir()
@@ -83,9 +83,9 @@ final class GPTQPipelineTests: XCTestCase {
 /// plain slices of the text when it does not.
 final class CalibrationWindowTests: XCTestCase {
     func testWindowsStartWithBOSWhenTheVocabularyAddsIt() throws {
-        let g = try GGUFFile(path: Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path)
+        let g = try GGUFFile(path: Support.microK)
         var v = try GGUFVocabulary(g)
-        let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+        let text = Support.validText
         var set = CalibrationSet()
         set.calibration = [text]; set.samples = 6; set.seqLen = 48; set.seed = 3
         let withBOS = try Tokenizer(v)

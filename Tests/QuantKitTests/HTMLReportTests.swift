@@ -38,7 +38,7 @@ final class HTMLReportTests: XCTestCase {
         guard let chromium = ProcessInfo.processInfo.environment["QUANTKIT_CHROMIUM"], FileManager.default.isExecutableFile(atPath: chromium) else {
             XCTFail("QUANTKIT_CHROMIUM is not set: run the suite through Scripts/test (it installs Debian's chromium)"); return
         }
-        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
+        let src = Support.microK
         let dir = Support.tmpDir()
         var cands: [String] = []
         for (t, name) in [("Q8_0", "micro-llama-k-Q8_0.gguf"), ("Q4_K_M", "micro-llama-k-Q4_K_M-with-a-long-descriptive-name.gguf"),

@@ -10,8 +10,8 @@ import Quantization
 /// the KV cache in f16, so layer outputs differ in the 4th digit).
 final class ImatrixTests: XCTestCase {
     func testMatchesLlamaImatrix() throws {
-        let model = try LoadedModel.load(Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path)
-        let text = try String(contentsOfFile: Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path, encoding: .utf8)
+        let model = try LoadedModel.load(Support.microK)
+        let text = try String(contentsOfFile: Support.validText, encoding: .utf8)
         var o = ImatrixCollector.Options()
         o.ctx = 128; o.chunks = 20
         let r = try ImatrixCollector.collect(model: model, text: text, options: o)
@@ -57,8 +57,8 @@ final class ImatrixTests: XCTestCase {
         XCTAssertEqual(entries[0].ncall, 2)
         XCTAssertEqual(entries[0].values, [4, 8])   // Σx²/count · ncall
 
-        let model = try LoadedModel.load(Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path)
-        let text = try String(contentsOfFile: Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path, encoding: .utf8)
+        let model = try LoadedModel.load(Support.microK)
+        let text = try String(contentsOfFile: Support.validText, encoding: .utf8)
         var o = ImatrixCollector.Options()
         o.ctx = 128; o.chunks = 20
         let ours = Support.tmpDir() + "/m.imatrix.dat"
@@ -75,7 +75,7 @@ final class ImatrixTests: XCTestCase {
         XCTAssertTrue(model.forward.w.config.tieWordEmbeddings)
         var o = ImatrixCollector.Options()
         o.ctx = 64; o.chunks = 1; o.processOutput = true
-        let text = try String(contentsOfFile: Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path, encoding: .utf8)
+        let text = try String(contentsOfFile: Support.validText, encoding: .utf8)
         let r = try ImatrixCollector.collect(model: model, text: text, options: o)
         XCTAssertEqual(r.sums.count, 210)
         XCTAssertNil(r.sums["output.weight"])

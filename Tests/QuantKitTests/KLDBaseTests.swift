@@ -10,7 +10,7 @@ import XCTest
 /// within the file's 16-bit step, and candidates scored against it as against the model; hostile files refused.
 final class KLDBaseTests: XCTestCase {
     func testWrittenBaseScoresCandidatesAsTheReferenceDoes() throws {
-        let src = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
+        let src = Support.microK
         let text = Support.repo.appendingPathComponent("Formats/golden/tokenize/inputs/wiki.test.first50k.txt").path
         let dir = Support.tmpDir()
         let cand = dir + "/q4_0.gguf"

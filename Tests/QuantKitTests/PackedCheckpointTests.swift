@@ -12,7 +12,7 @@ import TensorCore
 /// dequantized integer codes (and the untouched tensors bit for bit); AWQ's folding leaves the function unchanged;
 /// GPTQ and AWQ lower the layer-output error of round-to-nearest on the same scheme.
 final class PackedCheckpointTests: XCTestCase {
-    let text = Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path
+    let text = Support.validText
 
     func testEveryLayoutLoadsBackToTheCodes() throws {
         let src = try HFCheckpoint.open(Support.microHF)
@@ -140,7 +140,7 @@ final class GPTQCheckpointFormatTests: XCTestCase {
             o.method = method
             o.scheme = IntegerScheme(bits: 4, groupSize: 32, sym: false)
             o.gptqV2 = v2
-            o.gptq.data.calibration = [Support.golden.appendingPathComponent("wiki.valid.first20k.txt").path]
+            o.gptq.data.calibration = [Support.validText]
             o.gptq.data.samples = 4; o.gptq.data.seqLen = 64
             let out = dir + "/\(method.rawValue)-\(v2)"
             _ = try PackedQuantizer.quantize(Support.microHF, to: out, options: o)

@@ -10,7 +10,7 @@ import TensorCore
 /// every preset. The input is Formats/golden/micro-llama-k-bf16.gguf: the golden micro-llama-k-f32.gguf with its
 /// matrices stored as BF16 (its values are exactly bf16, so quantizing either gives the same bytes).
 final class QuantizeGoldenTests: XCTestCase {
-    let input = Support.golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
+    let input = Support.microK
 
     func quantize(_ type: String, imatrix: String? = nil, pure: Bool = true) throws -> String {
         let out = Support.tmpDir() + "/q-\(type).gguf"

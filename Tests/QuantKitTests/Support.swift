@@ -6,6 +6,9 @@ enum Support {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let golden = repo.appendingPathComponent("Formats/golden")
     static let microHF = golden.appendingPathComponent("micro-llama-hf").path
+    /// The golden micro Llama as a bf16 GGUF (K-quant shapes), and the calibration text the pipeline tests use.
+    static let microK = golden.appendingPathComponent("micro-llama-k-bf16.gguf").path
+    static let validText = golden.appendingPathComponent("wiki.valid.first20k.txt").path
 
     static func tmpDir() -> String { Scratch.dir() }
 
