@@ -43,12 +43,10 @@ public enum GPTQPipeline {
         case let .minmax(bits, sym):
             return try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: IntegerScheme(bits: bits, groupSize: o.groupSize, sym: sym), quantizer: .gptq).dequantized()
         case let .ggml(t):
-            let b = try GGMLCodec.quantize(t, W, rowLength: cols)
-            return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+            return try GGMLCodec.roundTrip(t, W, rowLength: cols)
         case let .block(t):
             // as llama-quantize writes the type (with the imatrix when one is given)
-            let b = try GGMLCodec.quantize(t, W, rowLength: cols, imatrix: o.importance)
-            return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
+            return try GGMLCodec.roundTrip(t, W, rowLength: cols, imatrix: o.importance)
         }
     }
 

@@ -61,18 +61,9 @@ extension GPTQPipeline {
         if var a = awq {
             a.statePath = o.statePath
             a.fingerprintExtra += opts.fingerprintExtra
-            let scaled = try AWQThenGPTQ.scale(m, options: a, output: output, Q: { l, lin in
-                let t = typeOf[lin.ggufName(layer: l)] ?? .f32
-                return { W, _, cols in
-                    let b = try GGMLCodec.quantize(t, W, rowLength: cols)
-                    return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
-                }
-            }, progress: progress)
+            let scaled = try AWQThenGPTQ.scale(m, options: a, output: output, Q: plannedQ(typeOf), progress: progress)
             for (l, norms) in scaled.norms.enumerated() {
-                for norm in LlamaNorm.allCases {
-                    guard let g = LlamaTensorNames.gguf(norm.hfName(layer: l)), let t = typeOf[g] else { continue }
-                    replacements[g] = (t, try GGMLCodec.quantize(t, norms[norm.rawValue], rowLength: norms[norm.rawValue].count))
-                }
+                try planNorms(layer: l, norms, typeOf, into: &replacements)
             }
             m = scaled.model
             awqReports = scaled.reports
@@ -116,16 +107,9 @@ extension AWQPipeline {
         for t in plan.tensors { typeOf[t.name] = t.to }
         let m = try LoadedModel.load(source)
         let c = m.forward.w.config
-        func type(_ l: Int, _ lin: LlamaLinear) -> GGMLType { typeOf[lin.ggufName(layer: l)] ?? .f32 }
         // each finished layer quantized into its planned types at once
         var replacements: [String: (GGMLType, [UInt8])] = [:]
-        let reports = try run(m, options: o, Q: { l, lin in
-            let t = type(l, lin)
-            return { W, rows, cols in
-                let b = try GGMLCodec.quantize(t, W, rowLength: cols)
-                return try b.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: W.count) }
-            }
-        }, progress: progress) { l, L, scales in
+        let reports = try run(m, options: o, Q: plannedQ(typeOf), progress: progress) { l, L, scales in
             for lin in LlamaLinear.allCases {
                 let g = lin.ggufName(layer: l)
                 guard let t = typeOf[g] else { continue }
@@ -135,13 +119,29 @@ extension AWQPipeline {
                 if let s = scales[lin.input], let im = importance { importance = zip(im, s).map { $0 / ($1 * $1) } }
                 replacements[g] = (t, try GGMLCodec.quantize(t, try lin.toGGUF(L[lin], c), rowLength: cols, imatrix: importance))
             }
-            for norm in LlamaNorm.allCases {
-                guard let g = LlamaTensorNames.gguf(norm.hfName(layer: l)), let t = typeOf[g] else { continue }
-                replacements[g] = (t, try GGMLCodec.quantize(t, L[norm], rowLength: L[norm].count))
-            }
+            try planNorms(layer: l, L.norms, typeOf, into: &replacements)
         }
         let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
         ResumeState.finish(output: output)
         return (q, reports)
+    }
+}
+
+/// AWQ's pseudo-quantizer for a GGUF plan (ggml name → type): each linear quantized into its planned type and decoded
+/// (F32 when the plan does not name it).
+func plannedQ(_ typeOf: [String: GGMLType]) -> (Int, LlamaLinear) -> AWQ.PseudoQuantize {
+    { l, lin in
+        let t = typeOf[lin.ggufName(layer: l)] ?? .f32
+        return { W, _, cols in try GGMLCodec.roundTrip(t, W, rowLength: cols) }
+    }
+}
+
+/// Layer `l`'s norms (`norms[norm.rawValue]`, e.g. AWQ-scaled) encoded in the types the plan gives them.
+func planNorms(layer l: Int, _ norms: [[Float]], _ typeOf: [String: GGMLType],
+               into replacements: inout [String: (GGMLType, [UInt8])]) throws {
+    for norm in LlamaNorm.allCases {
+        guard let g = LlamaTensorNames.gguf(norm.hfName(layer: l)), let t = typeOf[g] else { continue }
+        let x = norms[norm.rawValue]
+        replacements[g] = (t, try GGMLCodec.quantize(t, x, rowLength: x.count))
     }
 }

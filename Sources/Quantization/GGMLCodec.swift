@@ -158,6 +158,13 @@ public enum GGMLCodec {
         return out
     }
 
+    /// `x` quantized into `type` and decoded again: the values a file of that type holds (a pseudo-quantizer for GPTQ's
+    /// and AWQ's error measurements).
+    public static func roundTrip(_ type: GGMLType, _ x: [Float], rowLength: Int, imatrix: [Float]? = nil) throws -> [Float] {
+        let b = try quantize(type, x, rowLength: rowLength, imatrix: imatrix)
+        return try b.withUnsafeBytes { try dequantize(type, $0, count: x.count) }
+    }
+
     /// The first non-finite value of a tensor's f32 data, if any (llama-quantize refuses NaN/Inf).
     public static func firstNonFinite(_ x: UnsafeBufferPointer<Float>) -> Int? {
         guard let base = x.baseAddress else { return nil }
