@@ -99,7 +99,6 @@ public enum PackedQuantizer {
             }
             report.linears = rep
             prov.damp = g.gptq.damp; prov.actOrder = g.gptq.actOrder; prov.staticGroups = g.gptq.staticGroups; prov.trueSequential = g.trueSequential
-
         case .awq:
             let model = try LoadedModel.load(source)
             var a = o.awq
