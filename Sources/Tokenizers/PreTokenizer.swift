@@ -40,31 +40,57 @@ public enum PreTokenizer: String, Sendable {
     /// llama.cpp's llama3 group takes a whole pre-token from the vocabulary before merging (`ignore_merges`).
     var ignoresMerges: Bool { self == .llama3 }
 
+    // ASCII answers directly (letters A–Z a–z, digits 0–9, whitespace \t \n \v \f \r and space are the only
+    // ASCII members of these Unicode classes; TokenizerFastPathTests checks all 128), the rest from Unicode's tables.
+
     @inline(__always) static func isLetter(_ u: Unicode.Scalar) -> Bool {
+        let v = u.value
+        if v < 0x80 { return (v | 0x20) &- 0x61 < 26 }
+        return isLetterUnicode(u)
+    }
+
+    @inline(__always) static func isNumber(_ u: Unicode.Scalar) -> Bool {
+        let v = u.value
+        if v < 0x80 { return v &- 0x30 < 10 }
+        return isNumberUnicode(u)
+    }
+
+    @inline(__always) static func isSpace(_ u: Unicode.Scalar) -> Bool {
+        let v = u.value
+        if v < 0x80 { return v == 0x20 || v &- 0x09 < 5 }
+        return isSpaceUnicode(u)
+    }
+
+    static func isLetterUnicode(_ u: Unicode.Scalar) -> Bool {
         switch u.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
         default: return false
         }
     }
 
-    @inline(__always) static func isNumber(_ u: Unicode.Scalar) -> Bool {
+    static func isNumberUnicode(_ u: Unicode.Scalar) -> Bool {
         switch u.properties.generalCategory {
         case .decimalNumber, .letterNumber, .otherNumber: return true
         default: return false
         }
     }
 
-    @inline(__always) static func isSpace(_ u: Unicode.Scalar) -> Bool { u.properties.isWhitespace }
+    static func isSpaceUnicode(_ u: Unicode.Scalar) -> Bool { u.properties.isWhitespace }
 
-    /// Splits `text` into pre-tokens (as ranges of unicode scalars).
+    /// Splits `text` into pre-tokens.
     public func split(_ text: String) -> [String] {
         let s = Array(text.unicodeScalars)
         var out: [String] = []
-        func emit(_ a: Int, _ b: Int) {
+        visit(s) { a, b in
             var v = String.UnicodeScalarView()
             v.append(contentsOf: s[a..<b])
             out.append(String(v))
         }
+        return out
+    }
+
+    /// Calls `emit(a, b)` for each pre-token `s[a..<b]`, in order.
+    func visit(_ s: [Unicode.Scalar], _ emit: (Int, Int) -> Void) {
         switch self {
         case .gpt2: Self.scanGPT2(s, 0, s.count, emit)
         case .llama3: Self.scanLlama3(s, digits: 3, emit)
@@ -78,7 +104,6 @@ public enum PreTokenizer: String, Sendable {
             }
             if start < s.count { Self.scanGPT2(s, start, s.count, emit) }
         }
-        return out
     }
 
     static func contraction(_ s: [Unicode.Scalar], _ i: Int, _ end: Int, caseInsensitive: Bool) -> Int {

@@ -1,84 +1,125 @@
 /// SentencePiece BPE as llama.cpp runs it for `tokenizer.ggml.model = llama`: spaces become ▁, symbols are UTF-8
 /// characters, the adjacent pair whose concatenation is the highest-scoring vocabulary piece merges first
 /// (leftmost on ties); pieces not in the vocabulary fall back to <0xNN> byte tokens.
+///
+/// llama.cpp runs one heap of candidate pairs over the whole text. A merge can only join characters `a b` that stand
+/// side by side in some vocabulary piece, so where two neighbouring characters never do (in Llama's vocabulary: a
+/// letter then ▁, since pieces hold ▁ only at their start; a newline, which is in no piece) no merge ever crosses.
+/// The text is cut there into segments that merge alone — the same result — and each segment's ids are cached
+/// (they are mostly words).
 final class SentencePieceBPE {
-    /// Keyed by UTF-8 bytes: Swift's String equality is canonical equivalence ("e\u{301}" == "é"), which a
-    /// tokenizer must not apply.
-    let tokenToId: [[UInt8]: Int32]
+    let pieces: PieceTable
     let scores: [Float]
     let byteTokens: [Int32?]
     let unk: Int32
+    /// Every pair of characters adjacent in some piece, each character as its UTF-8 bytes packed little-endian.
+    private let adjacent: Set<UInt64>
+    private var cache: [[UInt8]: [Int32]] = [:]
 
     init(tokens: [String], scores: [Float], types: [Int32], unk: Int32) {
-        var t: [[UInt8]: Int32] = [:]
-        t.reserveCapacity(tokens.count)
-        for (i, s) in tokens.enumerated() where t[Array(s.utf8)] == nil { t[Array(s.utf8)] = Int32(i) }
-        tokenToId = t
+        pieces = PieceTable(tokens)
+        var pairs = Set<UInt64>()
+        for t in tokens {
+            var prev: UInt32?
+            for u in t.unicodeScalars {
+                var c: UInt32 = 0
+                for (k, b) in String(u).utf8.enumerated() { c |= UInt32(b) << (8 * k) }
+                if let p = prev { pairs.insert(UInt64(p) << 32 | UInt64(c)) }
+                prev = c
+            }
+        }
+        adjacent = pairs
         self.scores = scores
         var bytes = [Int32?](repeating: nil, count: 256)
         for b in 0..<256 {
             let hex = String(b, radix: 16, uppercase: true)
-            bytes[b] = t[Array(("<0x" + (hex.count == 1 ? "0" + hex : hex) + ">").utf8)]
+            bytes[b] = pieces.id("<0x" + (hex.count == 1 ? "0" + hex : hex) + ">")
         }
         byteTokens = bytes
         self.unk = unk
     }
 
-    struct Symbol { var start: Int; var len: Int; var prev: Int; var next: Int }
+    /// Bytes of the character (symbol) at `p`: its lead byte's length, cut at the end of the text.
+    @inline(__always) static func symbolLength(_ p: UnsafePointer<UInt8>, _ remaining: Int) -> Int {
+        let b = p[0]
+        let n = b < 0x80 ? 1 : b >> 5 == 0b110 ? 2 : b >> 4 == 0b1110 ? 3 : b >> 3 == 0b11110 ? 4 : 1
+        return min(n, remaining)
+    }
 
     func encode(_ text: [UInt8], into out: inout [Int32]) {
         if text.isEmpty { return }
+        text.withUnsafeBufferPointer { t in
+            let p = t.baseAddress!
+            var segment = 0
+            var prev: UInt32 = 0
+            var i = 0
+            while i < t.count {
+                let n = Self.symbolLength(p + i, t.count - i)
+                var c: UInt32 = 0
+                for k in 0..<n { c |= UInt32(p[i + k]) << (8 * k) }
+                if i > segment && !adjacent.contains(UInt64(prev) << 32 | UInt64(c)) {
+                    encodeSegment(p + segment, i - segment, into: &out)
+                    segment = i
+                }
+                prev = c
+                i += n
+            }
+            encodeSegment(p + segment, t.count - segment, into: &out)
+        }
+    }
+
+    func encodeSegment(_ text: UnsafePointer<UInt8>, _ count: Int, into out: inout [Int32]) {
+        let key = Array(UnsafeBufferPointer(start: text, count: count))
+        if let ids = cache[key] {
+            out += ids
+            return
+        }
+        let start = out.count
+        merge(text, count, into: &out)
+        if cache.count < 100_000 { cache[key] = Array(out[start...]) }
+    }
+
+    struct Symbol {
+        var start: Int
+        var len: Int
+        var prev: Int
+        var next: Int
+    }
+
+    /// A candidate merge of the symbols `left` and `right`, `size` bytes long when queued (stale once either changed).
+    struct Bigram: HeapOrdered {
+        var score: Float
+        var left: Int32
+        var right: Int32
+        var size: Int32
+
+        /// Higher score first, then leftmost.
+        @inline(__always) func before(_ o: Bigram) -> Bool { score > o.score || (score == o.score && left < o.left) }
+    }
+
+    /// The heap of candidate pairs over a linked list of the characters of `text` (llama.cpp's
+    /// llm_tokenizer_spm_session): O(n log n) in its length.
+    func merge(_ text: UnsafePointer<UInt8>, _ count: Int, into out: inout [Int32]) {
         var sym: [Symbol] = []
+        sym.reserveCapacity(count)
         var i = 0
-        while i < text.count {
-            let b = text[i]
-            let n = b < 0x80 ? 1 : b >> 5 == 0b110 ? 2 : b >> 4 == 0b1110 ? 3 : b >> 3 == 0b11110 ? 4 : 1
-            let len = min(n, text.count - i)
-            sym.append(Symbol(start: i, len: len, prev: sym.count - 1, next: i + len < text.count ? sym.count + 1 : -1))
+        while i < count {
+            let len = Self.symbolLength(text + i, count - i)
+            sym.append(Symbol(start: i, len: len, prev: sym.count - 1, next: i + len < count ? sym.count + 1 : -1))
             i += len
         }
-        // max-heap of (score, -left) with the pair's byte size to detect stale entries
-        var heap: [(score: Float, left: Int, right: Int, size: Int)] = []
-        func str(_ a: Int, _ len: Int) -> [UInt8] { Array(text[a..<(a + len)]) }
-        func better(_ x: (score: Float, left: Int, right: Int, size: Int), _ y: (score: Float, left: Int, right: Int, size: Int)) -> Bool {
-            x.score > y.score || (x.score == y.score && x.left < y.left)
-        }
-        func push(_ e: (score: Float, left: Int, right: Int, size: Int)) {
-            heap.append(e)
-            var c = heap.count - 1
-            while c > 0 {
-                let p = (c - 1) / 2
-                if better(heap[c], heap[p]) { heap.swapAt(c, p); c = p } else { break }
-            }
-        }
-        func pop() -> (score: Float, left: Int, right: Int, size: Int) {
-            let top = heap[0]
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                var p = 0
-                while true {
-                    let l = 2 * p + 1, r = l + 1
-                    var m = p
-                    if l < heap.count && better(heap[l], heap[m]) { m = l }
-                    if r < heap.count && better(heap[r], heap[m]) { m = r }
-                    if m == p { break }
-                    heap.swapAt(p, m); p = m
-                }
-            }
-            return top
-        }
+        var heap = BinaryHeap<Bigram>(capacity: sym.count)
         func tryAdd(_ l: Int, _ r: Int) {
             guard l >= 0, r >= 0 else { return }
-            let s = str(sym[l].start, sym[l].len + sym[r].len)
-            guard let id = tokenToId[s] else { return }
-            push((scores[Int(id)], l, r, s.count))
+            let size = sym[l].len + sym[r].len
+            guard let id = pieces.id(text + sym[l].start, size) else { return }
+            heap.push(Bigram(score: scores[Int(id)], left: Int32(l), right: Int32(r), size: Int32(size)))
         }
-        for k in 1..<sym.count { tryAdd(k - 1, k) }
-        while !heap.isEmpty {
-            let bg = pop()
-            let l = bg.left, r = bg.right
-            if sym[l].len == 0 || sym[r].len == 0 || sym[l].len + sym[r].len != bg.size { continue }
+        for k in 1..<max(sym.count, 1) { tryAdd(k - 1, k) }
+        while let bg = heap.pop() {
+            let l = Int(bg.left)
+            let r = Int(bg.right)
+            if sym[l].len == 0 || sym[r].len == 0 || sym[l].len + sym[r].len != Int(bg.size) { continue }
             sym[l].len += sym[r].len
             sym[r].len = 0
             sym[l].next = sym[r].next
@@ -88,14 +129,15 @@ final class SentencePieceBPE {
         }
         // Every merged symbol is a vocabulary piece (pairs are only queued when they are); a single character
         // that is not one falls back to its bytes.
-        func resegment(_ start: Int, _ len: Int) {
-            if let id = tokenToId[str(start, len)] { out.append(id); return }
-            for b in text[start..<(start + len)] { out.append(byteTokens[Int(b)] ?? unk) }
-        }
-        var k = 0
-        while k >= 0 && k < sym.count {
-            if sym[k].len > 0 { resegment(sym[k].start, sym[k].len) }
-            k = sym[k].next
+        var k = sym.isEmpty ? -1 : 0
+        while k >= 0 {
+            let s = sym[k]
+            if let id = pieces.id(text + s.start, s.len) {
+                out.append(id)
+            } else {
+                for b in 0..<s.len { out.append(byteTokens[Int(text[s.start + b])] ?? unk) }
+            }
+            k = s.next
         }
     }
 }

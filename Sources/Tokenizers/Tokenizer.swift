@@ -9,8 +9,7 @@ public final class Tokenizer {
     public let vocabulary: GGUFVocabulary
     let bpe: ByteLevelBPE?
     let spm: SentencePieceBPE?
-    /// Special-token texts, longest first, with whether they are control/unknown (parsed only when asked).
-    let specials: [(text: [UInt8], id: Int32, controlOrUnknown: Bool)]
+    let specials: SpecialTokenSplitter
     public let addBos: Bool
     public let addEos: Bool
     let addSpacePrefix: Bool
@@ -35,39 +34,17 @@ public final class Tokenizer {
             throw QKError("tokenizer model \(v.model) is not supported (gpt2 and llama are)")
         }
         addEos = v.addEos ?? false
-        var sp: [(text: [UInt8], id: Int32, controlOrUnknown: Bool)] = []
+        // control (3) and unknown (2) tokens are split out only when asked; user-defined ones (4) always
+        var sp: [SpecialTokenSplitter.Special] = []
         for (i, t) in v.tokens.enumerated() where [2, 3, 4].contains(v.types[i]) && !t.isEmpty {
-            sp.append((Array(t.utf8), Int32(i), v.types[i] != 4))
+            sp.append(.init(text: Array(t.utf8), id: Int32(i), controlOrUnknown: v.types[i] != 4))
         }
-        sp.sort { $0.text.count > $1.text.count }
-        specials = sp
+        specials = SpecialTokenSplitter(sp)
     }
+
+    static let spaceMark: [UInt8] = [0xE2, 0x96, 0x81]
 
     public convenience init(gguf path: String) throws { try self.init(GGUFVocabulary(GGUFFile(path: path))) }
-
-    enum Fragment { case text([UInt8]), token(Int32) }
-
-    func partition(_ bytes: [UInt8], parseSpecial: Bool) -> [Fragment] {
-        var frags: [Fragment] = [.text(bytes)]
-        for sp in specials where parseSpecial || !sp.controlOrUnknown {
-            var next: [Fragment] = []
-            for f in frags {
-                guard case let .text(t) = f, t.count >= sp.text.count else { next.append(f); continue }
-                var start = 0, i = 0
-                while i + sp.text.count <= t.count {
-                    if t[i] == sp.text[0] && Array(t[i..<(i + sp.text.count)]) == sp.text {
-                        if i > start { next.append(.text(Array(t[start..<i]))) }
-                        next.append(.token(sp.id))
-                        i += sp.text.count
-                        start = i
-                    } else { i += 1 }
-                }
-                if start < t.count { next.append(.text(Array(t[start...]))) }
-            }
-            frags = next
-        }
-        return frags
-    }
 
     /// Token ids of `text`. `addSpecial` adds BOS/EOS as the vocabulary says; `parseSpecial` turns control-token
     /// text (e.g. `<|im_start|>`) into its id.
@@ -75,21 +52,24 @@ public final class Tokenizer {
         var out: [Int32] = []
         if addSpecial && addBos, let b = vocabulary.bos { out.append(Int32(b)) }
         var prevSpecial = true
-        for f in partition(Array(text.utf8), parseSpecial: parseSpecial) {
+        let bytes = Array(text.utf8)
+        for f in specials.split(bytes, parseSpecial: parseSpecial) {
             switch f {
             case let .token(id):
                 out.append(id)
                 prevSpecial = true
-            case let .text(t):
-                if t.isEmpty { continue }
+            case let .text(r):
+                if r.isEmpty { continue }
                 if let bpe {
-                    bpe.encode(String(decoding: t, as: UTF8.self), into: &out)
+                    bpe.encode(bytes[r], into: &out)
                 } else if let spm {
-                    var s: [UInt8] = addSpacePrefix && prevSpecial ? [0x20] : []
-                    s += t
+                    // spaces become ▁ (E2 96 81), with one in front after a special (or at the start) if asked
                     var esc: [UInt8] = []
-                    esc.reserveCapacity(s.count + 8)
-                    for b in s { if b == 0x20 { esc += [0xE2, 0x96, 0x81] } else { esc.append(b) } }
+                    esc.reserveCapacity(r.count + r.count / 2 + 3)
+                    if addSpacePrefix && prevSpecial { esc.append(contentsOf: Self.spaceMark) }
+                    for b in bytes[r] {
+                        if b == 0x20 { esc.append(contentsOf: Self.spaceMark) } else { esc.append(b) }
+                    }
                     spm.encode(esc, into: &out)
                 }
                 prevSpecial = false
@@ -111,9 +91,21 @@ public final class Tokenizer {
                 bytes += type == 4 ? Array(piece.utf8) : ByteLevel.decode(piece)
             } else {
                 if type == 6, piece.count == 6, let b = UInt8(piece.dropFirst(3).prefix(2), radix: 16) { bytes.append(b); continue }
-                var p = Array(piece.replacingOccurrences(of: "\u{2581}", with: " ").utf8)
-                if k == 0 && addSpacePrefix && p.first == 0x20 { p.removeFirst() }
-                bytes += p
+                // ▁ (E2 96 81) back to a space; the first token's leading space dropped
+                let u = Array(piece.utf8)
+                var p: [UInt8] = []
+                p.reserveCapacity(u.count)
+                var i = 0
+                while i < u.count {
+                    if i + 2 < u.count && u[i] == 0xE2 && u[i + 1] == 0x96 && u[i + 2] == 0x81 {
+                        p.append(0x20)
+                        i += 3
+                    } else {
+                        p.append(u[i])
+                        i += 1
+                    }
+                }
+                bytes += k == 0 && addSpacePrefix && p.first == 0x20 ? p.dropFirst() : p[...]
             }
         }
         return String(decoding: bytes, as: UTF8.self)

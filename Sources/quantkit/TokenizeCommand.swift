@@ -53,14 +53,14 @@ struct Tokenize: ParsableCommand {
             }
             let tok = try LoadedModel.tokenizer(model)
             let out = tok.encode(text, addSpecial: !noBos, parseSpecial: !noParseSpecial)
-            let pieces = out.map { tok.decode([$0]) }
             if json {
+                let pieces = out.map { tok.decode([$0]) }
                 let j: JSONValue = .object([("ids", .array(out.map { .int(Int64($0)) })), ("pieces", .array(pieces.map { .string($0) }))])
                 print(j.serialized())
             } else if ids {
                 print("[" + out.map(String.init).joined(separator: ", ") + "]")
             } else {
-                for (id, p) in zip(out, pieces) { print("\(String(id).leftPad(6)) -> '\(p)'") }
+                for id in out { print("\(String(id).leftPad(6)) -> '\(tok.decode([id]))'") }
             }
         }
     }
