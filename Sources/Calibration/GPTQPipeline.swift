@@ -89,20 +89,43 @@ public enum GPTQPipeline {
 
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
             let stages = LlamaInput.layerStages
-            for group in o.trueSequential ? stages.map({ [$0] }) : [stages] {
+            if o.trueSequential {
+                // stage by stage, each run continuing from the last: every linear runs once per window
+                for stage in stages {
+                    var h: [Float] = []
+                    var n = 0
+                    pass.runStage(L, stage) { _, x, width in
+                        let rows = x.count / width
+                        if h.isEmpty { h = [Float](repeating: 0, count: width * width) }
+                        h.withUnsafeMutableBufferPointer { ap in
+                            BLAS.gramLowerParallel(n: width, k: rows, x: x.baseAddress!, ldx: width, c: ap.baseAddress!, ldc: width)
+                        }
+                        n += rows
+                    }
+                    guard n > 0 else { continue }
+                    let width = Int(Double(h.count).squareRoot())
+                    h.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: width, ldc: width) }
+                    let scale = 2 / Float(n)
+                    for i in h.indices { h[i] *= scale }
+                    for lin in stage.linears { try quantize(l, lin, &L, H: h) }
+                }
+                return
+            }
+            for group in [stages] {
                 // H of this group's stages from the current (partly quantized) layer, accumulated in place (a copy
                 // out of the dictionary would duplicate H for every window)
                 var H: [LlamaInput: [Float]] = [:], rowsSeen: [LlamaInput: Int] = [:]
                 pass.run(L, capturing: Set(group), advance: false) { _, input, x, width in
                     let rows = x.count / width
                     H[input, default: [Float](repeating: 0, count: width * width)].withUnsafeMutableBufferPointer { ap in
-                        BLAS.gemmTNParallel(m: width, n: width, k: rows, a: x.baseAddress!, lda: width, b: x.baseAddress!, ldb: width,
-                                            c: ap.baseAddress!, ldc: width)
+                        BLAS.gramLowerParallel(n: width, k: rows, x: x.baseAddress!, ldx: width, c: ap.baseAddress!, ldc: width)
                     }
                     rowsSeen[input, default: 0] += rows
                 }
                 for stage in group {
                     guard var h = H.removeValue(forKey: stage), let n = rowsSeen[stage], n > 0 else { continue }
+                    let width = Int(Double(h.count).squareRoot())
+                    h.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: width, ldc: width) }
                     let scale = 2 / Float(n)
                     for i in h.indices { h[i] *= scale }
                     for lin in stage.linears { try quantize(l, lin, &L, H: h) }

@@ -11,6 +11,17 @@ public final class LayerwisePass {
     /// The layer the residual streams enter next.
     public private(set) var layer: Int
     let cache: LlamaForward.KVCache
+    /// Per sequence, what stage-by-stage runs of the current layer (`runStage`) have computed so far.
+    private var staged: [Staged]?
+
+    struct Staged {
+        /// softmax(q·kᵀ/√d)·v [T × heads·headDim], with q, k, v as they were at the attention stage's run.
+        var attention: [Float]?
+        /// x + attention·Woᵀ [T × hidden], with o as it was at the ffnNormed stage's run.
+        var residual: [Float]?
+        /// silu(h·Wgateᵀ) ⊙ (h·Wupᵀ) [T × intermediate], with gate and up as they were at the mlpHidden stage's run.
+        var hidden: [Float]?
+    }
 
     /// Embeds `sequences` (each from position 0); the pass stands before layer 0.
     public convenience init(_ forward: LlamaForward, sequences: [[Int32]], cache: LlamaForward.KVCache? = nil) throws {
@@ -38,6 +49,7 @@ public final class LayerwisePass {
                     _ body: (Int, LlamaInput, UnsafeBufferPointer<Float>, Int) -> Void) {
         let l = layer
         let fwd = forward
+        staged = nil
         let saved = fwd.captureLinearInput
         defer { fwd.captureLinearInput = saved }
         withoutActuallyEscaping(body) { body in
@@ -64,8 +76,92 @@ public final class LayerwisePass {
         }
     }
 
-    /// Moves the residual streams past `layer` with weights `L`.
+    /// Moves the residual streams past `layer` with weights `L`: from what stage-by-stage runs left, when they reached
+    /// the MLP (then only down_proj runs), else the whole layer.
     public func advance(_ L: LlamaWeights.Layer) {
-        run(L, capturing: [], advance: true) { _, _, _, _ in }
+        guard let st = staged, st.allSatisfy({ $0.residual != nil && $0.hidden != nil }) else {
+            run(L, capturing: [], advance: true) { _, _, _, _ in }
+            return
+        }
+        let c = forward.w.config
+        for k in residuals.indices {
+            var x = st[k].residual!                         // [T, H]
+            let T = length(k)
+            st[k].hidden!.withUnsafeBufferPointer { g in
+                x.withUnsafeMutableBufferPointer { xs in
+                    LlamaForward.linear(g.baseAddress!, rows: T, W: L[.down], inDim: c.intermediateSize, outDim: c.hiddenSize,
+                                        into: xs.baseAddress!, accumulate: true)
+                }
+            }
+            residuals[k] = x
+        }
+        staged = nil
+        cache.release(layer: layer)
+        layer += 1
+    }
+
+    /// True-sequential calibration: hands `body` (sequence, x [T × width], width) the input of `stage` for every
+    /// sequence, computed from what the run for the stage before left — so call it for the stages in order, changing
+    /// the layer between runs only in the linears the stage just run feeds. Each linear then runs once per sequence,
+    /// with the weights it has when its input is next needed, and `advance` finishes from the MLP's values: the same
+    /// values as running the layer from its start for every stage (runLayer's steps, in its order).
+    public func runStage(_ L: LlamaWeights.Layer, _ stage: LlamaInput, _ body: (Int, UnsafeBufferPointer<Float>, Int) -> Void) {
+        let fwd = forward
+        let c = fwd.w.config
+        let H = c.hiddenSize
+        let qd = c.numHeads * c.headDim
+        let F = c.intermediateSize
+        let eps = Float(c.rmsNormEps)
+        let l = layer
+        if stage == .attnNormed || staged == nil { staged = Array(repeating: Staged(), count: residuals.count) }
+        let s = cache.scratch
+        for k in residuals.indices {
+            let T = length(k)
+            let h = s.get(.normed, count: T * H)           // [T, H]
+            func attention() -> [Float] {
+                if let a = staged![k].attention { return a }
+                cache.reset()
+                let att = s.get(.attention, count: T * qd)  // [T, nq·hd]
+                residuals[k].withUnsafeBufferPointer { x in LlamaForward.normRows(x.baseAddress!, L[.attn], h, rows: T, n: H, eps: eps) }
+                fwd.attentionCore(l, L, normed: h, T: T, P: 0, cache: cache, into: att)
+                return Array(UnsafeBufferPointer(start: att, count: T * qd))
+            }
+            func residual() -> [Float] {
+                if let r = staged![k].residual { return r }
+                var x = residuals[k]
+                let att = attention()
+                att.withUnsafeBufferPointer { a in
+                    x.withUnsafeMutableBufferPointer { xs in
+                        LlamaForward.linear(a.baseAddress!, rows: T, W: L[.o], inDim: qd, outDim: H, into: xs.baseAddress!, accumulate: true)
+                    }
+                }
+                return x
+            }
+            switch stage {
+            case .attnNormed:
+                residuals[k].withUnsafeBufferPointer { x in LlamaForward.normRows(x.baseAddress!, L[.attn], h, rows: T, n: H, eps: eps) }
+                body(k, UnsafeBufferPointer(start: h, count: T * H), H)
+            case .attention:
+                staged![k].attention = nil
+                let att = attention()
+                staged![k].attention = att
+                att.withUnsafeBufferPointer { body(k, $0, qd) }
+            case .ffnNormed:
+                staged![k].residual = nil
+                let x = residual()
+                staged![k] = Staged(attention: nil, residual: x, hidden: nil)
+                x.withUnsafeBufferPointer { LlamaForward.normRows($0.baseAddress!, L[.ffn], h, rows: T, n: H, eps: eps) }
+                body(k, UnsafeBufferPointer(start: h, count: T * H), H)
+            case .mlpHidden:
+                let x = residual()
+                x.withUnsafeBufferPointer { LlamaForward.normRows($0.baseAddress!, L[.ffn], h, rows: T, n: H, eps: eps) }
+                let g = s.get(.gate, count: T * F)         // [T, F]
+                fwd.mlpHidden(L, normed: h, T: T, into: g, scratch: s)
+                staged![k] = Staged(attention: nil, residual: x, hidden: Array(UnsafeBufferPointer(start: g, count: T * F)))
+                body(k, UnsafeBufferPointer(start: g, count: T * F), F)
+            case .output:
+                preconditionFailure("runStage: the head's input is not a layer stage")
+            }
+        }
     }
 }

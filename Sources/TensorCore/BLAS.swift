@@ -88,5 +88,24 @@ public enum BLAS {
         }
     }
 
+    /// C[N×N] += XᵀX for X [K×N] (row stride ldx), the Gram matrix of X's columns (GPTQ's Hessian), with half of
+    /// gemm's work: each block of C's rows is computed up to the diagonal only (one gemm per block, the blocks spread over
+    /// the threads), and `mirrorLower` copies the lower triangle up once the sum is complete. Every entry is the same
+    /// sum in the same order as gemmTN's, and (x_i·x_j = x_j·x_i) the mirrored entries are what gemmTN gives above.
+    public static func gramLowerParallel(n: Int, k: Int, x: UnsafePointer<Float>, ldx: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        nonisolated(unsafe) let (xp, cp) = (x, c)
+        Parallel.forBlocks(n, block: 64) { r in
+            gemmTN(m: r.count, n: r.upperBound, k: k, a: xp + r.lowerBound, lda: ldx, b: xp, ldb: ldx, c: cp + r.lowerBound * ldc, ldc: ldc,
+                   alpha: 1, beta: 1)
+        }
+    }
+
+    /// c[i, j] = c[j, i] for j > i: the upper triangle of an n×n matrix from its lower one.
+    public static func mirrorLower(_ c: UnsafeMutablePointer<Float>, n: Int, ldc: Int) {
+        for i in 0..<n {
+            for j in (i + 1)..<max(i + 1, n) { c[i * ldc + j] = c[j * ldc + i] }
+        }
+    }
+
     public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 }

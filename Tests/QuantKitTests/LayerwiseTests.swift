@@ -44,6 +44,38 @@ final class LayerwiseTests: XCTestCase {
         XCTAssertNil(fwd.captureLinearInput, "the capture hook is removed after the run")
     }
 
+    /// True-sequential calibration's stage-by-stage runs (each continuing from the last) against running the layer from
+    /// its start for every stage, with the layer changed between stages in the linears the stage feeds, as GPTQ does:
+    /// the same inputs at every stage and the same residual streams after the layer, bit for bit.
+    func testStageByStageRunsEqualRunningTheLayerFromItsStartForEachStage() throws {
+        let m = try LoadedModel.load(Support.microHF)
+        let fwd = m.forward
+        let seqs: [[Int32]] = [[1, 5, 9, 200, 17, 3], [1, 44, 2], [1, 7, 7, 7, 300, 12, 90, 4, 5]]
+        let staged = try LayerwisePass(fwd, sequences: seqs)
+        let fromStart = try LayerwisePass(fwd, sequences: seqs)
+        for l in 0..<2 {
+            var A = try fwd.w.layer(l)
+            var B = A
+            for stage in LlamaInput.layerStages {
+                var got: [[Float]] = []
+                var want: [[Float]] = []
+                staged.runStage(A, stage) { _, x, _ in got.append(Array(x)) }
+                fromStart.run(B, capturing: [stage], advance: false) { _, _, x, _ in want.append(Array(x)) }
+                XCTAssertEqual(got.count, seqs.count)
+                XCTAssertEqual(got, want, "layer \(l) \(stage)")
+                // "quantize" the linears this stage feeds
+                for lin in stage.linears {
+                    A[lin] = A[lin].map { ($0 * 16).rounded() / 16 }
+                    B[lin] = A[lin]
+                }
+            }
+            staged.advance(A)
+            fromStart.advance(B)
+            XCTAssertEqual(staged.residuals, fromStart.residuals, "layer \(l)")
+            XCTAssertEqual(staged.layer, l + 1)
+        }
+    }
+
     func testAWQScalingGroupsFoldVIntoOOnlyWhenTheWidthsMatch() {
         var c = LlamaConfig(hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKVHeads: 4, vocabSize: 10, headDim: 16)
         XCTAssertEqual(AWQPipeline.ScalingGroup.llama.filter { $0.applies(c) }.map(\.name), ["qkv", "o", "mlp", "down"])

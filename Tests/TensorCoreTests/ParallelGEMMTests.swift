@@ -53,3 +53,40 @@ final class ParallelGEMMTests: XCTestCase {
         }
     }
 }
+
+/// GPTQ's Hessian with half of gemm's work: the lower triangle by row blocks, mirrored, against the full gemm.
+final class GramTests: XCTestCase {
+    func testLowerGramMirroredEqualsTheFullProduct() {
+        var rng = TestLCG(seed: 7)
+        for (k, n) in [(512, 576), (300, 130), (64, 1), (1, 65)] {
+            let x = (0..<(k * n)).map { _ in Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1 }
+            var full = [Float](repeating: 0, count: n * n)
+            var lower = [Float](repeating: 0, count: n * n)
+            x.withUnsafeBufferPointer { xp in
+                full.withUnsafeMutableBufferPointer { BLAS.gemmTNParallel(m: n, n: n, k: k, a: xp.baseAddress!, lda: n, b: xp.baseAddress!, ldb: n,
+                                                                          c: $0.baseAddress!, ldc: n) }
+                // twice, as windows accumulate
+                for _ in 0..<2 {
+                    lower.withUnsafeMutableBufferPointer { BLAS.gramLowerParallel(n: n, k: k, x: xp.baseAddress!, ldx: n, c: $0.baseAddress!, ldc: n) }
+                }
+            }
+            lower.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: n, ldc: n) }
+            // both against the sum in double: the same f32 rounding error, in another order
+            var worstLower = 0.0
+            var worstFull = 0.0
+            for i in 0..<n {
+                for j in 0..<n {
+                    XCTAssertEqual(lower[i * n + j], lower[j * n + i])
+                    var exact = 0.0
+                    for r in 0..<k { exact += Double(x[r * n + i]) * Double(x[r * n + j]) }
+                    let scale = max(1, abs(exact))
+                    worstLower = max(worstLower, abs(Double(lower[i * n + j]) / 2 - exact) / scale)
+                    worstFull = max(worstFull, abs(Double(full[i * n + j]) - exact) / scale)
+                }
+            }
+            XCTAssertLessThan(worstLower, 5e-5, "k \(k) n \(n)")
+            XCTAssertLessThan(worstFull, 5e-5, "k \(k) n \(n)")
+            XCTAssertGreaterThan(lower[0], 0)
+        }
+    }
+}
