@@ -248,11 +248,8 @@ public enum GPTQ {
         while true {
             var A = H
             for i in 0..<cols { A[i * cols + i] += Double(damp) * meanDiag }
-            if BLAS.cholesky(&A, n: cols, lower: true) == 0, BLAS.choleskyInverse(&A, n: cols, lower: true) == 0,
-               BLAS.cholesky(&A, n: cols, lower: false) == 0 {
-                // keep the upper factor U (Hinv = UᵀU); zero the strictly lower part
-                for i in 0..<cols { for j in 0..<i { A[i * cols + j] = 0 } }
-                Hinv = A
+            if BLAS.inverseCholeskyUpper(&A, n: cols) == 0 {
+                Hinv = A  // the upper factor U of H⁻¹ = UᵀU
                 break
             }
             damp += 0.01

@@ -43,6 +43,28 @@ public enum BLAS {
         return 0
     }
 
+    /// The upper Cholesky factor U of A⁻¹ (A⁻¹ = UᵀU, GPTQ's Hinv) for an SPD n×n matrix A (row-major, f64), from one
+    /// factorization and one triangular inverse (half the work of factor, invert, factor again): with J the reversal
+    /// permutation, JAJ = L̃L̃ᵀ gives A⁻¹ = J L̃⁻ᵀ L̃⁻¹ J = UᵀU for U = J L̃⁻¹ J, which is upper triangular. The strictly
+    /// lower part of the result is zero. Returns LAPACK's info (> 0: A is not positive definite).
+    public static func inverseCholeskyUpper(_ a: inout [Double], n: Int) -> Int {
+        var b = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0...i { b[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)] }
+        }
+        let info = cholesky(&b, n: n, lower: true)
+        if info != 0 { return info }
+        var uplo: CChar = 85  // row-major lower == column-major "U"
+        var diag: CChar = 78  // "N"
+        var nn = Int32(n), lda = Int32(n), tinfo: Int32 = 0
+        b.withUnsafeMutableBufferPointer { dtrtri_(&uplo, &diag, &nn, $0.baseAddress!, &lda, &tinfo) }
+        if tinfo != 0 { return Int(tinfo) }
+        for i in 0..<n {
+            for j in 0..<n { a[i * n + j] = j < i ? 0 : b[(n - 1 - i) * n + (n - 1 - j)] }
+        }
+        return 0
+    }
+
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
     /// gemmNT split over our own threads, each calling a single-threaded OpenBLAS: OpenBLAS's own threads spin

@@ -90,3 +90,55 @@ final class GramTests: XCTestCase {
         }
     }
 }
+
+/// GPTQ's Hinv (the upper Cholesky factor of H⁻¹) from one factorization, against factor / invert / factor again.
+final class InverseCholeskyTests: XCTestCase {
+    func testOneFactorizationGivesTheFactorOfTheInverse() {
+        var rng = TestLCG(seed: 11)
+        for n in [1, 2, 7, 64, 300] {
+            let k = n + 5
+            let x = (0..<(k * n)).map { _ in Double(rng.next() >> 11) / Double(1 << 53) * 2 - 1 }
+            var a = [Double](repeating: 0, count: n * n)
+            for i in 0..<n {
+                for j in 0..<n {
+                    var s = 0.0
+                    for r in 0..<k { s += x[r * n + i] * x[r * n + j] }
+                    a[i * n + j] = s + (i == j ? 0.01 * Double(k) : 0)
+                }
+            }
+            var fast = a
+            XCTAssertEqual(BLAS.inverseCholeskyUpper(&fast, n: n), 0)
+            var chain = a
+            XCTAssertEqual(BLAS.cholesky(&chain, n: n, lower: true), 0)
+            XCTAssertEqual(BLAS.choleskyInverse(&chain, n: n, lower: true), 0)
+            XCTAssertEqual(BLAS.cholesky(&chain, n: n, lower: false), 0)
+            var worst = 0.0
+            for i in 0..<n {
+                for j in 0..<n {
+                    if j < i {
+                        XCTAssertEqual(fast[i * n + j], 0)
+                    } else {
+                        worst = max(worst, abs(fast[i * n + j] - chain[i * n + j]) / max(1e-3, abs(chain[i * n + j])))
+                    }
+                }
+            }
+            XCTAssertLessThan(worst, 1e-9, "n \(n)")
+            // UᵀU·A = I
+            var err = 0.0
+            for i in 0..<n {
+                for j in 0..<n {
+                    var s = 0.0
+                    for m in 0..<n {
+                        var inv = 0.0
+                        for r in 0...min(i, m) { inv += fast[r * n + i] * fast[r * n + m] }
+                        s += inv * a[m * n + j]
+                    }
+                    err = max(err, abs(s - (i == j ? 1 : 0)))
+                }
+            }
+            XCTAssertLessThan(err, 1e-8, "n \(n)")
+        }
+        var singular = [Double](repeating: 1, count: 9)
+        XCTAssertGreaterThan(BLAS.inverseCholeskyUpper(&singular, n: 3), 0)
+    }
+}
