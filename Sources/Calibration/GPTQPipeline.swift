@@ -87,47 +87,53 @@ public enum GPTQPipeline {
                 "|w\(g.weightedBlockScales)|upd\(g.updatedGroupParams)|seq\(o.trueSequential)|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|\(o.fingerprintExtra)"
         }
 
+        /// XᵀX of a stage's captured inputs, summed over the windows (the lower triangle until `hessian`).
+        struct Gram {
+            var sum: [Float] = []
+            var width = 0
+            var rows = 0
+
+            mutating func add(_ x: UnsafeBufferPointer<Float>, width w: Int) {
+                if sum.isEmpty {
+                    sum = [Float](repeating: 0, count: w * w)
+                    width = w
+                }
+                let n = x.count / w
+                sum.withUnsafeMutableBufferPointer { c in
+                    BLAS.gramLowerParallel(n: w, k: n, x: x.baseAddress!, ldx: w, c: c.baseAddress!, ldc: w)
+                }
+                rows += n
+            }
+
+            /// H = 2XᵀX / n, GPTQ's Hessian (nil when nothing was captured).
+            func hessian() -> [Float]? {
+                guard rows > 0 else { return nil }
+                var h = sum
+                h.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: width, ldc: width) }
+                let scale = 2 / Float(rows)
+                for i in h.indices { h[i] *= scale }
+                return h
+            }
+        }
+
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
             let stages = LlamaInput.layerStages
             if o.trueSequential {
-                // stage by stage, each run continuing from the last: every linear runs once per window
+                // stage by stage from the layer as quantized so far, each run continuing from the last: every linear
+                // runs once per window
                 for stage in stages {
-                    var h: [Float] = []
-                    var n = 0
-                    pass.runStage(L, stage) { _, x, width in
-                        let rows = x.count / width
-                        if h.isEmpty { h = [Float](repeating: 0, count: width * width) }
-                        h.withUnsafeMutableBufferPointer { ap in
-                            BLAS.gramLowerParallel(n: width, k: rows, x: x.baseAddress!, ldx: width, c: ap.baseAddress!, ldc: width)
-                        }
-                        n += rows
-                    }
-                    guard n > 0 else { continue }
-                    let width = Int(Double(h.count).squareRoot())
-                    h.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: width, ldc: width) }
-                    let scale = 2 / Float(n)
-                    for i in h.indices { h[i] *= scale }
+                    var gram = Gram()
+                    pass.runStage(L, stage) { _, x, width in gram.add(x, width: width) }
+                    guard let h = gram.hessian() else { continue }
                     for lin in stage.linears { try quantize(l, lin, &L, H: h) }
                 }
-                return
-            }
-            for group in [stages] {
-                // H of this group's stages from the current (partly quantized) layer, accumulated in place (a copy
-                // out of the dictionary would duplicate H for every window)
-                var H: [LlamaInput: [Float]] = [:], rowsSeen: [LlamaInput: Int] = [:]
-                pass.run(L, capturing: Set(group), advance: false) { _, input, x, width in
-                    let rows = x.count / width
-                    H[input, default: [Float](repeating: 0, count: width * width)].withUnsafeMutableBufferPointer { ap in
-                        BLAS.gramLowerParallel(n: width, k: rows, x: x.baseAddress!, ldx: width, c: ap.baseAddress!, ldc: width)
-                    }
-                    rowsSeen[input, default: 0] += rows
-                }
-                for stage in group {
-                    guard var h = H.removeValue(forKey: stage), let n = rowsSeen[stage], n > 0 else { continue }
-                    let width = Int(Double(h.count).squareRoot())
-                    h.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: width, ldc: width) }
-                    let scale = 2 / Float(n)
-                    for i in h.indices { h[i] *= scale }
+            } else {
+                // every stage's input from one run of the layer as it came in (summed in place: a copy out of the
+                // dictionary would duplicate the sum for every window)
+                var grams: [LlamaInput: Gram] = [:]
+                pass.run(L, capturing: Set(stages), advance: false) { _, input, x, width in grams[input, default: Gram()].add(x, width: width) }
+                for stage in stages {
+                    guard let h = grams.removeValue(forKey: stage)?.hessian() else { continue }
                     for lin in stage.linears { try quantize(l, lin, &L, H: h) }
                 }
             }
