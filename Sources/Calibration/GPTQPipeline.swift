@@ -61,7 +61,7 @@ public enum GPTQPipeline {
         return method.report
     }
 
-    /// GPTQ as a layer-wise method: per stage group, H = 2XᵀX/n of each stage's captured inputs (from the layer as
+    /// GPTQ as a layer-wise method: per stage, H = 2XᵀX/n of the stage's captured inputs (from the layer as
     /// quantized so far), then GPTQ on the stage's linears.
     final class Layers: LayerwiseMethod {
         let o: Options
