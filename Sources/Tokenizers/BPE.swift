@@ -75,7 +75,7 @@ final class ByteLevelBPE {
                 return
             }
             let ids = encodeWord(word)
-            if cache.count < 100_000 { cache[word] = ids }
+            if cache.count < Tokenizer.cacheEntries && word.count <= Tokenizer.cachedLength { cache[word] = ids }
             out += ids
         }
     }

@@ -69,6 +69,10 @@ final class SentencePieceBPE {
     }
 
     func encodeSegment(_ text: UnsafePointer<UInt8>, _ count: Int, into out: inout [Int32]) {
+        guard count <= Tokenizer.cachedLength else {
+            merge(text, count, into: &out)
+            return
+        }
         let key = Array(UnsafeBufferPointer(start: text, count: count))
         if let ids = cache[key] {
             out += ids
@@ -76,7 +80,7 @@ final class SentencePieceBPE {
         }
         let start = out.count
         merge(text, count, into: &out)
-        if cache.count < 100_000 { cache[key] = Array(out[start...]) }
+        if cache.count < Tokenizer.cacheEntries { cache[key] = Array(out[start...]) }
     }
 
     struct Symbol {

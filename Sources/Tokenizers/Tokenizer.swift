@@ -43,6 +43,10 @@ public final class Tokenizer {
     }
 
     static let spaceMark: [UInt8] = [0xE2, 0x96, 0x81]
+    /// The word / segment caches of both BPE kinds: at most this many entries, each at most this many bytes (words
+    /// repeat; a long run of text seldom does), so a cache stays under about 10 MB.
+    static let cacheEntries = 100_000
+    static let cachedLength = 64
 
     public convenience init(gguf path: String) throws { try self.init(GGUFVocabulary(GGUFFile(path: path))) }
 
