@@ -118,11 +118,14 @@ public final class LayerwisePass {
         for k in residuals.indices {
             let T = length(k)
             let h = s.get(.normed, count: T * H)           // [T, H]
+            func norm(_ x: [Float], _ g: LlamaNorm) {
+                x.withUnsafeBufferPointer { LlamaForward.normRows($0.baseAddress!, L[g], h, rows: T, n: H, eps: eps) }
+            }
             func attention() -> [Float] {
                 if let a = staged![k].attention { return a }
                 cache.reset()
                 let att = s.get(.attention, count: T * qd)  // [T, nq·hd]
-                residuals[k].withUnsafeBufferPointer { x in LlamaForward.normRows(x.baseAddress!, L[.attn], h, rows: T, n: H, eps: eps) }
+                norm(residuals[k], .attn)
                 fwd.attentionCore(l, L, normed: h, T: T, P: 0, cache: cache, into: att)
                 return Array(UnsafeBufferPointer(start: att, count: T * qd))
             }
@@ -139,7 +142,7 @@ public final class LayerwisePass {
             }
             switch stage {
             case .attnNormed:
-                residuals[k].withUnsafeBufferPointer { x in LlamaForward.normRows(x.baseAddress!, L[.attn], h, rows: T, n: H, eps: eps) }
+                norm(residuals[k], .attn)
                 body(k, UnsafeBufferPointer(start: h, count: T * H), H)
             case .attention:
                 staged![k].attention = nil
@@ -150,11 +153,11 @@ public final class LayerwisePass {
                 staged![k].residual = nil
                 let x = residual()
                 staged![k] = Staged(attention: nil, residual: x, hidden: nil)
-                x.withUnsafeBufferPointer { LlamaForward.normRows($0.baseAddress!, L[.ffn], h, rows: T, n: H, eps: eps) }
+                norm(x, .ffn)
                 body(k, UnsafeBufferPointer(start: h, count: T * H), H)
             case .mlpHidden:
                 let x = residual()
-                x.withUnsafeBufferPointer { LlamaForward.normRows($0.baseAddress!, L[.ffn], h, rows: T, n: H, eps: eps) }
+                norm(x, .ffn)
                 let g = s.get(.gate, count: T * F)         // [T, F]
                 fwd.mlpHidden(L, normed: h, T: T, into: g, scratch: s)
                 staged![k] = Staged(attention: nil, residual: x, hidden: Array(UnsafeBufferPointer(start: g, count: T * F)))
