@@ -20,7 +20,13 @@ let package = Package(
         .target(name: "ModelFormats", dependencies: ["TensorCore"]),
         .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
-        .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization"]),
+        // Dot products of stored weight rows, compiled twice from one source: for baseline x86-64 and, for CPUs with
+        // AVX2/FMA/F16C (picked at run time from /proc/cpuinfo, so a binary built elsewhere never runs it on a CPU
+        // without them), for Haswell's instruction set. (SwiftPM accepts the unsafe flag in a root package or a
+        // dependency by path or branch, not in one by version.)
+        .target(name: "RowKernels", dependencies: ["TensorCore"]),
+        .target(name: "RowKernelsAVX2", dependencies: ["TensorCore"], swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
+        .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization", "RowKernels", "RowKernelsAVX2"]),
         // Model files on disk (HF, packed int, GGUF) as a runnable model.
         .target(name: "Checkpoints", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama"]),
         // Calibration text and the layer-wise methods that use it (GPTQ, AWQ, imatrix).
@@ -42,7 +48,8 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TestScratch", "TensorCore"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["TestScratch", "ModelFormats", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["TestScratch", "Tokenizers", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "LlamaTests", dependencies: ["TestScratch", "Llama", "ModelFormats", "TensorCore", "Quantization"]),
+        .testTarget(name: "LlamaTests", dependencies: ["TestScratch", "Llama", "ModelFormats", "TensorCore", "Quantization", "RowKernels",
+                                                      "RowKernelsAVX2"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestScratch", "Evaluation", "Checkpoints", "Llama", "ModelFormats", "TensorCore"]),
         .testTarget(name: "CalibrationTests", dependencies: ["TestScratch", "Calibration", "TensorCore", "CZstd"]),
         .testTarget(name: "QuantizationTests", dependencies: ["TestScratch", "Quantization", "ModelFormats", "TensorCore"]),

@@ -214,15 +214,38 @@ public final class LlamaForward {
             attentionCore(l, L, normed: h, T: T, P: P, cache: cache, into: att)
             if let cap = captureLinearInput { cap(l, .attention, UnsafeBufferPointer(start: att, count: T * qd), qd) }
             if stopAfter == .attention { return }
-            Self.linear(att, rows: T, W: L[.o], inDim: qd, outDim: H, into: xs, accumulate: true)
+            project(L, .o, att, rows: T, into: xs, accumulate: true)
             Self.normRows(xs, L[.ffn], h, rows: T, n: H, eps: eps)
             if let cap = captureLinearInput { cap(l, .ffnNormed, UnsafeBufferPointer(start: h, count: T * H), H) }
             if stopAfter == .ffnNormed { return }
             let g = s.get(.gate, count: T * F)             // [T, F]
             mlpHidden(L, normed: h, T: T, into: g, scratch: s)
             if let cap = captureLinearInput { cap(l, .mlpHidden, UnsafeBufferPointer(start: g, count: T * F), F) }
-            Self.linear(g, rows: T, W: L[.down], inDim: F, outDim: H, into: xs, accumulate: true)
+            project(L, .down, g, rows: T, into: xs, accumulate: true)
         }
+    }
+
+    /// y [rows, out] (+)= x [rows, in] · Wᵀ for linear `lin` of layer L, from its stored form when the layer holds
+    /// one, else its f32 weights.
+    func project(_ L: LlamaWeights.Layer, _ lin: LlamaLinear, _ x: UnsafePointer<Float>, rows: Int,
+                        into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        if let m = L.stored[lin.rawValue] {
+            m.multiply(x, count: rows, into: y, accumulate: accumulate)
+            return
+        }
+        let (outDim, inDim) = lin.shape(c)
+        Self.linear(x, rows: rows, W: L[lin], inDim: inDim, outDim: outDim, into: y, accumulate: accumulate)
+    }
+
+    /// `project` for linears that read the same x, into their own outputs; stored ones as one group (StoredMatrix's
+    /// group product).
+    func project(_ L: LlamaWeights.Layer, _ lins: [LlamaLinear], _ x: UnsafePointer<Float>, rows: Int, into ys: [UnsafeMutablePointer<Float>]) {
+        let stored = lins.compactMap { L.stored[$0.rawValue] }
+        if stored.count == lins.count {
+            StoredMatrix.multiply(stored, x, count: rows, into: ys)
+            return
+        }
+        for (lin, y) in zip(lins, ys) { project(L, lin, x, rows: rows, into: y) }
     }
 
     /// y[r, :] += b for each of `rows` rows of y [rows, b.count] (nothing for an empty bias).
@@ -255,7 +278,7 @@ public final class LlamaForward {
         h.withUnsafeBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
             guard let hs = hp.baseAddress, let ys = yp.baseAddress else { return }
             attentionCore(l, L, normed: hs, T: T, P: 0, cache: cache, into: att)
-            Self.linear(att, rows: T, W: L[.o], inDim: qd, outDim: H, into: ys)
+            project(L, .o, att, rows: T, into: ys)
         } }
         return y
     }
@@ -269,7 +292,7 @@ public final class LlamaForward {
         h.withUnsafeBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
             guard let hs = hp.baseAddress, let ys = yp.baseAddress else { return }
             mlpHidden(L, normed: hs, T: T, into: g, scratch: s)
-            Self.linear(g, rows: T, W: L[.down], inDim: F, outDim: H, into: ys)
+            project(L, .down, g, rows: T, into: ys)
         } }
         return y
     }
@@ -279,10 +302,10 @@ public final class LlamaForward {
     /// so the bytes are the same as two separate GEMMs).
     func mlpHidden(_ L: LlamaWeights.Layer, normed h: UnsafePointer<Float>, T: Int, into g: UnsafeMutablePointer<Float>, scratch s: Scratch) {
         let H = c.hiddenSize, F = c.intermediateSize
-        guard case .rows(let rows) = BLAS.split(m: T, n: F) else {  // few rows (decoding): GEMMs split over columns
+        // few rows (decoding) or stored weights: one product after the other, each on all threads
+        guard case .rows(let rows) = BLAS.split(m: T, n: F), L.stored[LlamaLinear.gate.rawValue] == nil else {
             let u = s.get(.up, count: T * F)               // [T, F]
-            Self.linear(h, rows: T, W: L[.gate], inDim: H, outDim: F, into: g)
-            Self.linear(h, rows: T, W: L[.up], inDim: H, outDim: F, into: u)
+            project(L, [.gate, .up], h, rows: T, into: [g, u])
             Self.swiGLU(g, u, count: T * F)
             return
         }
@@ -321,23 +344,24 @@ public final class LlamaForward {
         nonisolated(unsafe) let scores = s.get(.scores, count: plan.count * min(T, rowBlock) * S)  // [rowBlock, S] per thread
         nonisolated(unsafe) let invSums = s.get(.invSums, count: plan.count * rowBlock)          // [rowBlock] per thread
         nonisolated(unsafe) let aps = att
-        Self.linear(h, rows: T, W: L[.q], inDim: H, outDim: qd, into: q)
-        Self.addBias(q, rows: T, L.bias(.q))
-        rope(q, heads: nq, stride: qd, table: table)
         // the new keys and values go straight into rows P ..< P + T of the cache ([capacity, nkv·hd] each)
         cache.allocate(layer: l)
         cache.k[l].withUnsafeMutableBufferPointer { kc in cache.v[l].withUnsafeMutableBufferPointer { vc in
             let kNew = kc.baseAddress! + P * kvd, vNew = vc.baseAddress! + P * kvd
-            L[.k].withUnsafeBufferPointer {
-                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: h, lda: H, b: $0.baseAddress!, ldb: H, c: kNew, ldc: kvd)
-            }
-            L[.v].withUnsafeBufferPointer {
-                BLAS.gemmNTParallel(m: T, n: kvd, k: H, a: h, lda: H, b: $0.baseAddress!, ldb: H, c: vNew, ldc: kvd)
-            }
+            project(L, [.q, .k, .v], h, rows: T, into: [q, kNew, vNew])
+            Self.addBias(q, rows: T, L.bias(.q))
+            rope(q, heads: nq, stride: qd, table: table)
             Self.addBias(kNew, rows: T, L.bias(.k))
             Self.addBias(vNew, rows: T, L.bias(.v))
             rope(kNew, heads: nkv, stride: kvd, table: table)
         } }
+        if T == 1 {   // decoding: one query row per head, on this thread (a GEMM call per head costs more than its work)
+            cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
+                Self.singleQueryAttention(q: q, keys: kp.baseAddress!, values: vp.baseAddress!, count: S, heads: nq, group: group,
+                                          headDim: hd, rowLength: kvd, scale: scale, scores: scores, into: att)
+            } }
+            return
+        }
         cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
             nonisolated(unsafe) let (ks, vs) = (kp.baseAddress!, vp.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: plan.count) { th in
@@ -371,6 +395,38 @@ public final class LlamaForward {
                 }
             }
         } }
+    }
+
+    /// Attention of one query row q [heads·hd] over `count` cached keys and values ([count, rowLength] each, head h
+    /// reading KV head h / group) into att [heads·hd]: per head, scores = q·kⱼ·scale, e^(score − max), the weighted
+    /// sum of the values divided by Σ e. `scores`: at least `count` floats.
+    static func singleQueryAttention(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count S: Int,
+                                     heads: Int, group: Int, headDim hd: Int, rowLength kvd: Int, scale: Float,
+                                     scores: UnsafeMutablePointer<Float>, into att: UnsafeMutablePointer<Float>) {
+        for h in 0..<heads {
+            let qh = q + h * hd, kh = keys + (h / group) * hd, vh = values + (h / group) * hd
+            for j in 0..<S {
+                let k = kh + j * kvd
+                var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+                var d = 0
+                while d + 4 <= hd {
+                    s0 += qh[d] * k[d]; s1 += qh[d + 1] * k[d + 1]; s2 += qh[d + 2] * k[d + 2]; s3 += qh[d + 3] * k[d + 3]
+                    d += 4
+                }
+                while d < hd { s0 += qh[d] * k[d]; d += 1 }
+                scores[j] = ((s0 + s1) + (s2 + s3)) * scale
+            }
+            let m = Reductions.max(scores, S)
+            for j in 0..<S { scores[j] = FastExp.exp(scores[j] - m) }
+            let inv = 1 / Reductions.sum(scores, S)
+            let o = att + h * hd
+            for d in 0..<hd { o[d] = 0 }
+            for j in 0..<S {
+                let p = scores[j], v = vh + j * kvd
+                for d in 0..<hd { o[d] += p * v[d] }
+            }
+            for d in 0..<hd { o[d] *= inv }
+        }
     }
 
     /// One unit of attention work: a head and a block of query rows starting at `firstRow`.
@@ -420,6 +476,12 @@ public final class LlamaForward {
         } } }
         if let cap = captureLinearInput { h.withUnsafeBufferPointer { cap(-1, .output, $0, H) } }
         if out.count != rows.count * V { out = .uninitialized(count: rows.count * V) }
+        if let m = w.storedHead {
+            h.withUnsafeBufferPointer { hp in out.withUnsafeMutableBufferPointer {
+                m.multiply(hp.baseAddress!, count: rows.count, into: $0.baseAddress!, accumulate: false)
+            } }
+            return
+        }
         let head = w.headWeights
         h.withUnsafeBufferPointer { hp in head.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer {
             BLAS.gemmNTParallel(m: rows.count, n: V, k: H, a: hp.baseAddress!, lda: H, b: wp.baseAddress!, ldb: H, c: $0.baseAddress!, ldc: V)

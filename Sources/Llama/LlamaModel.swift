@@ -14,12 +14,17 @@ public struct LlamaTensorSource {
     public var rows: ((String, Range<Int>) throws -> [Float])?
     /// Lets the kernel drop a memory-mapped tensor's pages once it is made f32 (they are read again if asked for).
     public var release: ((String) -> Void)?
+    /// A 2-D tensor as the source stores it (GGUF blocks, bf16 …), rows in HF order; nil for a tensor (or, without
+    /// the closure, a source) that has no such form.
+    public var stored: ((String) throws -> StoredMatrix?)?
     public init(shape: @escaping (String) -> [Int]?, floats: @escaping (String) throws -> [Float],
-                rows: ((String, Range<Int>) throws -> [Float])? = nil, release: ((String) -> Void)? = nil) {
+                rows: ((String, Range<Int>) throws -> [Float])? = nil, release: ((String) -> Void)? = nil,
+                stored: ((String) throws -> StoredMatrix?)? = nil) {
         self.shape = shape
         self.floats = floats
         self.rows = rows
         self.release = release
+        self.stored = stored
     }
 }
 
@@ -35,11 +40,15 @@ public final class LlamaWeights {
         public var linears: [[Float]]
         /// By `LlamaLinear`: [out] each, empty for a linear without a bias.
         public var biases: [[Float]]
+        /// By `LlamaLinear`: the weights as the file stores them, where the layer holds that form instead of f32
+        /// (then that linear's `linears` entry is empty).
+        public var stored: [StoredMatrix?]
 
-        public init(norms: [[Float]], linears: [[Float]], biases: [[Float]]? = nil) {
+        public init(norms: [[Float]], linears: [[Float]], biases: [[Float]]? = nil, stored: [StoredMatrix?]? = nil) {
             self.norms = norms
             self.linears = linears
             self.biases = biases ?? Array(repeating: [], count: LlamaLinear.allCases.count)
+            self.stored = stored ?? Array(repeating: nil, count: LlamaLinear.allCases.count)
         }
 
         /// The bias of a linear ([out], empty when it has none).
@@ -69,6 +78,11 @@ public final class LlamaWeights {
     private var resident: [Layer?]
     /// Keep each layer once it is made (token-by-token generation runs every layer for every token).
     public var keepLayers = false
+    /// Layers (and the head) keep their linears as the source stores them, where it can (`LlamaTensorSource.stored`),
+    /// instead of making them f32: decoding then reads the file's bytes per token, not four bytes per weight.
+    public var storedLinears = false
+    /// The head as the source stores it, once `holdStoredHead` made it; the forward pass then runs the head from it.
+    public private(set) var storedHead: StoredMatrix?
     /// Makes the layers instead of the source (`replacingLayers`).
     private var provider: ((Int) throws -> Layer)? = nil
 
@@ -135,6 +149,17 @@ public final class LlamaWeights {
     /// The head's weights [vocab × hidden]: lm_head, or the embeddings when tied (then always held as f32).
     public var headWeights: [Float] { lmHead ?? embedTable ?? [] }
 
+    /// Makes `storedHead` (lm_head, or the embeddings when tied) when the source stores it; without such a source
+    /// the head keeps running from `headWeights`.
+    public func holdStoredHead() throws {
+        guard storedHead == nil, let make = source?.stored,
+              let h = try make(config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") else { return }
+        guard h.rows == config.vocabSize, h.cols == config.hiddenSize else {
+            throw QKError("the head is [\(h.rows) × \(h.cols)], expected [\(config.vocabSize) × \(config.hiddenSize)]")
+        }
+        storedHead = h
+    }
+
     /// The whole embedding table [vocab × hidden] as f32 (the head of a tied model; tests).
     public func embeddingTable() throws -> [Float] {
         if let e = embedTable { return e }
@@ -162,14 +187,22 @@ public final class LlamaWeights {
             guard t.count == count else { throw QKError("tensor \(n) has \(t.count) values, expected \(count)") }
             return t
         }
-        let L = Layer(norms: try LlamaNorm.allCases.map { try req($0.hfName(layer: l), config.hiddenSize) },
-                      linears: try LlamaLinear.allCases.map { lin in
-                          let (rows, cols) = lin.shape(config)
-                          return try req(lin.hfName(layer: l), rows * cols)
-                      },
-                      biases: try LlamaLinear.allCases.map { lin in
-                          lin.hasBias(config) ? try req(lin.biasHFName(layer: l), lin.shape(config).rows) : []
-                      })
+        let norms = try LlamaNorm.allCases.map { try req($0.hfName(layer: l), config.hiddenSize) }
+        let biases = try LlamaLinear.allCases.map { lin in
+            lin.hasBias(config) ? try req(lin.biasHFName(layer: l), lin.shape(config).rows) : []
+        }
+        // each linear as stored (with `storedLinears`, where the source has that form) or as f32
+        let stored = try LlamaLinear.allCases.map { lin -> StoredMatrix? in
+            let name = lin.hfName(layer: l), (rows, cols) = lin.shape(config)
+            guard storedLinears, let m = try source.stored?(name) else { return nil }
+            source.release?(name)
+            guard m.rows == rows, m.cols == cols else { throw QKError("tensor \(name) is [\(m.rows) × \(m.cols)], expected [\(rows) × \(cols)]") }
+            return m
+        }
+        let linears = try LlamaLinear.allCases.map { lin in
+            stored[lin.rawValue] != nil ? [] : try req(lin.hfName(layer: l), lin.shape(config).rows * lin.shape(config).cols)
+        }
+        let L = Layer(norms: norms, linears: linears, biases: biases, stored: stored)
         if keepLayers { resident[l] = L }
         return L
     }
@@ -194,8 +227,15 @@ public final class LlamaWeights {
                 throw QKError(file: ck.path(of: name) ?? name, "tensor \(name) has dtype \(t.dtype.rawValue), expected F32, F16 or BF16")
             }
         }
-        return try load(config: config, source: LlamaTensorSource(shape: { ck.info($0)?.shape }, floats: { try ck.floats($0) },
-                                                           rows: { try ck.floats($0, rows: $1) }, release: { ck.release($0) }))
+        return try load(config: config, source: LlamaTensorSource(
+            shape: { ck.info($0)?.shape }, floats: { try ck.floats($0) }, rows: { try ck.floats($0, rows: $1) }, release: { ck.release($0) },
+            stored: { n in
+                // BF16 / F16 / F32 matrices as stored (HF row order already)
+                guard let t = ck.info(n), t.shape.count == 2, let bytes = ck.bytes(n) else { return nil }
+                let types: [DType: GGMLType] = [.bf16: .bf16, .f16: .f16, .f32: .f32]
+                guard let type = types[t.dtype] else { return nil }   // F64: made f32 as before
+                return try StoredMatrix(type: type, rows: t.shape[0], cols: t.shape[1], bytes: bytes)
+            }))
     }
 
     /// A GGUF file of any type quantkit can dequantize, its blocks decoded when a layer is made; q/k rows are
@@ -223,6 +263,14 @@ public final class LlamaWeights {
                 let slice = UnsafeRawBufferPointer(rebasing: b[(r.lowerBound * rowBytes)..<(r.upperBound * rowBytes)])
                 return try GGMLCodec.dequantize(t.type, slice, count: r.count * t.ne[0])
             },
-            release: { n in if let t = byHF[n] { g.release(t) } }))
+            release: { n in if let t = byHF[n] { g.release(t) } },
+            stored: { n in
+                guard let t = byHF[n], t.ne.count == 2 else { throw QKError(file: g.path, "tensor \(n) is not a matrix") }
+                let (rows, cols) = (t.ne[1], t.ne[0])
+                let order = try LlamaTensorNames.linear(of: n)?.permutedHeads(c).map {
+                    try LlamaTensorNames.qkInversePermutation(rows: rows, heads: $0)
+                }
+                return try StoredMatrix(type: t.type, rows: rows, cols: cols, bytes: g.bytes(of: t), rowOrder: order)
+            }))
     }
 }

@@ -50,7 +50,11 @@ public enum Generator {
         let ids = m.tokenizer.encode(text, addSpecial: true, parseSpecial: o.chat)
         guard !ids.isEmpty else { throw QKError("the prompt is empty") }
         let cfg = m.forward.w.config
-        m.forward.w.keepLayers = true   // every token runs every layer: make each f32 once
+        // every token runs every layer: keep each layer once made, as the file stores its linears where quantkit has
+        // row kernels for them (decoding reads the file's bytes, not f32 copies), else as f32
+        m.forward.w.keepLayers = true
+        m.forward.w.storedLinears = true
+        try m.forward.w.holdStoredHead()
         let cache = LlamaForward.KVCache(config: cfg, capacity: ids.count + o.maxTokens)
         var stop = Set<Int32>()
         let v = m.tokenizer.vocabulary
@@ -89,7 +93,7 @@ public enum Generator {
             out.append(next)
             onToken?(next)
             if out.count == o.maxTokens { break }
-            logits = try m.forward.logits([next], cache: cache)
+            try m.forward.logits([next], cache: cache, into: &logits)   // one buffer for every token's logits
         }
         return (ids, out)
     }

@@ -12,11 +12,7 @@ public enum BLASCore {
     static let generic: Set<String> = ["Prescott", "Core2", "Nehalem", "Katmai", "Coppermine", "Northwood", "Banias", "Atom", "Dunnington", "Penryn"]
 
     /// The better core for this CPU, from /proc/cpuinfo flags.
-    public static func candidate() -> String? {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
-        return candidate(flags: Set(line.split(separator: " ").map(String.init)))
-    }
+    public static func candidate() -> String? { candidate(flags: CPUFeatures.flags) }
 
     /// The OpenBLAS core whose kernels these CPU flags can run: AVX-512 with BF16 → Cooperlake (fastest sgemm on a
     /// Zen 4 EPYC: 129 GFLOP/s vs SkylakeX 98, Haswell 100, Zen 95, Prescott 41), AVX-512 → SkylakeX,

@@ -14,7 +14,7 @@ public enum Parallel {
         let n = max(1, min(threads, count / max(1, minChunk)))
         if n == 1 { body(0..<count); return }
         let per = (count + n - 1) / n
-        DispatchQueue.concurrentPerform(iterations: n) { t in
+        WorkerPool.shared.run(n) { t in
             let lo = t * per
             let hi = min(count, lo + per)
             if lo < hi { body(lo..<hi) }
@@ -36,7 +36,7 @@ public enum Parallel {
         let nBlocks = (count + b - 1) / b
         let n = max(1, min(threads, nBlocks))
         if n == 1 { for k in 0..<nBlocks { body(0, (k * b)..<min(count, (k + 1) * b)) }; return }
-        DispatchQueue.concurrentPerform(iterations: n) { t in
+        WorkerPool.shared.run(n) { t in
             for k in stride(from: t, to: nBlocks, by: n) { body(t, (k * b)..<min(count, (k + 1) * b)) }
         }
     }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import Llama
+import ModelFormats
 import QuantKit
+import Quantization
 import TensorCore
 import Tokenizers
 
@@ -41,6 +44,45 @@ struct BenchTokenizer: ParsableCommand {
             let ids = tok.encode(s, addSpecial: false, parseSpecial: false)
             let dt = Date().timeIntervalSince(t0)
             print(String(format: "{\"mb_per_s\": %.2f, \"tokens\": %ld, \"seconds\": %.3f}", Double(s.utf8.count) / dt / 1e6, ids.count, dt))
+        }
+    }
+}
+
+/// GB/s of each row kernel (one thread, matrix-vector products over a matrix larger than the caches), both kernel sets
+/// this CPU runs.
+struct BenchRowKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-rowkernels", abstract: "Row-kernel GB/s.", shouldDisplay: false)
+    @Option(help: "Rows and columns.") var rows: Int = 8192
+    @Option var cols: Int = 4096
+    @Option(help: "Repeats (the best is reported).") var repeats: Int = 5
+    func run() throws {
+        try guarded {
+            let x: [Float] = (0..<cols).map { i in Float(i % 17) / 17 - 0.5 }
+            var values = [Float](repeating: 0, count: rows * cols)
+            for i in values.indices {
+                let h = (i &* 2654435761) % 2001
+                values[i] = Float(h) / 1000 - 1
+            }
+            var report: [(String, JSONValue)] = []
+            for t in [GGMLType.f32, .f16, .bf16, .q4_0, .q5_0, .q8_0, .q4_K, .q6_K] {
+                let bytes = try GGMLCodec.quantize(t, values, rowLength: cols)
+                let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
+                var y = [Float](repeating: 0, count: rows)
+                var line: [(String, JSONValue)] = []
+                for k in RowKernelSet.supported {
+                    var best = Double.infinity
+                    for _ in 0..<repeats {
+                        let t0 = Date()
+                        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                            m.rowProducts(xp.baseAddress!, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
+                        } }
+                        best = min(best, Date().timeIntervalSince(t0))
+                    }
+                    line.append((k.rawValue, .double((Double(m.byteCount) / best / 1e9 * 100).rounded() / 100)))
+                }
+                report.append((t.name, .object(line)))
+            }
+            print(JSONValue.object(report).serialized())
         }
     }
 }

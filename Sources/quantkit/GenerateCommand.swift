@@ -41,7 +41,7 @@ struct Generate: ParsableCommand {
     @Flag(name: .long, help: "Print the prompt and generated token ids as JSON instead of text.")
     var ids = false
 
-    @Flag(name: .long, help: "Print JSON: the generated text, prompt and output token ids, tokens per second.")
+    @Flag(name: .long, help: "Print JSON: the generated text, prompt and output token ids, tokens per second (overall and decoding).")
     var json = false
 
     func run() throws {
@@ -52,12 +52,19 @@ struct Generate: ParsableCommand {
             var o = Generator.Options()
             o.maxTokens = maxTokens; o.temperature = temperature; o.topP = topP; o.seed = seed; o.chat = chat; o.system = system
             let t0 = Date()
-            let r = try Generator.generate(m, prompt: prompt, options: o)
-            let secs = Date().timeIntervalSince(t0)
+            var firstToken: Date?   // the prompt has run and the first token is picked: decoding starts
+            let r = try Generator.generate(m, prompt: prompt, options: o) { _ in if firstToken == nil { firstToken = Date() } }
+            let end = Date()
+            let secs = end.timeIntervalSince(t0)
             if json {
+                // decoding: the tokens after the first, over the time after the first (llama.cpp's "eval time")
+                let decodeSecs = firstToken.map { end.timeIntervalSince($0) } ?? 0
+                let decoded = max(0, r.output.count - 1)
                 print(JSONValue.object([("text", .string(m.tokenizer.decode(r.output, skipSpecial: true))),
                                         ("prompt_ids", .array(r.prompt.map { .int(Int64($0)) })), ("output_ids", .array(r.output.map { .int(Int64($0)) })),
-                                        ("seconds", .double(secs)), ("tokens_per_second", .double(Double(r.output.count) / max(secs, 1e-9)))]).serialized())
+                                        ("seconds", .double(secs)), ("tokens_per_second", .double(Double(r.output.count) / max(secs, 1e-9))),
+                                        ("prompt_seconds", .double(firstToken.map { $0.timeIntervalSince(t0) } ?? secs)),
+                                        ("decode_tokens_per_second", .double(decoded > 0 ? Double(decoded) / max(decodeSecs, 1e-9) : 0))]).serialized())
             } else if ids {
                 print(#"{"prompt": [\#(r.prompt.map(String.init).joined(separator: ", "))], "output": [\#(r.output.map(String.init).joined(separator: ", "))]}"#)
             } else {

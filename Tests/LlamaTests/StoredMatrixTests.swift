@@ -1,0 +1,152 @@
+import Foundation
+import ModelFormats
+import Quantization
+import TensorCore
+import XCTest
+@testable import Llama
+
+/// Stored-weight products (decoding) against the dequantized matrix multiplied in double, both compiled kernel sets
+/// against each other, and the forward pass on stored linears against the f32 one.
+final class StoredMatrixTests: XCTestCase {
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var s = seed
+        return (0..<count).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 1000
+        }
+    }
+
+    /// Σ_j W[r, j]·x[j] in double for each row of the dequantized matrix, and Σ |W[r, j]·x[j]| (the error scale).
+    static func reference(_ w: [Float], rows: Int, cols: Int, x: ArraySlice<Float>) -> [(Double, Double)] {
+        let x = Array(x)
+        return (0..<rows).map { r in
+            var s = 0.0, a = 0.0
+            for j in 0..<cols {
+                let p = Double(w[r * cols + j]) * Double(x[j])
+                s += p
+                a += abs(p)
+            }
+            return (s, a)
+        }
+    }
+
+    func testRowKernelsAgainstTheDequantizedRows() throws {
+        let rows = 37, cols = 512
+        let w = Self.values(rows * cols, seed: 1), x = Self.values(cols, seed: 2)
+        let kept: [GGMLType] = [.f32, .bf16, .q8_0, .q4_0, .q5_0, .q4_K, .q6_K]
+        for t in kept + [.f16, .q5_K] {
+            let bytes = try GGMLCodec.quantize(t, w, rowLength: cols)
+            let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
+            XCTAssertEqual(m.type, kept.contains(t) ? t : .f32, "\(t.name) held as")
+            XCTAssertEqual(m.byteCount, m.type == t ? bytes.count : 4 * rows * cols)
+            let ref = Self.reference(deq, rows: rows, cols: cols, x: x[...])
+            var first: [Float]?
+            for k in RowKernelSet.supported {
+                var y = [Float](repeating: .nan, count: rows)
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                    m.rowProducts(xp.baseAddress!, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
+                } }
+                for r in 0..<rows {
+                    XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, "\(t.name) \(k) row \(r)")
+                }
+                // no fused multiply-adds: the AVX2 build computes the same floats in the same order
+                if let f = first { XCTAssertEqual(y, f, "\(t.name): \(k) differs from the baseline kernels") } else { first = y }
+            }
+        }
+    }
+
+    /// Both paths of `multiply` (row kernels for up to 4 rows of x, f32 tiles + sgemm for more), accumulation, and
+    /// a row order (GGUF's q/k permutation undone at load).
+    func testMultiplyPathsRowOrderAndAccumulate() throws {
+        let rows = 150, cols = 256
+        let w = Self.values(rows * cols, seed: 3)
+        let order = (0..<rows).map { ($0 * 7 + 3) % rows }   // 7 is coprime to 150: a permutation
+        for t in [GGMLType.q8_0, .bf16, .q6_K, .q5_0, .q5_1] {
+            let bytes = try GGMLCodec.quantize(t, w, rowLength: cols)
+            let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            var permuted = [Float](repeating: 0, count: rows * cols)
+            for i in 0..<rows { for j in 0..<cols { permuted[i * cols + j] = deq[order[i] * cols + j] } }
+            let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0, rowOrder: order) }
+            for T in [1, 3, 9] {
+                let x = Self.values(T * cols, seed: UInt64(10 + T))
+                let start = Self.values(T * rows, seed: 99)
+                for accumulate in [false, true] {
+                    var y = start
+                    x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                        m.multiply(xp.baseAddress!, count: T, into: yp.baseAddress!, accumulate: accumulate)
+                    } }
+                    for tt in 0..<T {
+                        let ref = Self.reference(permuted, rows: rows, cols: cols, x: x[(tt * cols)..<((tt + 1) * cols)])
+                        for r in 0..<rows {
+                            let want = ref[r].0 + (accumulate ? Double(start[tt * rows + r]) : 0)
+                            XCTAssertEqual(Double(y[tt * rows + r]), want, accuracy: 2e-6 * (ref[r].1 + 1) + 1e-9,
+                                           "\(t.name) T=\(T) accumulate=\(accumulate) row \(r)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testBadShapesAndOrdersAreRefused() throws {
+        let w = Self.values(4 * 64, seed: 5)
+        let bytes = try GGMLCodec.quantize(.q8_0, w, rowLength: 64)
+        try bytes.withUnsafeBytes { b in
+            XCTAssertThrowsError(try StoredMatrix(type: .q8_0, rows: 4, cols: 48, bytes: b))      // not whole blocks
+            XCTAssertThrowsError(try StoredMatrix(type: .q8_0, rows: 5, cols: 64, bytes: b))      // too few bytes
+            XCTAssertThrowsError(try StoredMatrix(type: .q8_0, rows: 4, cols: 64, bytes: b, rowOrder: [0, 1, 2, 4]))
+            XCTAssertThrowsError(try StoredMatrix(type: .q8_0, rows: 4, cols: 64, bytes: b, rowOrder: [0, 1]))
+            XCTAssertNoThrow(try StoredMatrix(type: .q8_0, rows: 4, cols: 64, bytes: b, rowOrder: [3, 2, 1, 0]))
+        }
+    }
+
+    /// The golden micro Llama as GGUF (bf16, q/k rows permuted as llama.cpp stores them) and as its HF checkpoint,
+    /// run on stored linears and head: the prompt (sgemm tiles) and token-by-token decoding (row kernels) give the f32
+    /// pass's logits and greedy tokens.
+    func testForwardOnStoredLinearsMatchesTheF32Pass() throws {
+        let golden = LlamaArchitectureTests.repo.appendingPathComponent("Formats/golden")
+        let g = try GGUFFile(path: golden.appendingPathComponent("micro-llama-k-bf16.gguf").path)
+        let hfPath = golden.appendingPathComponent("micro-llama-hf").path
+        let ck = try SafetensorsCheckpoint.open(hfPath)
+        let hfConfig = try LlamaConfig.load(path: hfPath + "/config.json")
+        let sources: [(String, () throws -> LlamaWeights, GGMLType)] = [
+            ("GGUF", { try LlamaWeights.load(gguf: g, config: try LlamaConfig(gguf: g)) }, .bf16),
+            ("HF", { try LlamaWeights.load(hfCheckpoint: ck, config: hfConfig) },
+             ck.info("model.layers.0.mlp.up_proj.weight")!.dtype == .bf16 ? .bf16 : .f32),
+        ]
+        for (name, load, storedType) in sources {
+            func run(stored: Bool) throws -> (logits: [[Float]], tokens: [Int32]) {
+                let w = try load()
+                let c = w.config
+                w.keepLayers = true
+                w.storedLinears = stored
+                if stored { try w.holdStoredHead() }
+                XCTAssertEqual(w.storedHead != nil, stored, name)
+                let f = LlamaForward(w)
+                let cache = LlamaForward.KVCache(config: c, capacity: 24)
+                let prompt: [Int32] = [1, 5, 9, 13, 2, 7, 11, 3].map { $0 % Int32(c.vocabSize) }
+                var logits = [try f.logits(prompt, cache: cache, logitRows: (prompt.count - 1)..<prompt.count)]
+                var tokens: [Int32] = []
+                for _ in 0..<12 {
+                    let l = logits.last!
+                    let next = Int32(l.indices.max { l[$0] < l[$1] }!)
+                    tokens.append(next)
+                    logits.append(try f.logits([next], cache: cache))
+                }
+                if stored {
+                    let L = try w.layer(0)
+                    XCTAssertTrue(L.stored.allSatisfy { $0?.type == storedType }, "\(name): every linear held as the file's \(storedType.name)")
+                    XCTAssertTrue(L.linears.allSatisfy(\.isEmpty), "\(name): no f32 copies")
+                }
+                return (logits, tokens)
+            }
+            let a = try run(stored: false), b = try run(stored: true)
+            XCTAssertEqual(a.tokens, b.tokens, name)
+            for (la, lb) in zip(a.logits, b.logits) {
+                let scale = la.map(abs).max()!
+                for i in la.indices { XCTAssertEqual(la[i], lb[i], accuracy: 1e-4 * scale, name) }
+            }
+        }
+    }
+}
