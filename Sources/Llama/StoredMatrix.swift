@@ -64,9 +64,13 @@ public final class StoredMatrix: @unchecked Sendable {
         guard GGMLCodec.decodable.contains(t) else { throw QKError("quantkit cannot decode \(t.name) weights") }
         guard cols % 8 == 0, cols % t.blockSize == 0 else { throw QKError("a \(t.name) matrix cannot have \(cols) columns") }
         let rb = t.rowBytes(cols)
-        guard bytes.count >= rows * rb else { throw QKError("\(t.name) matrix [\(rows) × \(cols)] has \(bytes.count) bytes") }
+        guard bytes.count >= rows * rb else {
+            throw QKError("\(t.name) matrix [\(rows) × \(cols)] has \(bytes.count) bytes")
+        }
         if let order = rowOrder {
-            guard order.count == rows, order.allSatisfy({ $0 >= 0 && $0 < rows }) else { throw QKError("bad row order for \(rows) rows") }
+            guard order.count == rows, order.allSatisfy({ $0 >= 0 && $0 < rows }) else {
+                throw QKError("bad row order for \(rows) rows")
+            }
         }
         self.rows = rows
         self.cols = cols
@@ -97,17 +101,16 @@ public final class StoredMatrix: @unchecked Sendable {
     /// Bytes held.
     public var byteCount: Int { rows * rowBytes }
 
-
     /// y[r] (+)= row r · x for r in `rows`, on the calling thread.
-    public func rowProducts(_ x: UnsafePointer<Float>, rows r: Range<Int>, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
-                            kernels: RowKernelSet = .current) {
+    public func rowProducts(_ x: UnsafePointer<Float>, rows r: Range<Int>, into y: UnsafeMutablePointer<Float>,
+                            accumulate: Bool, kernels: RowKernelSet = .current) {
         kernels.matvec(kind, data.baseAddress!, rowBytes: rowBytes, rows: r, x: x, n: cols, y: y, accumulate: accumulate)
     }
 
     /// y_i [T × rows_i] = x [T × cols] · W_iᵀ for matrices that read the same x (q, k and v; gate and up). For a few
     /// rows of x, one parallel loop over all their rows: decoding wakes the threads once for the group.
-    public static func multiply(_ ms: [StoredMatrix], _ x: UnsafePointer<Float>, count T: Int, into ys: [UnsafeMutablePointer<Float>],
-                                kernels: RowKernelSet = .current) {
+    public static func multiply(_ ms: [StoredMatrix], _ x: UnsafePointer<Float>, count T: Int,
+                                into ys: [UnsafeMutablePointer<Float>], kernels: RowKernelSet = .current) {
         guard T <= 4 else {
             for (m, y) in zip(ms, ys) { m.multiply(x, count: T, into: y, accumulate: false, kernels: kernels) }
             return
@@ -119,7 +122,9 @@ public final class StoredMatrix: @unchecked Sendable {
                 let lo = max(r.lowerBound, first), hi = min(r.upperBound, first + m.rows)
                 if lo < hi {
                     let local = (lo - first)..<(hi - first)
-                    for t in 0..<T { m.rowProducts(xs + t * m.cols, rows: local, into: y + t * m.rows, accumulate: false, kernels: kernels) }
+                    for t in 0..<T {
+                        m.rowProducts(xs + t * m.cols, rows: local, into: y + t * m.rows, accumulate: false, kernels: kernels)
+                    }
                 }
                 first += m.rows
             }
@@ -127,15 +132,17 @@ public final class StoredMatrix: @unchecked Sendable {
     }
 
     /// y [T × rows] (+)= x [T × cols] · Wᵀ. A few rows of x (decoding): row kernels, W's rows split evenly over the
-    /// threads (each row's result does not depend on the split), a matrix under 256 rows on the calling thread. More (a prompt): blocks of W's rows made f32 into a scratch
-    /// tile and multiplied by sgemm.
+    /// threads (each row's result does not depend on the split; under 256 rows, the calling thread alone). More (a
+    /// prompt): blocks of 64 of W's rows made f32 in a scratch tile and multiplied by sgemm.
     public func multiply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
                          kernels: RowKernelSet = .current) {
         nonisolated(unsafe) let (xs, ys) = (x, y)
         let (R, C, rb) = (rows, cols, rowBytes)
         if T <= 4 {
             Parallel.forRanges(R, minChunk: 128) { r in
-                for t in 0..<T { self.rowProducts(xs + t * C, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels) }
+                for t in 0..<T {
+                    self.rowProducts(xs + t * C, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels)
+                }
             }
             return
         }

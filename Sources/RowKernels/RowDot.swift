@@ -32,8 +32,9 @@ public enum RowDot {
 
     /// Rows of blocks of `values` values in `bytes` bytes each: a run of blocks is decoded into a buffer of 256
     /// values, then its dot product with x is accumulated.
-    @inline(__always) static func decoded(_ rows: Range<Int>, _ w: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafePointer<Float>,
-                                          _ n: Int, _ y: UnsafeMutablePointer<Float>, _ accumulate: Bool, values: Int, bytes: Int,
+    @inline(__always) static func decoded(_ rows: Range<Int>, _ w: UnsafeRawPointer, _ rowBytes: Int,
+                                          _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>,
+                                          _ accumulate: Bool, values: Int, bytes: Int,
                                           _ decode: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buffer in
             let f = buffer.baseAddress!
@@ -105,11 +106,13 @@ public enum RowDot {
     @inline(__always) static func decodeQ6_K(_ p: UnsafeRawPointer, _ o: UnsafeMutablePointer<Float>) {
         let d = half(p + 208)
         for n in 0..<2 {
-            let ql = (p + 64 * n).assumingMemoryBound(to: UInt8.self), qh = (p + 128 + 32 * n).assumingMemoryBound(to: UInt8.self)
+            let ql = (p + 64 * n).assumingMemoryBound(to: UInt8.self)
+            let qh = (p + 128 + 32 * n).assumingMemoryBound(to: UInt8.self)
             let sc = (p + 192 + 8 * n).assumingMemoryBound(to: Int8.self), ob = o + 128 * n
-            for half in 0..<2 {   // l in 16·half ..< 16·half + 16 share scale index `half`
-                let s0 = d * Float(sc[half]), s2 = d * Float(sc[half + 2]), s4 = d * Float(sc[half + 4]), s6 = d * Float(sc[half + 6])
-                for l in (16 * half)..<(16 * half + 16) {
+            for part in 0..<2 {   // l in 16·part ..< 16·part + 16 share scale index `part`
+                let s0 = d * Float(sc[part]), s2 = d * Float(sc[part + 2])
+                let s4 = d * Float(sc[part + 4]), s6 = d * Float(sc[part + 6])
+                for l in (16 * part)..<(16 * part + 16) {
                     let h = Int32(qh[l])
                     ob[l] = s0 * Float((Int32(ql[l] & 0xF) | ((h & 3) << 4)) - 32)
                     ob[l + 32] = s2 * Float((Int32(ql[l + 32] & 0xF) | (((h >> 2) & 3) << 4)) - 32)
