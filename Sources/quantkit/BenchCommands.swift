@@ -48,8 +48,8 @@ struct BenchTokenizer: ParsableCommand {
     }
 }
 
-/// GB/s of each row kernel (one thread, matrix-vector products over a matrix larger than the caches), both kernel sets
-/// this CPU runs.
+/// GB/s of each row kernel: one thread, products of one vector with a --rows × --cols matrix of each type (the default
+/// 8192 × 4096 is 18–134 MB, so the 4-bit types may sit in a large L3), on both kernel sets this CPU runs.
 struct BenchRowKernels: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-rowkernels", abstract: "Row-kernel GB/s.", shouldDisplay: false)
     @Option(help: "Rows and columns.") var rows: Int = 8192
