@@ -71,7 +71,7 @@ public final class LlamaWeights {
     /// tokens a pass embeds are made from the source.
     private var embedTable: [Float]?
     public var norm: [Float]        // [hidden]
-    public var lmHead: [Float]?     // [vocab, hidden]; nil when tied
+    public var lmHead: [Float]?     // [vocab, hidden]; nil when tied, or once `storedHead` holds the head
     private let source: LlamaTensorSource?
     /// Layers held as f32: every layer of a model built from arrays, the layers calibration replaced, and with
     /// `keepLayers` every layer once made.
@@ -158,6 +158,7 @@ public final class LlamaWeights {
             throw QKError("the head is [\(h.rows) × \(h.cols)], expected [\(config.vocabSize) × \(config.hiddenSize)]")
         }
         storedHead = h
+        lmHead = nil   // the forward pass runs the head from `storedHead`: its f32 copy was a second one
     }
 
     /// The whole embedding table [vocab × hidden] as f32 (the head of a tied model; tests).
