@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "FuzzTargets", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama"]),
         .executableTarget(name: "quantkit-fuzz", dependencies: ["FuzzTargets"]),
         .executableTarget(name: "quantkit", dependencies: [
-            "Calibration", "Checkpoints", "Evaluation",
+            "Calibration", "Checkpoints", "Evaluation", "Llama", "RowKernels",
             "QuantKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["TestScratch", "Evaluation", "Checkpoints", "Llama", "ModelFormats", "TensorCore"]),
         .testTarget(name: "CalibrationTests", dependencies: ["TestScratch", "Calibration", "TensorCore", "CZstd"]),
         .testTarget(name: "QuantizationTests", dependencies: ["TestScratch", "Quantization", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "QuantKitTests", dependencies: ["TestScratch", "QuantKit", "Calibration", "Checkpoints", "Evaluation", "Llama", "Quantization", "ModelFormats",
+        .testTarget(name: "QuantKitTests", dependencies: ["TestScratch", "QuantKit", "Calibration", "Checkpoints", "Evaluation", "Llama", "RowKernels", "Quantization", "ModelFormats",
                                                         "TensorCore", "Tokenizers", "FuzzTargets"]),
         // End-to-end: runs the built `quantkit` binary.
         .testTarget(name: "CLITests", dependencies: ["TestScratch", "ModelFormats", "TensorCore"]),

@@ -230,7 +230,7 @@ public final class LlamaForward {
     func project(_ L: LlamaWeights.Layer, _ lin: LlamaLinear, _ x: UnsafePointer<Float>, rows: Int,
                         into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         if let m = L.stored[lin.rawValue] {
-            m.multiply(x, count: rows, into: y, accumulate: accumulate)
+            m.multiply(x, count: rows, into: y, accumulate: accumulate, rounding: w.activationRounding)
             return
         }
         let (outDim, inDim) = lin.shape(c)
@@ -242,7 +242,7 @@ public final class LlamaForward {
     func project(_ L: LlamaWeights.Layer, _ lins: [LlamaLinear], _ x: UnsafePointer<Float>, rows: Int, into ys: [UnsafeMutablePointer<Float>]) {
         let stored = lins.compactMap { L.stored[$0.rawValue] }
         if stored.count == lins.count {
-            StoredMatrix.multiply(stored, x, count: rows, into: ys)
+            StoredMatrix.multiply(stored, x, count: rows, into: ys, rounding: w.activationRounding)
             return
         }
         for (lin, y) in zip(lins, ys) { project(L, lin, x, rows: rows, into: y) }
@@ -355,10 +355,16 @@ public final class LlamaForward {
             Self.addBias(vNew, rows: T, L.bias(.v))
             rope(kNew, heads: nkv, stride: kvd, table: table)
         } }
-        if T == 1 {   // decoding: one query row per head, on this thread (a GEMM call per head costs more than its work)
+        if T == 1 {   // decoding: one query row per head, heads split over the threads (no GEMM call per head)
             cache.k[l].withUnsafeBufferPointer { kp in cache.v[l].withUnsafeBufferPointer { vp in
-                Self.singleQueryAttention(q: q, keys: kp.baseAddress!, values: vp.baseAddress!, count: S, heads: nq, group: group,
-                                          headDim: hd, rowLength: kvd, scale: scale, scores: scores, into: att)
+                nonisolated(unsafe) let (ks, vs) = (kp.baseAddress!, vp.baseAddress!)
+                // each worker's scores [S] in its own row of the scratch; a head's result does not depend on the split
+                let perWorker = S * nq * hd >= 1 << 15 ? (nq + plan.count - 1) / plan.count : nq
+                Parallel.forBlocksWithWorker(nq, block: perWorker) { worker, heads in
+                    Self.singleQueryAttention(q: q, keys: ks, values: vs, count: S, heads: heads, group: group,
+                                              headDim: hd, rowLength: kvd, scale: scale, scores: scores + worker * S,
+                                              into: aps)
+                }
             } }
             return
         }
@@ -401,9 +407,9 @@ public final class LlamaForward {
     /// reading KV head h / group) into att [heads·hd]: per head, scores = q·kⱼ·scale, e^(score − max), the weighted
     /// sum of the values divided by Σ e. `scores`: at least `count` floats.
     static func singleQueryAttention(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count S: Int,
-                                     heads: Int, group: Int, headDim hd: Int, rowLength kvd: Int, scale: Float,
+                                     heads: Range<Int>, group: Int, headDim hd: Int, rowLength kvd: Int, scale: Float,
                                      scores: UnsafeMutablePointer<Float>, into att: UnsafeMutablePointer<Float>) {
-        for h in 0..<heads {
+        for h in heads {
             let qh = q + h * hd, kh = keys + (h / group) * hd, vh = values + (h / group) * hd
             for j in 0..<S {
                 let k = kh + j * kvd
@@ -478,7 +484,8 @@ public final class LlamaForward {
         if out.count != rows.count * V { out = .uninitialized(count: rows.count * V) }
         if let m = w.storedHead {
             h.withUnsafeBufferPointer { hp in out.withUnsafeMutableBufferPointer {
-                m.multiply(hp.baseAddress!, count: rows.count, into: $0.baseAddress!, accumulate: false)
+                m.multiply(hp.baseAddress!, count: rows.count, into: $0.baseAddress!, accumulate: false,
+                           rounding: w.activationRounding)
             } }
             return
         }

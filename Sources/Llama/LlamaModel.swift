@@ -81,6 +81,8 @@ public final class LlamaWeights {
     /// Layers (and the head) keep their linears as the source stores them, where it can (`LlamaTensorSource.stored`),
     /// instead of making them f32: decoding then reads the file's bytes per token, not four bytes per weight.
     public var storedLinears = false
+    /// How stored linears meet the activations when decoding (StoredMatrix.multiply with up to 4 rows).
+    public var activationRounding = ActivationRounding.exact
     /// The head as the source stores it, once `holdStoredHead` made it; the forward pass then runs the head from it.
     public private(set) var storedHead: StoredMatrix?
     /// Makes the layers instead of the source (`replacingLayers`).

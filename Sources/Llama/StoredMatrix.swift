@@ -32,6 +32,93 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
         }
     }
 
+    /// y[r] (+)= row r · x̂ for x̂ rounded to int8 (see Int8Dot.matvec).
+    public func matvecInt8(_ kind: RowKernels.RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+                           _ a: Int8Activations, row t: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let (v, d, s) = a.pointers(row: t)
+        switch self {
+        case .baseline:
+            RowKernels.Int8Dot.matvec(kind, w, rowBytes: rowBytes, rows: rows, values: v, scales: d, sums: s, n: a.n,
+                                      y: y, accumulate: accumulate)
+        case .avx2:
+            RowKernelsAVX2.Int8Dot.matvec(RowKernelsAVX2.RowKind(rawValue: kind.rawValue)!, w, rowBytes: rowBytes,
+                                          rows: rows, values: v, scales: d, sums: s, n: a.n, y: y, accumulate: accumulate)
+        }
+    }
+}
+
+/// How stored linears meet the activations: as f32 (`exact`: a row's product is that of its dequantized values), or
+/// rounded to int8 as llama.cpp rounds them before its dot products (`llama`: per 32 values for Q4_0/Q5_0/Q8_0 rows,
+/// per 256 for Q4_K/Q6_K; integer products — its numbers up to float order). Other rows (BF16, F32, types held as
+/// f32) take the activations as they are, as llama.cpp's bf16 decoding does in effect (its greedy tokens equal the
+/// exact products'). With `llama`, prompts run the row kernels too (about 2.5× slower than f32 tiles and sgemm).
+public enum ActivationRounding: String, CaseIterable, Sendable {
+    case exact, llama
+}
+
+/// x [T × n] rounded to int8 blocks of `block` values (Int8Dot.quantize), one set of buffers per row of x.
+public final class Int8Activations: @unchecked Sendable {
+    public let n: Int, count: Int, block: Int
+    let values: UnsafeMutablePointer<Int16>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>
+
+    public init(_ x: UnsafePointer<Float>, count T: Int, n: Int, block: Int) {
+        precondition(n % block == 0 && (block == 32 || block == 256), "int8 activations: \(n) values in blocks of \(block)")
+        self.n = n
+        self.count = T
+        self.block = block
+        values = .allocate(capacity: T * n)
+        scales = .allocate(capacity: T * n / block)
+        sums = .allocate(capacity: T * n / 16)
+        for t in 0..<T {
+            let (v, d, s) = pointers(row: t)
+            RowKernels.Int8Dot.quantize(x + t * n, n: n, block: block, values: .init(mutating: v),
+                                        scales: .init(mutating: d), sums: .init(mutating: s))
+        }
+    }
+
+    deinit {
+        values.deallocate()
+        scales.deallocate()
+        sums.deallocate()
+    }
+
+    func pointers(row t: Int) -> (UnsafePointer<Int16>, UnsafePointer<Float>, UnsafePointer<Int32>) {
+        (.init(values + t * n), .init(scales + t * n / block), .init(sums + t * n / 16))
+    }
+
+    /// The rounded values as floats (q · d), row t (tests).
+    public func dequantized(row t: Int) -> [Float] {
+        let (v, d, _) = pointers(row: t)
+        return (0..<n).map { i in
+            let g = i / 32 * 32, j = i % 32
+            return Float(v[g + (j % 2 == 0 ? j / 2 : 16 + j / 2)]) * d[i / block]
+        }
+    }
+}
+
+/// The activations a stored matrix's kernel reads under a rounding, made once for matrices that share x.
+final class KernelInputs {
+    let x: UnsafePointer<Float>, count: Int, n: Int, rounding: ActivationRounding
+    private var int8: [Int: Int8Activations] = [:]
+
+    init(_ x: UnsafePointer<Float>, count: Int, n: Int, rounding: ActivationRounding) {
+        (self.x, self.count, self.n, self.rounding) = (x, count, n, rounding)
+    }
+
+    enum Input {
+        case floats(UnsafePointer<Float>)
+        case int8(Int8Activations)
+    }
+
+    /// What `m`'s kernel reads (valid while this object lives).
+    func input(for m: StoredMatrix) -> Input {
+        guard rounding == .llama else { return .floats(x) }
+        guard let b = RowKernels.Int8Dot.block(m.kind) else { return .floats(x) }
+        if let a = int8[b] { return .int8(a) }
+        let a = Int8Activations(x, count: count, n: n, block: b)
+        int8[b] = a
+        return .int8(a)
+    }
 }
 
 /// A linear's weights [rows × cols] kept as the file stores them (ggml blocks, rows in HF order) and multiplied
@@ -42,7 +129,7 @@ public final class StoredMatrix: @unchecked Sendable {
     /// The type the bytes hold: the file's, or F32.
     public let type: GGMLType
     public let rows: Int, cols: Int, rowBytes: Int
-    let kind: RowKernels.RowKind
+    public let kind: RowKernels.RowKind
     let data: UnsafeMutableRawBufferPointer
 
     static func kind(of t: GGMLType) -> RowKernels.RowKind? {
@@ -107,43 +194,69 @@ public final class StoredMatrix: @unchecked Sendable {
         kernels.matvec(kind, data.baseAddress!, rowBytes: rowBytes, rows: r, x: x, n: cols, y: y, accumulate: accumulate)
     }
 
+    /// y[r] (+)= row r · x̂ for r in `rows`, x̂ row t of int8 activations rounded for this matrix's kind.
+    public func rowProducts(_ a: Int8Activations, row t: Int, rows r: Range<Int>, into y: UnsafeMutablePointer<Float>,
+                            accumulate: Bool, kernels: RowKernelSet = .current) {
+        precondition(a.n == cols && RowKernels.Int8Dot.block(kind) == a.block, "int8 activations of the wrong form")
+        kernels.matvecInt8(kind, data.baseAddress!, rowBytes: rowBytes, rows: r, a, row: t, y: y, accumulate: accumulate)
+    }
+
+    /// Row t of `input` times rows `r`.
+    func rowProducts(_ input: KernelInputs.Input, row t: Int, rows r: Range<Int>, into y: UnsafeMutablePointer<Float>,
+                     accumulate: Bool, kernels: RowKernelSet) {
+        switch input {
+        case .floats(let x): rowProducts(x + t * cols, rows: r, into: y, accumulate: accumulate, kernels: kernels)
+        case .int8(let a): rowProducts(a, row: t, rows: r, into: y, accumulate: accumulate, kernels: kernels)
+        }
+    }
+
     /// y_i [T × rows_i] = x [T × cols] · W_iᵀ for matrices that read the same x (q, k and v; gate and up). For a few
     /// rows of x, one parallel loop over all their rows: decoding wakes the threads once for the group.
     public static func multiply(_ ms: [StoredMatrix], _ x: UnsafePointer<Float>, count T: Int,
-                                into ys: [UnsafeMutablePointer<Float>], kernels: RowKernelSet = .current) {
+                                into ys: [UnsafeMutablePointer<Float>], rounding: ActivationRounding = .exact,
+                                kernels: RowKernelSet = .current) {
         guard T <= 4 else {
-            for (m, y) in zip(ms, ys) { m.multiply(x, count: T, into: y, accumulate: false, kernels: kernels) }
+            for (m, y) in zip(ms, ys) {
+                m.multiply(x, count: T, into: y, accumulate: false, rounding: rounding, kernels: kernels)
+            }
             return
         }
-        nonisolated(unsafe) let (xs, outs) = (x, ys)
+        let given = KernelInputs(x, count: T, n: ms[0].cols, rounding: rounding)
+        nonisolated(unsafe) let inputs = ms.map { given.input(for: $0) }
+        nonisolated(unsafe) let outs = ys
         Parallel.forRanges(ms.reduce(0) { $0 + $1.rows }, minChunk: 128) { r in
             var first = 0   // the group's row index of matrix i's row 0
-            for (m, y) in zip(ms, outs) {
+            for (i, m) in ms.enumerated() {
                 let lo = max(r.lowerBound, first), hi = min(r.upperBound, first + m.rows)
                 if lo < hi {
                     let local = (lo - first)..<(hi - first)
                     for t in 0..<T {
-                        m.rowProducts(xs + t * m.cols, rows: local, into: y + t * m.rows, accumulate: false, kernels: kernels)
+                        m.rowProducts(inputs[i], row: t, rows: local, into: outs[i] + t * m.rows, accumulate: false,
+                                      kernels: kernels)
                     }
                 }
                 first += m.rows
             }
         }
+        withExtendedLifetime(given) {}
     }
 
     /// y [T × rows] (+)= x [T × cols] · Wᵀ. A few rows of x (decoding): row kernels, W's rows split evenly over the
     /// threads (each row's result does not depend on the split; under 256 rows, the calling thread alone). More (a
     /// prompt): blocks of 64 of W's rows made f32 in a scratch tile and multiplied by sgemm.
     public func multiply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
-                         kernels: RowKernelSet = .current) {
+                         rounding: ActivationRounding = .exact, kernels: RowKernelSet = .current) {
         nonisolated(unsafe) let (xs, ys) = (x, y)
         let (R, C, rb) = (rows, cols, rowBytes)
-        if T <= 4 {
+        if T <= 4 || (rounding == .llama && RowKernels.Int8Dot.block(kind) != nil) {
+            let given = KernelInputs(x, count: T, n: C, rounding: rounding)
+            nonisolated(unsafe) let input = given.input(for: self)
             Parallel.forRanges(R, minChunk: 128) { r in
                 for t in 0..<T {
-                    self.rowProducts(xs + t * C, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels)
+                    self.rowProducts(input, row: t, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels)
                 }
             }
+            withExtendedLifetime(given) {}
             return
         }
         nonisolated(unsafe) let w = UnsafeRawPointer(data.baseAddress!)

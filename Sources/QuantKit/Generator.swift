@@ -13,6 +13,8 @@ public enum Generator {
         public var seed: UInt64 = 0
         public var chat = false
         public var system: String?
+        /// How decoding meets the activations (LlamaWeights.activationRounding).
+        public var activations = ActivationRounding.exact
         public init() {}
     }
 
@@ -54,6 +56,7 @@ public enum Generator {
         // row kernels for them (decoding reads the file's bytes, not f32 copies), else as f32
         m.forward.w.keepLayers = true
         m.forward.w.storedLinears = true
+        m.forward.w.activationRounding = o.activations
         try m.forward.w.holdStoredHead()
         let cache = LlamaForward.KVCache(config: cfg, capacity: ids.count + o.maxTokens)
         var stop = Set<Int32>()

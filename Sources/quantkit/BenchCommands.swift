@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RowKernels
 import Llama
 import ModelFormats
 import QuantKit
@@ -79,6 +80,18 @@ struct BenchRowKernels: ParsableCommand {
                         best = min(best, Date().timeIntervalSince(t0))
                     }
                     line.append((k.rawValue, .double((Double(m.byteCount) / best / 1e9 * 100).rounded() / 100)))
+                    // the integer kernel, activations rounded as llama.cpp rounds them (rounding included)
+                    guard let block = RowKernels.Int8Dot.block(m.kind) else { continue }
+                    best = .infinity
+                    for _ in 0..<repeats {
+                        let t0 = Date()
+                        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                            let a = Int8Activations(xp.baseAddress!, count: 1, n: cols, block: block)
+                            m.rowProducts(a, row: 0, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
+                        } }
+                        best = min(best, Date().timeIntervalSince(t0))
+                    }
+                    line.append((k.rawValue + "-int8", .double((Double(m.byteCount) / best / 1e9 * 100).rounded() / 100)))
                 }
                 report.append((t.name, .object(line)))
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoints
 import Foundation
+import Llama
 import ModelFormats
 import QuantKit
 
@@ -38,6 +39,13 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
+    @Option(name: .long, help: """
+        How quantized weights meet the activations: exact (f32 activations; each product is that of the dequantized \
+        row) or llama (rounded to int8 as llama.cpp rounds them: per 32 values for Q4_0/Q5_0/Q8_0 rows, per 256 for \
+        Q4_K/Q6_K; integer products, faster decoding; prompts take the row kernels too).
+        """)
+    var activations: ActivationRounding = .exact
+
     @Flag(name: .long, help: "Print the prompt and generated token ids as JSON instead of text.")
     var ids = false
 
@@ -51,6 +59,7 @@ struct Generate: ParsableCommand {
             let m = try LoadedModel.load(model)
             var o = Generator.Options()
             o.maxTokens = maxTokens; o.temperature = temperature; o.topP = topP; o.seed = seed; o.chat = chat; o.system = system
+            o.activations = activations
             let t0 = Date()
             var firstToken: Date?   // the prompt has run and the first token is picked: decoding starts
             let r = try Generator.generate(m, prompt: prompt, options: o) { _ in if firstToken == nil { firstToken = Date() } }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Calibration
 import Evaluation
+import Llama
 import ModelFormats
 import QuantKit
 import Quantization
@@ -20,6 +21,8 @@ extension QuantKit.Converter.OutType: ArgumentParser.ExpressibleByArgument {
 extension Quantization.IntegerQuantizer: ArgumentParser.ExpressibleByArgument {}
 
 extension Evaluation.Perplexity.EvalProtocol: ArgumentParser.ExpressibleByArgument {}
+
+extension Llama.ActivationRounding: ArgumentParser.ExpressibleByArgument {}
 
 extension Quantization.QuantPreset: ArgumentParser.ExpressibleByArgument {
     /// llama-quantize's names (any case), Q4_K/Q5_K/Q3_K for their _M presets, or an ftype number.

@@ -149,4 +149,117 @@ final class StoredMatrixTests: XCTestCase {
             }
         }
     }
+
+    /// The integer kernels against the dequantized rows times the rounded activations (q·d) in double, on both
+    /// kernel sets (identical floats); odd block counts take the 32-value kernels' single-block tail.
+    func testInt8KernelsAgainstTheRoundedActivations() throws {
+        let cases: [(GGMLType, Int)] = [(.q8_0, 544), (.q4_0, 544), (.q4_0, 512), (.q5_0, 544), (.q5_0, 512),
+                                        (.q4_K, 512), (.q6_K, 768)]
+        for (t, cols) in cases {
+            let rows = 21
+            let w = Self.values(rows * cols, seed: 7), x = Self.values(2 * cols, seed: 8).map { $0 * 3 }
+            let bytes = try GGMLCodec.quantize(t, w, rowLength: cols)
+            let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
+            let block = t == .q4_K || t == .q6_K ? 256 : 32
+            let a = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 2, n: cols, block: block) }
+            for row in 0..<2 {
+                let xr = Array(x[(row * cols)..<((row + 1) * cols)]), xhat = a.dequantized(row: row)
+                let d = (0..<(cols / block)).map { b in xhat[(b * block)..<((b + 1) * block)].map(abs).max()! / 127 }
+                // each value within half a step of its block (the rounding, not a coarser one); per 32 the step is
+                // kept as f16 after rounding with the exact one, as llama.cpp does: up to 127 · 2⁻¹¹ steps more
+                let within: Float = block == 32 ? 0.5 + 127.0 / 2048 : 0.5001
+                for i in 0..<cols {
+                    XCTAssertEqual(xhat[i], xr[i], accuracy: d[i / block] * within + 1e-7, "\(t.name) x̂[\(i)]")
+                }
+                let ref = Self.reference(deq, rows: rows, cols: cols, x: xhat[...])
+                var first: [Float]?
+                for k in RowKernelSet.supported {
+                    var y = [Float](repeating: .nan, count: rows)
+                    y.withUnsafeMutableBufferPointer { yp in
+                        m.rowProducts(a, row: row, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
+                    }
+                    for r in 0..<rows {
+                        XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, "\(t.name) \(k) row \(r)")
+                    }
+                    if let f = first { XCTAssertEqual(y, f, "\(t.name): \(k) differs from the baseline") } else { first = y }
+                }
+            }
+        }
+    }
+
+    /// The rounding itself: per 32 values llama.cpp's Q8_0 (the same values as llama-quantize's Q8_0 of x: both
+    /// round to nearest, ties aside), per 256 its Q8_K (the largest magnitude to exactly −127 steps), block sums of
+    /// the rounded values, and non-finite activations rounded without a trap.
+    func testActivationRoundingIsLlamas() throws {
+        let n = 512
+        let x = Self.values(n, seed: 21).map { $0 * 5 }
+        let q8 = try GGMLCodec.roundTrip(.q8_0, x, rowLength: n)
+        let a32 = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: n, block: 32) }
+        XCTAssertEqual(a32.dequantized(row: 0), q8)
+        let a256 = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: n, block: 256) }
+        let xk = a256.dequantized(row: 0)
+        for b in 0..<2 {
+            let i = (256 * b..<256 * (b + 1)).max { abs(x[$0]) < abs(x[$1]) }!
+            XCTAssertEqual(xk[i], x[i], accuracy: abs(x[i]) * 1e-6, "the block's largest value is a whole step count")
+        }
+        let (v, _, sums) = a256.pointers(row: 0)
+        for s in 0..<(n / 16) {   // values are stored even/odd per 32: a 16-value run is 8 evens and 8 odds
+            let g = s / 2 * 32, half = s % 2 * 8
+            let want = (0..<8).reduce(Int32(0)) { $0 + Int32(v[g + half + $1]) + Int32(v[g + 16 + half + $1]) }
+            XCTAssertEqual(sums[s], want, "sum \(s)")
+        }
+        var bad = x
+        bad[3] = .nan
+        bad[300] = .infinity
+        for block in [32, 256] {
+            let a = bad.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: n, block: block) }
+            let r = a.dequantized(row: 0)
+            XCTAssertEqual(r[3], 0, "NaN rounds to 0 steps (no trap); its block's step comes from the finite values")
+            XCTAssertTrue(r[300].isNaN, "an infinite block has an infinite step: its products are not finite")
+            XCTAssertEqual(r[40], q8[40], accuracy: 5 * 1.0001 / 127 * 0.5 + abs(q8[40]) * 1e-6, "blocks without NaN round as before")
+        }
+    }
+
+    /// The micro Llama (HF, hidden 32, FFN 96) with every linear and the head quantized to Q8_0, Q4_0 and Q5_0 and
+    /// held as blocks: with llama.cpp's rounding the prompt and decoding run the integer kernels and stay within the
+    /// rounding's error of the exact products; bf16 rows are not rounded (llama.cpp's bf16 decoding matched the exact
+    /// products token for token on SmolLM2).
+    func testForwardWithLlamaActivationRounding() throws {
+        let golden = LlamaArchitectureTests.repo.appendingPathComponent("Formats/golden")
+        let hfPath = golden.appendingPathComponent("micro-llama-hf").path
+        let ck = try SafetensorsCheckpoint.open(hfPath)
+        let c = try LlamaConfig.load(path: hfPath + "/config.json")
+        for t in [GGMLType.q8_0, .q4_0, .q5_0, .bf16] {
+            func run(_ rounding: ActivationRounding) throws -> [[Float]] {
+                let w = try LlamaWeights.load(config: c, source: LlamaTensorSource(
+                    shape: { ck.info($0)?.shape }, floats: { try ck.floats($0) },
+                    stored: { n in
+                        guard let s = ck.info(n)?.shape, s.count == 2 else { return nil }
+                        let b = try GGMLCodec.quantize(t, try ck.floats(n), rowLength: s[1])
+                        return try b.withUnsafeBytes { try StoredMatrix(type: t, rows: s[0], cols: s[1], bytes: $0) }
+                    }))
+                w.keepLayers = true
+                w.storedLinears = true
+                w.activationRounding = rounding
+                try w.holdStoredHead()
+                XCTAssertEqual(w.storedHead?.type, t)
+                let f = LlamaForward(w)
+                let cache = LlamaForward.KVCache(config: c, capacity: 24)
+                var logits = [try f.logits([1, 5, 9, 13, 2, 7], cache: cache, logitRows: 5..<6)]
+                for tok: Int32 in [2, 7, 11, 3, 8] { logits.append(try f.logits([tok], cache: cache)) }
+                return logits
+            }
+            let exact = try run(.exact), llama = try run(.llama)
+            let scale = exact.joined().map(abs).max()!
+            var diff: Float = 0
+            for (a, b) in zip(exact, llama) { for i in a.indices { diff = max(diff, abs(a[i] - b[i])) } }
+            if t == .bf16 {
+                XCTAssertEqual(exact, llama, "bf16 rows take the activations as they are")
+            } else {
+                XCTAssertGreaterThan(diff, 0, "\(t.name): rounded activations change the products")
+                XCTAssertLessThan(diff, 3e-2 * scale, "\(t.name): within the int8 rounding's error")
+            }
+        }
+    }
 }

@@ -1,0 +1,288 @@
+import TensorCore
+
+/// Dot products of stored weight rows with activations rounded to int8 the way llama.cpp rounds them before its
+/// integer dot products: per 32 values (its Q8_0 blocks, for Q4_0, Q5_0 and Q8_0 weights) or per 256 (Q8_K, for Q4_K
+/// and Q6_K). Weights and activations meet as 16-bit integers: the sums of products are exact; the only floats are
+/// one scale product per block.
+///
+/// Activations are held widened to Int16, each 32 values as their 16 even-indexed then their 16 odd-indexed ones, so
+/// that two neighbouring weights loaded as one 16-bit lane (a byte pair, or a pair of nibbles) meet their two
+/// activations lane by lane without shuffles. Products stay in 16 bits (at most 2 · 128 · 127 for Q8_0, 4 · 16 · 127
+/// for the nibble types) and are widened in pairs to 32 bits.
+public enum Int8Dot {
+    typealias I16 = SIMD16<Int16>
+    typealias H16 = SIMD8<Int16>
+    typealias I32 = SIMD8<Int32>
+    typealias F8 = SIMD8<Float>
+
+    /// Values per activation block for a kind's integer kernel (nil: the kind has none).
+    public static func block(_ kind: RowKind) -> Int? {
+        switch kind {
+        case .q8_0, .q4_0, .q5_0: return 32
+        case .q4_K, .q6_K: return 256
+        case .f32, .bf16: return nil
+        }
+    }
+
+    /// Rounds x [n] (a multiple of `block`, 32 or 256) into `values` [n] (the lane order above), `scales`
+    /// [n / block] and `sums` [n / 16] (the sum of each 16 consecutive rounded values).
+    /// block 32: llama.cpp's Q8_0 row (AVX2 form): d = max|x| / 127, q = x · 127 / max|x| rounded to nearest even,
+    /// d kept as f16. block 256: its Q8_K row: the value of largest magnitude maps to −127, q = nearest(x · −127 / that
+    /// value) capped at 127, d = 1 / (−127 / that value) as f32.
+    public static func quantize(_ x: UnsafePointer<Float>, n: Int, block: Int, values: UnsafeMutablePointer<Int16>,
+                                scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
+        withUnsafeTemporaryAllocation(of: Int16.self, capacity: 256) { qb in
+            let q = qb.baseAddress!
+            for b in 0..<(n / block) {
+                let xb = x + b * block
+                var amax: Float = 0, vmax: Float = 0
+                for i in 0..<block where abs(xb[i]) > amax {
+                    amax = abs(xb[i])
+                    vmax = xb[i]
+                }
+                if block == 32 {
+                    let id: Float = amax != 0 ? 127 / amax : 0
+                    for i in 0..<32 { q[i] = int8(xb[i] * id) }
+                    scales[b] = HalfFloat.f16ToF32Fast(HalfFloat.f32ToF16Fast(amax / 127))
+                } else if amax == 0 {
+                    for i in 0..<block { q[i] = 0 }
+                    scales[b] = 0
+                } else {
+                    let iscale = -127 / vmax
+                    for i in 0..<block { q[i] = int8(iscale * xb[i]) }
+                    scales[b] = 1 / iscale
+                }
+                for g in 0..<(block / 32) {
+                    let o = values + b * block + 32 * g
+                    for k in 0..<16 {
+                        o[k] = q[32 * g + 2 * k]
+                        o[16 + k] = q[32 * g + 2 * k + 1]
+                    }
+                }
+                for s in 0..<(block / 16) {
+                    var t: Int32 = 0
+                    for i in 0..<16 { t += Int32(q[16 * s + i]) }
+                    sums[b * block / 16 + s] = t
+                }
+            }
+        }
+    }
+
+    /// v rounded to nearest even and held in −128…127 (NaN as 0: activations a hostile file made non-finite give
+    /// non-finite products through the scale, not a trap).
+    @inline(__always) static func int8(_ v: Float) -> Int16 {
+        v.isNaN ? 0 : Int16(max(-128, min(127, v.rounded(.toNearestOrEven))))
+    }
+
+    /// y[r] (+)= row r · x̂ for r in `rows`, x̂ the rounded activations (`quantize` with the kind's block).
+    public static func matvec(_ kind: RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
+                              values: UnsafePointer<Int16>, scales: UnsafePointer<Float>, sums: UnsafePointer<Int32>,
+                              n: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let a = UnsafeRawPointer(values)
+        for r in rows {
+            let row = w + r * rowBytes
+            let v: Float
+            switch kind {
+            case .q8_0: v = q8_0(row, a, scales, n / 32)
+            case .q4_0: v = q4_0(row, a, scales, n / 32)
+            case .q5_0: v = q5_0(row, a, scales, n / 32)
+            case .q4_K: v = q4_K(row, a, scales, sums, n / 256)
+            case .q6_K: v = q6_K(row, a, scales, n / 256)
+            case .f32, .bf16: preconditionFailure("no integer kernel for \(kind)")
+            }
+            y[r] = accumulate ? y[r] + v : v
+        }
+    }
+
+    /// The 16-bit lanes of t summed in pairs into 32-bit lanes.
+    @inline(__always) static func pairSums(_ t: I16) -> I32 {
+        let u = unsafeBitCast(t, to: I32.self)
+        return ((u &<< 16) &>> 16) &+ (u &>> 16)
+    }
+
+    @inline(__always) static func pairSums(_ t: H16) -> SIMD4<Int32> {
+        let u = unsafeBitCast(t, to: SIMD4<Int32>.self)
+        return ((u &<< 16) &>> 16) &+ (u &>> 16)
+    }
+
+    @inline(__always) static func half(_ p: UnsafeRawPointer) -> Float {
+        HalfFloat.f16ToF32Fast(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
+    }
+
+    /// Q8_0 weights: 32 signed bytes after the f16 scale; byte pairs are lanes (low byte even, high byte odd).
+    @inline(__always) static func q8_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+                                       _ blocks: Int) -> Float {
+        var acc = F8()
+        for b in 0..<blocks {
+            let p = row + 34 * b
+            let v = (p + 2).loadUnaligned(as: I16.self)
+            let even = (v &<< 8) &>> 8, odd = v &>> 8
+            let ae = a.loadUnaligned(fromByteOffset: 64 * b, as: I16.self)
+            let ao = a.loadUnaligned(fromByteOffset: 64 * b + 32, as: I16.self)
+            acc += F8(pairSums(even &* ae &+ odd &* ao)) * (half(p) * dx[b])
+        }
+        return acc.sum()
+    }
+
+    /// Q4_0: byte j holds values j (low nibble) and j + 16; as 16-bit lanes, lane k holds values 2k, 2k + 1 (low
+    /// nibbles of its two bytes) and 16 + 2k, 17 + 2k (high nibbles). `offset` is 8 (Q4_0) or 16 (Q5_0, after
+    /// the fifth bits `high` are or-ed in).
+    @inline(__always) static func nibbleBlock(_ v: H16, _ a: UnsafeRawPointer, _ o: Int,
+                                              high: (H16, H16, H16, H16), offset: Int16) -> SIMD4<Int32> {
+        let m = H16(repeating: 15), c = H16(repeating: offset)
+        let e0 = ((v & m) | high.0) &- c, o0 = (((v &>> 8) & m) | high.1) &- c
+        let e1 = (((v &>> 4) & m) | high.2) &- c, o1 = (((v &>> 12) & m) | high.3) &- c
+        let ae0 = a.loadUnaligned(fromByteOffset: o, as: H16.self), ae1 = a.loadUnaligned(fromByteOffset: o + 16, as: H16.self)
+        let ao0 = a.loadUnaligned(fromByteOffset: o + 32, as: H16.self)
+        let ao1 = a.loadUnaligned(fromByteOffset: o + 48, as: H16.self)
+        return pairSums(e0 &* ae0 &+ o0 &* ao0 &+ e1 &* ae1 &+ o1 &* ao1)
+    }
+
+    /// `nibbleBlock` for blocks b and b + 1 at once in 16 lanes (lanes 0…7 block b, 8…15 block b + 1; the
+    /// activations' halves of the two blocks, at o and o + 64, loaded side by side); 32-bit lanes 0…3 and 4…7 hold
+    /// the two blocks' pair sums.
+    @inline(__always) static func nibblePair(_ v: I16, _ a: UnsafeRawPointer, _ o: Int,
+                                             high: (I16, I16, I16, I16), offset: Int16) -> I32 {
+        let m = I16(repeating: 15), c = I16(repeating: offset)
+        @inline(__always) func act(_ k: Int) -> I16 {
+            I16(lowHalf: a.loadUnaligned(fromByteOffset: o + k, as: H16.self),
+                highHalf: a.loadUnaligned(fromByteOffset: o + 64 + k, as: H16.self))
+        }
+        let e0 = ((v & m) | high.0) &- c, o0 = (((v &>> 8) & m) | high.1) &- c
+        let e1 = (((v &>> 4) & m) | high.2) &- c, o1 = (((v &>> 12) & m) | high.3) &- c
+        return pairSums(e0 &* act(0) &+ o0 &* act(32) &+ e1 &* act(16) &+ o1 &* act(48))
+    }
+
+    /// Two blocks' scale products (block b's in lanes 0…3, b + 1's in 4…7).
+    @inline(__always) static func pairScale(_ s0: Float, _ s1: Float) -> F8 {
+        F8(lowHalf: SIMD4(repeating: s0), highHalf: SIMD4(repeating: s1))
+    }
+
+    @inline(__always) static func q4_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+                                       _ blocks: Int) -> Float {
+        var acc = F8()
+        let z = I16()
+        var b = 0
+        while b + 2 <= blocks {
+            let p = row + 18 * b
+            let v = I16(lowHalf: (p + 2).loadUnaligned(as: H16.self), highHalf: (p + 20).loadUnaligned(as: H16.self))
+            let s = nibblePair(v, a, 64 * b, high: (z, z, z, z), offset: 8)
+            acc += F8(s) * pairScale(half(p) * dx[b], half(p + 18) * dx[b + 1])
+            b += 2
+        }
+        if b < blocks {
+            let p = row + 18 * b, h = H16()
+            let s = nibbleBlock((p + 2).loadUnaligned(as: H16.self), a, 64 * b, high: (h, h, h, h), offset: 8)
+            acc.lowHalf += SIMD4<Float>(s) * (half(p) * dx[b])
+        }
+        return acc.sum()
+    }
+
+    /// Q5_0: bit i of the u32 after the scale is value i's fifth bit. Lane k's four values are 2k, 2k + 1 (bits
+    /// 2k, 2k + 1 of the low half) and 16 + 2k, 17 + 2k (the same bits of the high half): a lane's bit is masked out,
+    /// carried into bit 15 by adding 0x7FFF (any set bit up to 0x8000 reaches it, zero does not), spread by an
+    /// arithmetic shift and masked to 16.
+    @inline(__always) static func q5_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+                                       _ blocks: Int) -> Float {
+        let (evenBits, oddBits) = q5Bits   // read, not folded: see q5Bits
+        let carry = I16(repeating: 0x7FFF), sixteen = I16(repeating: 16)
+        let even = I16(lowHalf: evenBits, highHalf: evenBits), odd = I16(lowHalf: oddBits, highHalf: oddBits)
+        @inline(__always) func fifth(_ h: I16, _ bits: I16) -> I16 { (((h & bits) &+ carry) &>> 15) & sixteen }
+        @inline(__always) func halves(_ p: UnsafeRawPointer) -> (H16, H16) {
+            let qh = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+            return (H16(repeating: Int16(truncatingIfNeeded: qh)), H16(repeating: Int16(truncatingIfNeeded: qh >> 16)))
+        }
+        var acc = F8()
+        var b = 0
+        while b + 2 <= blocks {
+            let p = row + 22 * b
+            let (lo0, hi0) = halves(p + 2), (lo1, hi1) = halves(p + 24)
+            let lo = I16(lowHalf: lo0, highHalf: lo1), hi = I16(lowHalf: hi0, highHalf: hi1)
+            let v = I16(lowHalf: (p + 6).loadUnaligned(as: H16.self), highHalf: (p + 28).loadUnaligned(as: H16.self))
+            let s = nibblePair(v, a, 64 * b, high: (fifth(lo, even), fifth(lo, odd), fifth(hi, even), fifth(hi, odd)),
+                               offset: 16)
+            acc += F8(s) * pairScale(half(p) * dx[b], half(p + 22) * dx[b + 1])
+            b += 2
+        }
+        if b < blocks {
+            let p = row + 22 * b
+            let (lo, hi) = halves(p + 2)
+            let high = (fifth(I16(lowHalf: lo, highHalf: lo), even).lowHalf, fifth(I16(lowHalf: lo, highHalf: lo), odd).lowHalf,
+                        fifth(I16(lowHalf: hi, highHalf: hi), even).lowHalf, fifth(I16(lowHalf: hi, highHalf: hi), odd).lowHalf)
+            let s = nibbleBlock((p + 6).loadUnaligned(as: H16.self), a, 64 * b, high: high, offset: 16)
+            acc.lowHalf += SIMD4<Float>(s) * (half(p) * dx[b])
+        }
+        return acc.sum()
+    }
+
+    /// The lane bits Q5_0's kernel masks, as a public variable: with them as constants LLVM rewrites the mask-add-
+    /// shift per lane into scalar bit tests (2× slower).
+    nonisolated(unsafe) public static var q5Bits = (
+        unsafeBitCast(SIMD8<UInt16>(1, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14), to: SIMD8<Int16>.self),
+        unsafeBitCast(SIMD8<UInt16>(1 << 1, 1 << 3, 1 << 5, 1 << 7, 1 << 9, 1 << 11, 1 << 13, 1 << 15), to: SIMD8<Int16>.self))
+
+    /// Q4_K's 6-bit scale and min of sub-block j from the 12 packed bytes at q (ggml's get_scale_min_k4).
+    @inline(__always) static func scaleMinK4(_ j: Int, _ q: UnsafePointer<UInt8>) -> (Int32, Int32) {
+        if j < 4 { return (Int32(q[j] & 63), Int32(q[j + 4] & 63)) }
+        return (Int32((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)), Int32((q[j + 4] >> 4) | ((q[j] >> 6) << 4)))
+    }
+
+    /// Q4_K: per 64 values 32 bytes, byte l holding values l (low nibble) and 32 + l; each 32 values have a 6-bit
+    /// scale and min: x = d·sc·q − dmin·m, so row · x̂ = dx·(d·Σ sc·Σq·a − dmin·Σ m·Σa).
+    @inline(__always) static func q4_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+                                       _ sums: UnsafePointer<Int32>, _ blocks: Int) -> Float {
+        var total: Float = 0
+        let m = I16(repeating: 15)
+        for b in 0..<blocks {
+            let p = row + 144 * b
+            let sc = (p + 4).assumingMemoryBound(to: UInt8.self)
+            let ab = 512 * b, s = sums + 16 * b
+            var acc = I32()
+            var mins: Int32 = 0
+            for j in 0..<4 {
+                let (s1, m1) = scaleMinK4(2 * j, sc), (s2, m2) = scaleMinK4(2 * j + 1, sc)
+                let v = (p + 16 + 32 * j).loadUnaligned(as: I16.self)
+                let o = ab + 128 * j
+                let t1 = (v & m) &* a.loadUnaligned(fromByteOffset: o, as: I16.self)
+                    &+ ((v &>> 8) & m) &* a.loadUnaligned(fromByteOffset: o + 32, as: I16.self)
+                let t2 = ((v &>> 4) & m) &* a.loadUnaligned(fromByteOffset: o + 64, as: I16.self)
+                    &+ ((v &>> 12) & m) &* a.loadUnaligned(fromByteOffset: o + 96, as: I16.self)
+                acc &+= pairSums(t1) &* s1 &+ pairSums(t2) &* s2
+                mins &+= m1 &* (s[4 * j] &+ s[4 * j + 1]) &+ m2 &* (s[4 * j + 2] &+ s[4 * j + 3])
+            }
+            total += dx[b] * (half(p) * Float(acc.wrappedSum()) - half(p + 2) * Float(mins))
+        }
+        return total
+    }
+
+    /// Q6_K: per 128 values 64 bytes of low nibbles (ql), 32 of 2-bit highs (qh) and 8 int8 scales (one per 16
+    /// values); value l + 32g (g = 0…3) is ql[l + 32(g & 1)]'s low (g < 2) or high nibble with qh[l]'s bits 2g, 2g + 1
+    /// above it, minus 32. Lane k of a 32-byte load holds l = 2k, 2k + 1.
+    @inline(__always) static func q6_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+                                       _ blocks: Int) -> Float {
+        var total: Float = 0
+        let m = I16(repeating: 15), hm = I16(repeating: 0x30), c = I16(repeating: 32)
+        for b in 0..<blocks {
+            let p = row + 210 * b
+            var acc = I32()
+            for n in 0..<2 {
+                let qa = (p + 64 * n).loadUnaligned(as: I16.self), qb = (p + 64 * n + 32).loadUnaligned(as: I16.self)
+                let h = (p + 128 + 32 * n).loadUnaligned(as: I16.self)
+                let sc = (p + 192 + 8 * n).assumingMemoryBound(to: Int8.self)
+                @inline(__always) func group(_ g: Int, _ even: I16, _ odd: I16) {
+                    let o = 2 * (256 * b + 128 * n + 32 * g)
+                    let t = (even &- c) &* a.loadUnaligned(fromByteOffset: o, as: I16.self)
+                        &+ (odd &- c) &* a.loadUnaligned(fromByteOffset: o + 32, as: I16.self)
+                    let s0 = Int32(sc[2 * g]), s1 = Int32(sc[2 * g + 1])
+                    acc &+= pairSums(t) &* I32(s0, s0, s0, s0, s1, s1, s1, s1)
+                }
+                group(0, (qa & m) | ((h &<< 4) & hm), ((qa &>> 8) & m) | ((h &>> 4) & hm))
+                group(1, (qb & m) | ((h &<< 2) & hm), ((qb &>> 8) & m) | ((h &>> 6) & hm))
+                group(2, ((qa &>> 4) & m) | (h & hm), ((qa &>> 12) & m) | ((h &>> 8) & hm))
+                group(3, ((qb &>> 4) & m) | ((h &>> 2) & hm), ((qb &>> 12) & m) | ((h &>> 10) & hm))
+            }
+            total += dx[b] * half(p + 208) * Float(acc.wrappedSum())
+        }
+        return total
+    }
+}
