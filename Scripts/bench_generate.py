@@ -2,7 +2,9 @@
 the same chat prompt, 128 tokens) on SmolLM2-135M-Instruct as bf16, Q8_0 and Q4_K_M GGUFs, medians of BENCH_REPEATS
 (3) runs, alternating; then a TinyLlama-1.1B-shaped Q4_K_M (random weights) for decoding speed and peak RSS.
 Decoding = the tokens after the first over the time after the first (llama.cpp's "eval time"); prompt time is
-reported apart. quantkit's greedy tokens must be the same in every run."""
+reported apart. quantkit runs twice per round: exact products (the default) and `--activations llama` (activations
+rounded to int8 as llama.cpp rounds them, integer kernels). quantkit's greedy tokens must be the same in every run of a
+mode."""
 import json, os, re, shutil, statistics, subprocess, sys
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_common import table
@@ -42,9 +44,9 @@ except subprocess.CalledProcessError:
     print("llama.cpp tools not available: quantkit only")
 
 
-def ours(path, chat):
-    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", qk, "generate", path, "--prompt", prompt, "--max-tokens", tokens, "--json"]
-                         + (["--chat"] if chat else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+def ours(path, chat, activations):
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", qk, "generate", path, "--prompt", prompt, "--max-tokens", tokens, "--json",
+                          "--activations", activations] + (["--chat"] if chat else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
                          errors="replace")
     out, err = p.communicate()
     if p.returncode != 0:
@@ -65,23 +67,36 @@ def theirs(path, chat):
 
 
 rows, report = [], {}
+modes = ["exact", "llama"]
 for name, path in files.items():
     size = os.path.getsize(path)
-    q, l, ids, q_rss, l_rss, prompt_s = [], [], set(), 0, 0, []
+    q = {m: [] for m in modes}
+    ids = {m: set() for m in modes}
+    l, q_rss, l_rss, prompt_s = [], 0, 0, []
     for _ in range(repeats):
         chat = name.startswith("SmolLM2")   # the synthetic model's random weights: a plain prompt
-        tps, ps, rss, out = ours(path, chat)
-        q.append(tps); prompt_s.append(ps); q_rss = max(q_rss, rss); ids.add(tuple(out))
+        for m in modes:
+            tps, ps, rss, out = ours(path, chat, m)
+            q[m].append(tps); ids[m].add(tuple(out)); q_rss = max(q_rss, rss)
+            if m == "exact":
+                prompt_s.append(ps)
         if llama_bin:
             tps, rss = theirs(path, chat)
             l.append(tps); l_rss = max(l_rss, rss)
-    if len(ids) != 1:
-        raise SystemExit(f"{name}: quantkit's greedy tokens differ between runs")
-    qm, lm = statistics.median(q), (statistics.median(l) if l else None)
-    report[name] = {"file_bytes": size, "quantkit_decode_tps": q, "llama_completion_decode_tps": l, "quantkit_rss": q_rss,
-                    "llama_rss": l_rss, "quantkit_prompt_s": prompt_s, "tokens": len(next(iter(ids)))}
-    rows.append([name, f"{size / 2**20:.0f}", f"{qm:.1f}", f"{lm:.1f}" if lm else "-", f"{qm / lm:.2f}×" if lm else "-",
+    for m in modes:
+        if len(ids[m]) != 1:
+            raise SystemExit(f"{name}: quantkit's greedy tokens differ between runs ({m})")
+    qm = {m: statistics.median(q[m]) for m in modes}
+    lm = statistics.median(l) if l else None
+    report[name] = {"file_bytes": size, "quantkit_decode_tps": q["exact"], "quantkit_llama_rounding_decode_tps": q["llama"],
+                    "llama_completion_decode_tps": l, "quantkit_rss": q_rss, "llama_rss": l_rss,
+                    "quantkit_prompt_s": prompt_s, "tokens": len(next(iter(ids["exact"]))),
+                    "same_tokens_both_modes": ids["exact"] == ids["llama"]}
+    ratio = (lambda v: f"{v / lm:.2f}×") if lm else (lambda v: "-")
+    rows.append([name, f"{size / 2**20:.0f}", f"{qm['exact']:.1f}", f"{qm['llama']:.1f}", f"{lm:.1f}" if lm else "-",
+                 f"{ratio(qm['exact'])} / {ratio(qm['llama'])}",
                  f"{q_rss / 2**20:.0f} ({(q_rss - size) / 2**20:+.0f})", f"{l_rss / 2**20:.0f}" if l_rss else "-"])
 print(f"generate bench: {tokens} greedy tokens, chat prompt, 2 threads, medians of {repeats} runs; RSS = peak (− file)")
-table(rows, ["model", "file MiB", "quantkit tok/s", "llama-completion tok/s", "ratio", "quantkit RSS MiB", "llama RSS MiB"])
+table(rows, ["model", "file MiB", "quantkit tok/s exact", "quantkit tok/s --activations llama", "llama-completion tok/s",
+             "ratios", "quantkit RSS MiB", "llama RSS MiB"])
 json.dump(report, open("bench-out/generate.json", "w"), indent=2)

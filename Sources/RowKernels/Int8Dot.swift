@@ -79,13 +79,14 @@ public enum Int8Dot {
                               values: UnsafePointer<Int16>, scales: UnsafePointer<Float>, sums: UnsafePointer<Int32>,
                               n: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let a = UnsafeRawPointer(values)
+        let bits = q5Bits   // read once per call (a global's access check), not per row
         for r in rows {
             let row = w + r * rowBytes
             let v: Float
             switch kind {
             case .q8_0: v = q8_0(row, a, scales, n / 32)
             case .q4_0: v = q4_0(row, a, scales, n / 32)
-            case .q5_0: v = q5_0(row, a, scales, n / 32)
+            case .q5_0: v = q5_0(row, a, scales, n / 32, bits)
             case .q4_K: v = q4_K(row, a, scales, sums, n / 256)
             case .q6_K: v = q6_K(row, a, scales, n / 256)
             case .f32, .bf16: preconditionFailure("no integer kernel for \(kind)")
@@ -119,7 +120,7 @@ public enum Int8Dot {
             let even = (v &<< 8) &>> 8, odd = v &>> 8
             let ae = a.loadUnaligned(fromByteOffset: 64 * b, as: I16.self)
             let ao = a.loadUnaligned(fromByteOffset: 64 * b + 32, as: I16.self)
-            acc += F8(pairSums(even &* ae &+ odd &* ao)) * (half(p) * dx[b])
+            acc += Widen.float(pairSums(even &* ae &+ odd &* ao)) * (half(p) * dx[b])
         }
         return acc.sum()
     }
@@ -167,13 +168,13 @@ public enum Int8Dot {
             let p = row + 18 * b
             let v = I16(lowHalf: (p + 2).loadUnaligned(as: H16.self), highHalf: (p + 20).loadUnaligned(as: H16.self))
             let s = nibblePair(v, a, 64 * b, high: (z, z, z, z), offset: 8)
-            acc += F8(s) * pairScale(half(p) * dx[b], half(p + 18) * dx[b + 1])
+            acc += Widen.float(s) * pairScale(half(p) * dx[b], half(p + 18) * dx[b + 1])
             b += 2
         }
         if b < blocks {
             let p = row + 18 * b, h = H16()
             let s = nibbleBlock((p + 2).loadUnaligned(as: H16.self), a, 64 * b, high: (h, h, h, h), offset: 8)
-            acc.lowHalf += SIMD4<Float>(s) * (half(p) * dx[b])
+            acc.lowHalf += Widen.float(s) * (half(p) * dx[b])
         }
         return acc.sum()
     }
@@ -183,8 +184,8 @@ public enum Int8Dot {
     /// carried into bit 15 by adding 0x7FFF (any set bit up to 0x8000 reaches it, zero does not), spread by an
     /// arithmetic shift and masked to 16.
     @inline(__always) static func q5_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
-                                       _ blocks: Int) -> Float {
-        let (evenBits, oddBits) = q5Bits   // read, not folded: see q5Bits
+                                       _ blocks: Int, _ bits: (H16, H16)) -> Float {
+        let (evenBits, oddBits) = bits   // q5Bits, read by the caller: not folded into constants
         let carry = I16(repeating: 0x7FFF), sixteen = I16(repeating: 16)
         let even = I16(lowHalf: evenBits, highHalf: evenBits), odd = I16(lowHalf: oddBits, highHalf: oddBits)
         @inline(__always) func fifth(_ h: I16, _ bits: I16) -> I16 { (((h & bits) &+ carry) &>> 15) & sixteen }
@@ -201,7 +202,7 @@ public enum Int8Dot {
             let v = I16(lowHalf: (p + 6).loadUnaligned(as: H16.self), highHalf: (p + 28).loadUnaligned(as: H16.self))
             let s = nibblePair(v, a, 64 * b, high: (fifth(lo, even), fifth(lo, odd), fifth(hi, even), fifth(hi, odd)),
                                offset: 16)
-            acc += F8(s) * pairScale(half(p) * dx[b], half(p + 22) * dx[b + 1])
+            acc += Widen.float(s) * pairScale(half(p) * dx[b], half(p + 22) * dx[b + 1])
             b += 2
         }
         if b < blocks {
@@ -210,7 +211,7 @@ public enum Int8Dot {
             let high = (fifth(I16(lowHalf: lo, highHalf: lo), even).lowHalf, fifth(I16(lowHalf: lo, highHalf: lo), odd).lowHalf,
                         fifth(I16(lowHalf: hi, highHalf: hi), even).lowHalf, fifth(I16(lowHalf: hi, highHalf: hi), odd).lowHalf)
             let s = nibbleBlock((p + 6).loadUnaligned(as: H16.self), a, 64 * b, high: high, offset: 16)
-            acc.lowHalf += SIMD4<Float>(s) * (half(p) * dx[b])
+            acc.lowHalf += Widen.float(s) * (half(p) * dx[b])
         }
         return acc.sum()
     }
@@ -240,9 +241,9 @@ public enum Int8Dot {
             let w1 = UInt32(littleEndian: (p + 8).loadUnaligned(as: UInt32.self))
             let w2 = UInt32(littleEndian: (p + 12).loadUnaligned(as: UInt32.self))
             let low6: UInt32 = 0x3F3F_3F3F, low4: UInt32 = 0x0F0F_0F0F, top2: UInt32 = 0x0303_0303
-            let scales = SIMD8<Int32>(truncatingIfNeeded: unsafeBitCast(
+            let scales = Widen.int32(unsafeBitCast(
                 SIMD2<UInt32>(w0 & low6, (w2 & low4) | (((w0 >> 6) & top2) << 4)), to: SIMD8<UInt8>.self))
-            let mins = SIMD8<Int32>(truncatingIfNeeded: unsafeBitCast(
+            let mins = Widen.int32(unsafeBitCast(
                 SIMD2<UInt32>(w1 & low6, ((w2 >> 4) & low4) | (((w1 >> 6) & top2) << 4)), to: SIMD8<UInt8>.self))
             let s16 = UnsafeRawPointer(sums + 16 * b).loadUnaligned(as: SIMD16<Int32>.self)
             let ab = 512 * b
@@ -256,7 +257,7 @@ public enum Int8Dot {
                     &+ ((v &>> 12) & m) &* a.loadUnaligned(fromByteOffset: o + 96, as: I16.self)
                 acc &+= pairSums(t1) &* I32(repeating: scales[2 * j]) &+ pairSums(t2) &* I32(repeating: scales[2 * j + 1])
             }
-            total += F8(acc) * (dx[b] * half(p))
+            total += Widen.float(acc) * (dx[b] * half(p))
             minTotal += dx[b] * half(p + 2) * Float((mins &* (s16.evenHalf &+ s16.oddHalf)).wrappedSum())
         }
         return total.sum() - minTotal

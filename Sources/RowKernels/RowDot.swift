@@ -144,7 +144,7 @@ public enum RowDot {
 
     /// Eight signed bytes as floats.
     @inline(__always) static func int8x8(_ p: UnsafeRawPointer) -> V8 {
-        V8(SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD8<Int8>.self)))
+        Widen.float(Widen.int32(p.loadUnaligned(as: SIMD8<Int8>.self)))
     }
 
     /// The f16 at p as f32 (exact; branch-free, no library call).
@@ -168,7 +168,7 @@ public enum RowDot {
     @inline(__always) static func bf16(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         @inline(__always) func widen(_ j: Int) -> V8 {
             let h = row.loadUnaligned(fromByteOffset: 2 * j, as: SIMD8<UInt16>.self)
-            return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: V8.self)
+            return unsafeBitCast(Widen.uint32(h) &<< 16, to: V8.self)
         }
         var s = V8(), t = V8()
         var j = 0
