@@ -74,7 +74,8 @@ public enum Int8Dot {
         v.isNaN ? 0 : Int16(max(-128, min(127, v.rounded(.toNearestOrEven))))
     }
 
-    /// y[r] (+)= row r · x̂ for r in `rows`, x̂ the rounded activations (`quantize` with the kind's block).
+    /// y[r] (+)= row r · x̂ for r in `rows`, x̂ the rounded activations (each row one call of its kind's kernel: a
+    /// kernel inlined into this switch loses LLVM's pmaddwd form of Q4_K's products, 11 → 4 GB/s) (`quantize` with the kind's block).
     public static func matvec(_ kind: RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                               values: UnsafePointer<Int16>, scales: UnsafePointer<Float>, sums: UnsafePointer<Int32>,
                               n: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
@@ -110,8 +111,15 @@ public enum Int8Dot {
         HalfFloat.f16ToF32Fast(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
     }
 
+    /// `half` by the standard library's conversion (F16C's vcvtph2ps in the AVX2 build, a library call in the
+    /// baseline one): the K-quant kernels' two per 256 values. With `half`'s bit operations beside it, LLVM loses the
+    /// pmaddwd form of Q4_K's products (11 → 4 GB/s).
+    @inline(__always) static func halfK(_ p: UnsafeRawPointer) -> Float {
+        Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))))
+    }
+
     /// Q8_0 weights: 32 signed bytes after the f16 scale; byte pairs are lanes (low byte even, high byte odd).
-    @inline(__always) static func q8_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+    @inline(never) static func q8_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                                        _ blocks: Int) -> Float {
         var acc = F8()
         for b in 0..<blocks {
@@ -159,7 +167,7 @@ public enum Int8Dot {
         F8(lowHalf: SIMD4(repeating: s0), highHalf: SIMD4(repeating: s1))
     }
 
-    @inline(__always) static func q4_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+    @inline(never) static func q4_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                                        _ blocks: Int) -> Float {
         var acc = F8()
         let z = I16()
@@ -183,7 +191,7 @@ public enum Int8Dot {
     /// 2k, 2k + 1 of the low half) and 16 + 2k, 17 + 2k (the same bits of the high half): a lane's bit is masked out,
     /// carried into bit 15 by adding 0x7FFF (any set bit up to 0x8000 reaches it, zero does not), spread by an
     /// arithmetic shift and masked to 16.
-    @inline(__always) static func q5_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+    @inline(never) static func q5_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                                        _ blocks: Int, _ bits: (H16, H16)) -> Float {
         let (evenBits, oddBits) = bits   // q5Bits, read by the caller: not folded into constants
         let carry = I16(repeating: 0x7FFF), sixteen = I16(repeating: 16)
@@ -231,9 +239,9 @@ public enum Int8Dot {
     /// Q4_K: per 64 values 32 bytes, byte l holding values l (low nibble) and 32 + l; each 32 values have a 6-bit
     /// scale and min: x = d·sc·q − dmin·m, so row · x̂ = dx·(d·Σ sc·Σq·a − dmin·Σ m·Σa). The 12 bytes of scales and
     /// mins are unpacked four at a time in 32-bit words (ggml's get_scale_min_k4 for all eight at once).
-    @inline(__always) static func q4_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+    @inline(never) static func q4_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                                        _ sums: UnsafePointer<Int32>, _ blocks: Int) -> Float {
-        var total = F8(), minTotal: Float = 0
+        var sumi: Float = 0, minTotal: Float = 0
         let m = I16(repeating: 15)
         for b in 0..<blocks {
             let p = row + 144 * b
@@ -247,49 +255,57 @@ public enum Int8Dot {
                 SIMD2<UInt32>(w1 & low6, ((w2 >> 4) & low4) | (((w1 >> 6) & top2) << 4)), to: SIMD8<UInt8>.self))
             let s16 = UnsafeRawPointer(sums + 16 * b).loadUnaligned(as: SIMD16<Int32>.self)
             let ab = 512 * b
-            var acc = I32()
-            for j in 0..<4 {
-                let v = (p + 16 + 32 * j).loadUnaligned(as: I16.self)
-                let o = ab + 128 * j
-                let t1 = (v & m) &* a.loadUnaligned(fromByteOffset: o, as: I16.self)
-                    &+ ((v &>> 8) & m) &* a.loadUnaligned(fromByteOffset: o + 32, as: I16.self)
-                let t2 = ((v &>> 4) & m) &* a.loadUnaligned(fromByteOffset: o + 64, as: I16.self)
-                    &+ ((v &>> 12) & m) &* a.loadUnaligned(fromByteOffset: o + 96, as: I16.self)
-                acc &+= pairSums(t1) &* I32(repeating: scales[2 * j]) &+ pairSums(t2) &* I32(repeating: scales[2 * j + 1])
+            var acc = SIMD16<Int32>()   // only its sum is used: pmaddwd (see Widen.multiplyAdd)
+            @inline(__always) func group(_ j: Int) {   // values 64j ..< 64j + 64; called four times, not looped:
+                let v = (p + 16 + 32 * j).loadUnaligned(as: I16.self)   // a loop keeps LLVM from the pmaddwd form
+                let s1 = I16(repeating: Int16(truncatingIfNeeded: scales[2 * j]))
+                let s2 = I16(repeating: Int16(truncatingIfNeeded: scales[2 * j + 1]))
+                let o = ab + 128 * j   // q·sc ≤ 15 · 63: 16 bits
+                Widen.multiplyAdd(&acc, (v & m) &* s1, a.loadUnaligned(fromByteOffset: o, as: I16.self))
+                Widen.multiplyAdd(&acc, ((v &>> 8) & m) &* s1, a.loadUnaligned(fromByteOffset: o + 32, as: I16.self))
+                Widen.multiplyAdd(&acc, ((v &>> 4) & m) &* s2, a.loadUnaligned(fromByteOffset: o + 64, as: I16.self))
+                Widen.multiplyAdd(&acc, ((v &>> 12) & m) &* s2, a.loadUnaligned(fromByteOffset: o + 96, as: I16.self))
             }
-            total += Widen.float(acc) * (dx[b] * half(p))
-            minTotal += dx[b] * half(p + 2) * Float((mins &* (s16.evenHalf &+ s16.oddHalf)).wrappedSum())
+            group(0)
+            group(1)
+            group(2)
+            group(3)
+            sumi += dx[b] * halfK(p) * Float(acc.wrappedSum())
+            // Σ m·Σa in floats (exact: under 2²⁴); as an integer reduction beside acc's, LLVM gives up acc's pmaddwd form
+            let minSum = (Widen.float(mins) * Widen.float(s16.evenHalf &+ s16.oddHalf)).sum()
+            minTotal += dx[b] * halfK(p + 2) * minSum
         }
-        return total.sum() - minTotal
+        return sumi - minTotal
     }
 
     /// Q6_K: per 128 values 64 bytes of low nibbles (ql), 32 of 2-bit highs (qh) and 8 int8 scales (one per 16
     /// values); value l + 32g (g = 0…3) is ql[l + 32(g & 1)]'s low (g < 2) or high nibble with qh[l]'s bits 2g, 2g + 1
     /// above it, minus 32. Lane k of a 32-byte load holds l = 2k, 2k + 1.
-    @inline(__always) static func q6_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+    @inline(never) static func q6_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                                        _ blocks: Int) -> Float {
         var total: Float = 0
         let m = I16(repeating: 15), hm = I16(repeating: 0x30), c = I16(repeating: 32)
         for b in 0..<blocks {
             let p = row + 210 * b
-            var acc = I32()
+            var acc = SIMD16<Int32>()   // only its sum is used: pmaddwd (see Widen.multiplyAdd)
             for n in 0..<2 {
                 let qa = (p + 64 * n).loadUnaligned(as: I16.self), qb = (p + 64 * n + 32).loadUnaligned(as: I16.self)
                 let h = (p + 128 + 32 * n).loadUnaligned(as: I16.self)
                 let sc = (p + 192 + 8 * n).assumingMemoryBound(to: Int8.self)
                 @inline(__always) func group(_ g: Int, _ even: I16, _ odd: I16) {
+                    // (q − 32)·sc: at most 32 · 128 in magnitude, 16 bits
                     let o = 2 * (256 * b + 128 * n + 32 * g)
-                    let t = (even &- c) &* a.loadUnaligned(fromByteOffset: o, as: I16.self)
-                        &+ (odd &- c) &* a.loadUnaligned(fromByteOffset: o + 32, as: I16.self)
-                    let s0 = Int32(sc[2 * g]), s1 = Int32(sc[2 * g + 1])
-                    acc &+= pairSums(t) &* I32(s0, s0, s0, s0, s1, s1, s1, s1)
+                    let s0 = Int16(sc[2 * g]), s1 = Int16(sc[2 * g + 1])
+                    let scale = I16(lowHalf: H16(repeating: s0), highHalf: H16(repeating: s1))
+                    Widen.multiplyAdd(&acc, (even &- c) &* scale, a.loadUnaligned(fromByteOffset: o, as: I16.self))
+                    Widen.multiplyAdd(&acc, (odd &- c) &* scale, a.loadUnaligned(fromByteOffset: o + 32, as: I16.self))
                 }
                 group(0, (qa & m) | ((h &<< 4) & hm), ((qa &>> 8) & m) | ((h &>> 4) & hm))
                 group(1, (qb & m) | ((h &<< 2) & hm), ((qb &>> 8) & m) | ((h &>> 6) & hm))
                 group(2, ((qa &>> 4) & m) | (h & hm), ((qa &>> 12) & m) | ((h &>> 8) & hm))
                 group(3, ((qb &>> 4) & m) | ((h &>> 2) & hm), ((qb &>> 12) & m) | ((h &>> 10) & hm))
             }
-            total += dx[b] * half(p + 208) * Float(acc.wrappedSum())
+            total += dx[b] * halfK(p + 208) * Float(acc.wrappedSum())
         }
         return total
     }
