@@ -236,6 +236,8 @@ final class BadInputTests: XCTestCase {
         try expectFailure(["eval", k, "--text", "/no/such/text"], output: nil, contains: ["/no/such/text"])
         try expectFailure(["generate", k, "--prompt", "hi", "--chat"], output: nil, contains: ["no chat template"])
         try expectFailure(["generate", k, "--prompt", "hi", "--top-p", "0"], output: nil, contains: ["--top-p"])
+        try expectFailure(["generate", k, "--prompt", "hi", "--activations", "int4"], output: nil,
+                          contains: ["one of 'exact' and 'llama'"])
         let im = CLI.tmpDir() + "/x.imatrix"
         try expectFailure(["imatrix", k, "--calibration", text, "-o", im, "--output-format", "npz"], output: im, contains: ["one of 'gguf' and 'dat'"])
         try expectFailure(["imatrix", k, "--calibration", short, "-o", im], output: im, contains: ["at least 1024 are needed"])
@@ -254,6 +256,10 @@ final class BadInputTests: XCTestCase {
         let gj = try JSONParser.parse(Data(g.stdout.utf8), file: "stdout")
         XCTAssertEqual(gj["prompt"]?.array?.first?.int, 1)  // BOS
         XCTAssertEqual(gj["output"]?.array?.count, 5)
+        // bf16 rows take the activations as they are under llama.cpp's rounding too: the same tokens
+        let gl = try CLI.run(["generate", k, "--prompt", "The", "--max-tokens", "5", "--ids", "--activations", "llama"])
+        XCTAssertEqual(gl.status, 0, gl.stderr)
+        XCTAssertEqual(gl.stdout, g.stdout)
         XCTAssertEqual(try CLI.run(["imatrix", k, "--calibration", text, "-o", im, "--ctx", "128", "--chunks", "2"]).status, 0)
         XCTAssertEqual(try ImatrixFile.load(path: im).chunkCount, 2)
     }
