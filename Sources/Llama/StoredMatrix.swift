@@ -241,9 +241,10 @@ public final class StoredMatrix: @unchecked Sendable {
         withExtendedLifetime(given) {}
     }
 
-    /// y [T × rows] (+)= x [T × cols] · Wᵀ. A few rows of x (decoding): row kernels, W's rows split evenly over the
-    /// threads (each row's result does not depend on the split; under 256 rows, the calling thread alone). More (a
-    /// prompt): blocks of 64 of W's rows made f32 in a scratch tile and multiplied by sgemm.
+    /// y [T × rows] (+)= x [T × cols] · Wᵀ. A few rows of x (decoding), or any number under `llama` rounding when
+    /// this kind has an integer kernel: row kernels, W's rows split evenly over the threads (each row's result does
+    /// not depend on the split; under 256 rows, the calling thread alone). Otherwise (a prompt): blocks of 64 of W's
+    /// rows made f32 in a scratch tile and multiplied by sgemm.
     public func multiply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
                          rounding: ActivationRounding = .exact, kernels: RowKernelSet = .current) {
         nonisolated(unsafe) let (xs, ys) = (x, y)
