@@ -332,7 +332,7 @@ public final class LlamaForward {
     /// this layer's keys and values for positions P ..< P + T into `cache`.
     func attentionCore(_ l: Int, _ L: LlamaWeights.Layer, normed h: UnsafePointer<Float>, T: Int, P: Int, cache: KVCache,
                        into att: UnsafeMutablePointer<Float>) {
-        let H = c.hiddenSize, hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads
+        let hd = c.headDim, nq = c.numHeads, nkv = c.numKVHeads
         let qd = nq * hd, kvd = nkv * hd, group = nq / nkv
         let S = P + T                                      // keys visible to the last new token
         let scale = 1 / Float(hd).squareRoot()

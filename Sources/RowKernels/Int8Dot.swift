@@ -230,12 +230,6 @@ public enum Int8Dot {
         unsafeBitCast(SIMD8<UInt16>(1, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14), to: SIMD8<Int16>.self),
         unsafeBitCast(SIMD8<UInt16>(1 << 1, 1 << 3, 1 << 5, 1 << 7, 1 << 9, 1 << 11, 1 << 13, 1 << 15), to: SIMD8<Int16>.self))
 
-    /// Q4_K's 6-bit scale and min of sub-block j from the 12 packed bytes at q (ggml's get_scale_min_k4).
-    @inline(__always) static func scaleMinK4(_ j: Int, _ q: UnsafePointer<UInt8>) -> (Int32, Int32) {
-        if j < 4 { return (Int32(q[j] & 63), Int32(q[j + 4] & 63)) }
-        return (Int32((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)), Int32((q[j + 4] >> 4) | ((q[j] >> 6) << 4)))
-    }
-
     /// Q4_K: per 64 values 32 bytes, byte l holding values l (low nibble) and 32 + l; each 32 values have a 6-bit
     /// scale and min: x = d·sc·q − dmin·m, so row · x̂ = dx·(d·Σ sc·Σq·a − dmin·Σ m·Σa). The 12 bytes of scales and
     /// mins are unpacked four at a time in 32-bit words (ggml's get_scale_min_k4 for all eight at once).
