@@ -134,13 +134,13 @@ public enum Int8Dot {
     }
 
     /// Q4_0: byte j holds values j (low nibble) and j + 16; as 16-bit lanes, lane k holds values 2k, 2k + 1 (low
-    /// nibbles of its two bytes) and 16 + 2k, 17 + 2k (high nibbles). `offset` is 8 (Q4_0) or 16 (Q5_0, after
-    /// the fifth bits `high` are or-ed in).
+    /// nibbles of its two bytes) and 16 + 2k, 17 + 2k (high nibbles). `add` is what each value adds to its
+    /// nibble: −8 for Q4_0; for Q5_0 16 · (fifth bit) − 16.
     @inline(__always) static func nibbleBlock(_ v: H16, _ a: UnsafeRawPointer, _ o: Int,
-                                              high: (H16, H16, H16, H16), offset: Int16) -> SIMD4<Int32> {
-        let m = H16(repeating: 15), c = H16(repeating: offset)
-        let e0 = ((v & m) | high.0) &- c, o0 = (((v &>> 8) & m) | high.1) &- c
-        let e1 = (((v &>> 4) & m) | high.2) &- c, o1 = (((v &>> 12) & m) | high.3) &- c
+                                              add: (H16, H16, H16, H16)) -> SIMD4<Int32> {
+        let m = H16(repeating: 15)
+        let e0 = (v & m) &+ add.0, o0 = ((v &>> 8) & m) &+ add.1
+        let e1 = ((v &>> 4) & m) &+ add.2, o1 = ((v &>> 12) & m) &+ add.3
         let ae0 = a.loadUnaligned(fromByteOffset: o, as: H16.self), ae1 = a.loadUnaligned(fromByteOffset: o + 16, as: H16.self)
         let ao0 = a.loadUnaligned(fromByteOffset: o + 32, as: H16.self)
         let ao1 = a.loadUnaligned(fromByteOffset: o + 48, as: H16.self)
@@ -151,14 +151,14 @@ public enum Int8Dot {
     /// activations' halves of the two blocks, at o and o + 64, loaded side by side); 32-bit lanes 0…3 and 4…7 hold
     /// the two blocks' pair sums.
     @inline(__always) static func nibblePair(_ v: I16, _ a: UnsafeRawPointer, _ o: Int,
-                                             high: (I16, I16, I16, I16), offset: Int16) -> I32 {
-        let m = I16(repeating: 15), c = I16(repeating: offset)
+                                             add: (I16, I16, I16, I16)) -> I32 {
+        let m = I16(repeating: 15)
         @inline(__always) func act(_ k: Int) -> I16 {
             I16(lowHalf: a.loadUnaligned(fromByteOffset: o + k, as: H16.self),
                 highHalf: a.loadUnaligned(fromByteOffset: o + 64 + k, as: H16.self))
         }
-        let e0 = ((v & m) | high.0) &- c, o0 = (((v &>> 8) & m) | high.1) &- c
-        let e1 = (((v &>> 4) & m) | high.2) &- c, o1 = (((v &>> 12) & m) | high.3) &- c
+        let e0 = (v & m) &+ add.0, o0 = ((v &>> 8) & m) &+ add.1
+        let e1 = ((v &>> 4) & m) &+ add.2, o1 = ((v &>> 12) & m) &+ add.3
         return pairSums(e0 &* act(0) &+ o0 &* act(32) &+ e1 &* act(16) &+ o1 &* act(48))
     }
 
@@ -170,18 +170,18 @@ public enum Int8Dot {
     @inline(never) static func q4_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                                        _ blocks: Int) -> Float {
         var acc = F8()
-        let z = I16()
+        let z = I16(repeating: -8)
         var b = 0
         while b + 2 <= blocks {
             let p = row + 18 * b
             let v = I16(lowHalf: (p + 2).loadUnaligned(as: H16.self), highHalf: (p + 20).loadUnaligned(as: H16.self))
-            let s = nibblePair(v, a, 64 * b, high: (z, z, z, z), offset: 8)
+            let s = nibblePair(v, a, 64 * b, add: (z, z, z, z))
             acc += Widen.float(s) * pairScale(half(p) * dx[b], half(p + 18) * dx[b + 1])
             b += 2
         }
         if b < blocks {
-            let p = row + 18 * b, h = H16()
-            let s = nibbleBlock((p + 2).loadUnaligned(as: H16.self), a, 64 * b, high: (h, h, h, h), offset: 8)
+            let p = row + 18 * b, h = z.lowHalf
+            let s = nibbleBlock((p + 2).loadUnaligned(as: H16.self), a, 64 * b, add: (h, h, h, h))
             acc.lowHalf += Widen.float(s) * (half(p) * dx[b])
         }
         return acc.sum()
@@ -190,13 +190,13 @@ public enum Int8Dot {
     /// Q5_0: bit i of the u32 after the scale is value i's fifth bit. Lane k's four values are 2k, 2k + 1 (bits
     /// 2k, 2k + 1 of the low half) and 16 + 2k, 17 + 2k (the same bits of the high half): a lane's bit is masked out,
     /// carried into bit 15 by adding 0x7FFF (any set bit up to 0x8000 reaches it, zero does not), spread by an
-    /// arithmetic shift and masked to 16.
+    /// arithmetic shift, and its complement masked with −16: the value's 16 · bit − 16, added to the nibble.
     @inline(never) static func q5_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                                        _ blocks: Int, _ bits: (H16, H16)) -> Float {
         let (evenBits, oddBits) = bits   // q5Bits, read by the caller: not folded into constants
-        let carry = I16(repeating: 0x7FFF), sixteen = I16(repeating: 16)
+        let carry = I16(repeating: 0x7FFF), minus16 = I16(repeating: -16)
         let even = I16(lowHalf: evenBits, highHalf: evenBits), odd = I16(lowHalf: oddBits, highHalf: oddBits)
-        @inline(__always) func fifth(_ h: I16, _ bits: I16) -> I16 { (((h & bits) &+ carry) &>> 15) & sixteen }
+        @inline(__always) func fifth(_ h: I16, _ bits: I16) -> I16 { ~(((h & bits) &+ carry) &>> 15) & minus16 }
         @inline(__always) func halves(_ p: UnsafeRawPointer) -> (H16, H16) {
             let qh = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
             return (H16(repeating: Int16(truncatingIfNeeded: qh)), H16(repeating: Int16(truncatingIfNeeded: qh >> 16)))
@@ -208,17 +208,16 @@ public enum Int8Dot {
             let (lo0, hi0) = halves(p + 2), (lo1, hi1) = halves(p + 24)
             let lo = I16(lowHalf: lo0, highHalf: lo1), hi = I16(lowHalf: hi0, highHalf: hi1)
             let v = I16(lowHalf: (p + 6).loadUnaligned(as: H16.self), highHalf: (p + 28).loadUnaligned(as: H16.self))
-            let s = nibblePair(v, a, 64 * b, high: (fifth(lo, even), fifth(lo, odd), fifth(hi, even), fifth(hi, odd)),
-                               offset: 16)
+            let s = nibblePair(v, a, 64 * b, add: (fifth(lo, even), fifth(lo, odd), fifth(hi, even), fifth(hi, odd)))
             acc += Widen.float(s) * pairScale(half(p) * dx[b], half(p + 22) * dx[b + 1])
             b += 2
         }
         if b < blocks {
             let p = row + 22 * b
             let (lo, hi) = halves(p + 2)
-            let high = (fifth(I16(lowHalf: lo, highHalf: lo), even).lowHalf, fifth(I16(lowHalf: lo, highHalf: lo), odd).lowHalf,
-                        fifth(I16(lowHalf: hi, highHalf: hi), even).lowHalf, fifth(I16(lowHalf: hi, highHalf: hi), odd).lowHalf)
-            let s = nibbleBlock((p + 6).loadUnaligned(as: H16.self), a, 64 * b, high: high, offset: 16)
+            let l2 = I16(lowHalf: lo, highHalf: lo), h2 = I16(lowHalf: hi, highHalf: hi)
+            let add = (fifth(l2, even).lowHalf, fifth(l2, odd).lowHalf, fifth(h2, even).lowHalf, fifth(h2, odd).lowHalf)
+            let s = nibbleBlock((p + 6).loadUnaligned(as: H16.self), a, 64 * b, add: add)
             acc.lowHalf += Widen.float(s) * (half(p) * dx[b])
         }
         return acc.sum()
