@@ -42,7 +42,8 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
                                       y: y, accumulate: accumulate)
         case .avx2:
             RowKernelsAVX2.Int8Dot.matvec(RowKernelsAVX2.RowKind(rawValue: kind.rawValue)!, w, rowBytes: rowBytes,
-                                          rows: rows, values: v, scales: d, sums: s, n: a.n, y: y, accumulate: accumulate)
+                                          rows: rows, values: v, scales: d, sums: s, n: a.n, y: y,
+                                          accumulate: accumulate)
         }
     }
 }
@@ -62,7 +63,8 @@ public final class Int8Activations: @unchecked Sendable {
     let values: UnsafeMutablePointer<Int16>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>
 
     public init(_ x: UnsafePointer<Float>, count T: Int, n: Int, block: Int) {
-        precondition(n % block == 0 && (block == 32 || block == 256), "int8 activations: \(n) values in blocks of \(block)")
+        precondition(n % block == 0 && (block == 32 || block == 256),
+                     "int8 activations: \(n) values in blocks of \(block)")
         self.n = n
         self.count = T
         self.block = block
@@ -198,7 +200,8 @@ public final class StoredMatrix: @unchecked Sendable {
     public func rowProducts(_ a: Int8Activations, row t: Int, rows r: Range<Int>, into y: UnsafeMutablePointer<Float>,
                             accumulate: Bool, kernels: RowKernelSet = .current) {
         precondition(a.n == cols && RowKernels.Int8Dot.block(kind) == a.block, "int8 activations of the wrong form")
-        kernels.matvecInt8(kind, data.baseAddress!, rowBytes: rowBytes, rows: r, a, row: t, y: y, accumulate: accumulate)
+        kernels.matvecInt8(kind, data.baseAddress!, rowBytes: rowBytes, rows: r, a, row: t, y: y,
+                           accumulate: accumulate)
     }
 
     /// Row t of `input` times rows `r`.

@@ -7,8 +7,9 @@ import TensorCore
 ///
 /// Activations are held widened to Int16, each 32 values as their 16 even-indexed then their 16 odd-indexed ones, so
 /// that two neighbouring weights loaded as one 16-bit lane (a byte pair, or a pair of nibbles) meet their two
-/// activations lane by lane without shuffles. Products stay in 16 bits (at most 2 · 128 · 127 for Q8_0, 4 · 16 · 127
-/// for the nibble types) and are widened in pairs to 32 bits.
+/// activations lane by lane without shuffles. For Q8_0, Q4_0 and Q5_0 products stay in 16 bits (at most 2 · 128 · 127
+/// and 4 · 16 · 127 per lane) and are widened in pairs to 32 bits; Q4_K and Q6_K multiply their sub-block scales into
+/// the 16-bit weights and sum 32-bit products, which LLVM makes pmaddwd (a super-block's sum is under 2²⁷).
 public enum Int8Dot {
     typealias I16 = SIMD16<Int16>
     typealias H16 = SIMD8<Int16>
@@ -74,8 +75,8 @@ public enum Int8Dot {
         v.isNaN ? 0 : Int16(max(-128, min(127, v.rounded(.toNearestOrEven))))
     }
 
-    /// y[r] (+)= row r · x̂ for r in `rows`, x̂ the rounded activations (each row one call of its kind's kernel: a
-    /// kernel inlined into this switch loses LLVM's pmaddwd form of Q4_K's products, 11 → 4 GB/s) (`quantize` with the kind's block).
+    /// y[r] (+)= row r · x̂ for r in `rows`, x̂ the rounded activations (`quantize` with the kind's block). Each row is
+    /// one call of its kind's kernel: inlined into this switch, Q4_K's products lose LLVM's pmaddwd form (11 → 4 GB/s).
     public static func matvec(_ kind: RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                               values: UnsafePointer<Int16>, scales: UnsafePointer<Float>, sums: UnsafePointer<Int32>,
                               n: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
@@ -120,7 +121,7 @@ public enum Int8Dot {
 
     /// Q8_0 weights: 32 signed bytes after the f16 scale; byte pairs are lanes (low byte even, high byte odd).
     @inline(never) static func q8_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
-                                       _ blocks: Int) -> Float {
+                                    _ blocks: Int) -> Float {
         var acc = F8()
         for b in 0..<blocks {
             let p = row + 34 * b
@@ -141,7 +142,8 @@ public enum Int8Dot {
         let m = H16(repeating: 15)
         let e0 = (v & m) &+ add.0, o0 = ((v &>> 8) & m) &+ add.1
         let e1 = ((v &>> 4) & m) &+ add.2, o1 = ((v &>> 12) & m) &+ add.3
-        let ae0 = a.loadUnaligned(fromByteOffset: o, as: H16.self), ae1 = a.loadUnaligned(fromByteOffset: o + 16, as: H16.self)
+        let ae0 = a.loadUnaligned(fromByteOffset: o, as: H16.self)
+        let ae1 = a.loadUnaligned(fromByteOffset: o + 16, as: H16.self)
         let ao0 = a.loadUnaligned(fromByteOffset: o + 32, as: H16.self)
         let ao1 = a.loadUnaligned(fromByteOffset: o + 48, as: H16.self)
         return pairSums(e0 &* ae0 &+ o0 &* ao0 &+ e1 &* ae1 &+ o1 &* ao1)
@@ -168,7 +170,7 @@ public enum Int8Dot {
     }
 
     @inline(never) static func q4_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
-                                       _ blocks: Int) -> Float {
+                                    _ blocks: Int) -> Float {
         var acc = F8()
         let z = I16(repeating: -8)
         var b = 0
@@ -192,7 +194,7 @@ public enum Int8Dot {
     /// carried into bit 15 by adding 0x7FFF (any set bit up to 0x8000 reaches it, zero does not), spread by an
     /// arithmetic shift, and its complement masked with −16: the value's 16 · bit − 16, added to the nibble.
     @inline(never) static func q5_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
-                                       _ blocks: Int, _ bits: (H16, H16)) -> Float {
+                                    _ blocks: Int, _ bits: (H16, H16)) -> Float {
         let (evenBits, oddBits) = bits   // q5Bits, read by the caller: not folded into constants
         let carry = I16(repeating: 0x7FFF), minus16 = I16(repeating: -16)
         let even = I16(lowHalf: evenBits, highHalf: evenBits), odd = I16(lowHalf: oddBits, highHalf: oddBits)
@@ -226,14 +228,16 @@ public enum Int8Dot {
     /// The lane bits Q5_0's kernel masks, as a public variable: with them as constants LLVM rewrites the mask-add-
     /// shift per lane into scalar bit tests (2× slower).
     nonisolated(unsafe) public static var q5Bits = (
-        unsafeBitCast(SIMD8<UInt16>(1, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14), to: SIMD8<Int16>.self),
-        unsafeBitCast(SIMD8<UInt16>(1 << 1, 1 << 3, 1 << 5, 1 << 7, 1 << 9, 1 << 11, 1 << 13, 1 << 15), to: SIMD8<Int16>.self))
+        unsafeBitCast(SIMD8<UInt16>(1, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14),
+                      to: SIMD8<Int16>.self),
+        unsafeBitCast(SIMD8<UInt16>(1 << 1, 1 << 3, 1 << 5, 1 << 7, 1 << 9, 1 << 11, 1 << 13, 1 << 15),
+                      to: SIMD8<Int16>.self))
 
     /// Q4_K: per 64 values 32 bytes, byte l holding values l (low nibble) and 32 + l; each 32 values have a 6-bit
     /// scale and min: x = d·sc·q − dmin·m, so row · x̂ = dx·(d·Σ sc·Σq·a − dmin·Σ m·Σa). The 12 bytes of scales and
     /// mins are unpacked four at a time in 32-bit words (ggml's get_scale_min_k4 for all eight at once).
     @inline(never) static func q4_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
-                                       _ sums: UnsafePointer<Int32>, _ blocks: Int) -> Float {
+                                    _ sums: UnsafePointer<Int32>, _ blocks: Int) -> Float {
         var sumi: Float = 0, minTotal: Float = 0
         let m = I16(repeating: 15)
         for b in 0..<blocks {
@@ -264,7 +268,8 @@ public enum Int8Dot {
             group(2)
             group(3)
             sumi += dx[b] * halfK(p) * Float(acc.wrappedSum())
-            // Σ m·Σa in floats (exact: under 2²⁴); as an integer reduction beside acc's, LLVM gives up acc's pmaddwd form
+            // Σ m·Σa in floats (exact: under 2²⁴); as an integer reduction beside acc's, LLVM gives up acc's
+            // pmaddwd form
             let minSum = (Widen.float(mins) * Widen.float(s16.evenHalf &+ s16.oddHalf)).sum()
             minTotal += dx[b] * halfK(p + 2) * minSum
         }
@@ -275,7 +280,7 @@ public enum Int8Dot {
     /// values); value l + 32g (g = 0…3) is ql[l + 32(g & 1)]'s low (g < 2) or high nibble with qh[l]'s bits 2g, 2g + 1
     /// above it, minus 32. Lane k of a 32-byte load holds l = 2k, 2k + 1.
     @inline(never) static func q6_K(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
-                                       _ blocks: Int) -> Float {
+                                    _ blocks: Int) -> Float {
         var total: Float = 0
         let m = I16(repeating: 15), hm = I16(repeating: 0x30), c = I16(repeating: 32)
         for b in 0..<blocks {

@@ -87,11 +87,13 @@ struct BenchRowKernels: ParsableCommand {
                         let t0 = Date()
                         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
                             let a = Int8Activations(xp.baseAddress!, count: 1, n: cols, block: block)
-                            m.rowProducts(a, row: 0, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
+                            m.rowProducts(a, row: 0, rows: 0..<rows, into: yp.baseAddress!, accumulate: false,
+                                          kernels: k)
                         } }
                         best = min(best, Date().timeIntervalSince(t0))
                     }
-                    line.append((k.rawValue + "-int8", .double((Double(m.byteCount) / best / 1e9 * 100).rounded() / 100)))
+                    let gbs = (Double(m.byteCount) / best / 1e9 * 100).rounded() / 100
+                    line.append((k.rawValue + "-int8", .double(gbs)))
                 }
                 report.append((t.name, .object(line)))
             }

@@ -180,9 +180,14 @@ final class StoredMatrixTests: XCTestCase {
                         m.rowProducts(a, row: row, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
                     }
                     for r in 0..<rows {
-                        XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, "\(t.name) \(k) row \(r)")
+                        XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9,
+                                       "\(t.name) \(k) row \(r)")
                     }
-                    if let f = first { XCTAssertEqual(y, f, "\(t.name): \(k) differs from the baseline") } else { first = y }
+                    if let f = first {
+                        XCTAssertEqual(y, f, "\(t.name): \(k) differs from the baseline")
+                    } else {
+                        first = y
+                    }
                 }
             }
         }
@@ -217,7 +222,8 @@ final class StoredMatrixTests: XCTestCase {
             let r = a.dequantized(row: 0)
             XCTAssertEqual(r[3], 0, "NaN rounds to 0 steps (no trap); its block's step comes from the finite values")
             XCTAssertTrue(r[300].isNaN, "an infinite block has an infinite step: its products are not finite")
-            XCTAssertEqual(r[40], q8[40], accuracy: 5 * 1.0001 / 127 * 0.5 + abs(q8[40]) * 1e-6, "blocks without NaN round as before")
+            XCTAssertEqual(r[40], q8[40], accuracy: 5 * 1.0001 / 127 * 0.5 + abs(q8[40]) * 1e-6,
+                           "blocks without NaN round as before")
         }
     }
 
