@@ -1,8 +1,11 @@
 """Scripts/bench eval: tokens/s of `quantkit eval` on SmolLM2-135M (bf16 GGUF and HF checkpoint) at ctx 512 beside
 llama-perplexity (2 threads) on the same file in the same run; the GFLOP/s the forward pass reaches beside a bare
 cblas_sgemm of the same shapes; tokenizer MB/s on WikiText. Runs once with the environment as it is, and once more
-with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (letting quantkit pick the kernels itself) when they are set."""
-import json, os, re, subprocess, sys, time
+with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (letting quantkit pick the kernels itself) when they are set.
+Then the files llama.cpp has fast kernels for on every x86 CPU: SmolLM2 as F16 and Q4_K_M GGUFs, and a
+TinyLlama-1.1B-shaped Q4_K_M (random weights; BENCH_TINY_CHUNKS, default 3), each beside llama-perplexity on the
+same file, medians of BENCH_REPEATS (3) alternating runs."""
+import json, os, re, shutil, statistics, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_common import table
 
@@ -48,9 +51,43 @@ for label, env in envs:
     tps = 512 * (chunks - 1) / (w - w1)
     rows.append([f"llama-perplexity bf16 GGUF, 2 threads (env {label})", f"{tps:.0f}", "", ""])
     out[f"llama-perplexity {label}"] = {"tokens_per_s": tps}
+# the peers' fast paths: F16 and Q4_K_M GGUFs of SmolLM2 and a TinyLlama-shaped Q4_K_M
+repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+files = []
+for t in ["F16", "Q4_K_M"]:
+    f = f"bench-out/smollm2-{t.lower()}.gguf"
+    if not os.path.exists(f):
+        if t == "F16":
+            subprocess.check_call([qk, "convert", model, "-o", f, "--type", "f16"], stdout=subprocess.DEVNULL)
+        else:
+            subprocess.check_call([qk, "quantize", gguf, "-o", f, "--type", t], stdout=subprocess.DEVNULL)
+    files.append((f"SmolLM2 {t}", f, chunks))
+tiny, synth = "bench-out/tinyllama-1.1b-q4_k_m.gguf", "bench-out/tinyllama-1.1b-synth"   # as Scripts/bench memory makes
+if not os.path.exists(tiny):
+    if not os.path.exists(synth + "/config.json"):
+        subprocess.check_call([qk, "synth", "tinyllama-1.1b", "-o", synth])
+        for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json"]:
+            shutil.copyfile("Formats/golden/micro-llama-hf/" + f, f"{synth}/{f}")
+    subprocess.check_call([qk, "quantize", synth, "-o", tiny, "--type", "Q4_K_M"], stdout=subprocess.DEVNULL)
+files.append(("TinyLlama-shaped Q4_K_M", tiny, int(os.environ.get("BENCH_TINY_CHUNKS", "3"))))
+peer_rows = []
+for name, f, n in files:
+    ours, theirs = [], []
+    for _ in range(repeats):
+        w, _ = timed([qk, "eval", f, "--text", text, "--chunks", str(n), "--json", "bench-out/eval-bench.json"])
+        w1, _ = timed([qk, "eval", f, "--text", text, "--chunks", "1", "--json", "bench-out/eval-bench.json"])
+        ours.append(512 * (n - 1) / (w - w1))
+        w, _ = timed([f"{llama_bin}/llama-perplexity", "-m", f, "-f", text, "-c", "512", "--chunks", str(n), "-t", "2"])
+        w1, _ = timed([f"{llama_bin}/llama-perplexity", "-m", f, "-f", text, "-c", "512", "--chunks", "1", "-t", "2"])
+        theirs.append(512 * (n - 1) / (w - w1))
+    q, l = statistics.median(ours), statistics.median(theirs)
+    peer_rows.append([name, f"{os.path.getsize(f) / 2**20:.0f}", str(n), f"{q:.0f}", f"{l:.0f}", f"{q / l:.2f}×"])
+    out[f"peers {name}"] = {"quantkit_tokens_per_s": ours, "llama_perplexity_tokens_per_s": theirs, "chunks": n}
 tok = json.loads(subprocess.run([qk, "bench-tokenizer", gguf, text], capture_output=True, text=True, check=True).stdout)
 print(f"eval bench: SmolLM2-135M, ctx 512, {chunks} chunks (per-chunk time after load), {os.cpu_count()} cores")
 table(rows, ["run", "tokens/s", "forward GFLOP/s", "bare sgemm GFLOP/s"])
+print(f"per-chunk tokens/s after load, medians of {repeats} alternating runs, 2 threads each")
+table(peer_rows, ["file", "MiB", "chunks", "quantkit eval tokens/s", "llama-perplexity tokens/s", "ratio"])
 print(f"tokenizer (byte-level BPE, smollm): {tok['mb_per_s']:.2f} MB/s on one core ({tok['tokens']} tokens)")
 out["tokenizer_mb_per_s"] = tok["mb_per_s"]
 json.dump(out, open("bench-out/eval.json", "w"), indent=2)

@@ -32,6 +32,15 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
         }
     }
 
+    /// Int8Dot.quantize in this set's build (the same values in both).
+    public func quantizeInt8(_ x: UnsafePointer<Float>, n: Int, block: Int, values: UnsafeMutablePointer<Int16>,
+                             scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
+        switch self {
+        case .baseline: RowKernels.Int8Dot.quantize(x, n: n, block: block, values: values, scales: scales, sums: sums)
+        case .avx2: RowKernelsAVX2.Int8Dot.quantize(x, n: n, block: block, values: values, scales: scales, sums: sums)
+        }
+    }
+
     /// y[r] (+)= row r · x̂ for x̂ rounded to int8 (see Int8Dot.matvec).
     public func matvecInt8(_ kind: RowKernels.RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                            _ a: Int8Activations, row t: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
@@ -62,7 +71,7 @@ public final class Int8Activations: @unchecked Sendable {
     public let n: Int, count: Int, block: Int
     let values: UnsafeMutablePointer<Int16>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>
 
-    public init(_ x: UnsafePointer<Float>, count T: Int, n: Int, block: Int) {
+    public init(_ x: UnsafePointer<Float>, count T: Int, n: Int, block: Int, kernels: RowKernelSet = .current) {
         precondition(n % block == 0 && (block == 32 || block == 256),
                      "int8 activations: \(n) values in blocks of \(block)")
         self.n = n
@@ -73,8 +82,8 @@ public final class Int8Activations: @unchecked Sendable {
         sums = .allocate(capacity: T * n / 16)
         for t in 0..<T {
             let (v, d, s) = pointers(row: t)
-            RowKernels.Int8Dot.quantize(x + t * n, n: n, block: block, values: .init(mutating: v),
-                                        scales: .init(mutating: d), sums: .init(mutating: s))
+            kernels.quantizeInt8(x + t * n, n: n, block: block, values: .init(mutating: v), scales: .init(mutating: d),
+                                 sums: .init(mutating: s))
         }
     }
 

@@ -202,6 +202,15 @@ final class StoredMatrixTests: XCTestCase {
         let q8 = try GGMLCodec.roundTrip(.q8_0, x, rowLength: n)
         let a32 = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: n, block: 32) }
         XCTAssertEqual(a32.dequantized(row: 0), q8)
+        for k in RowKernelSet.supported {   // both builds round alike
+            for block in [32, 256] {
+                let a = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: n, block: block) }
+                let b = x.withUnsafeBufferPointer {
+                    Int8Activations($0.baseAddress!, count: 1, n: n, block: block, kernels: k)
+                }
+                XCTAssertEqual(a.dequantized(row: 0), b.dequantized(row: 0), "\(k) block \(block)")
+            }
+        }
         let a256 = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: n, block: 256) }
         let xk = a256.dequantized(row: 0)
         for b in 0..<2 {
