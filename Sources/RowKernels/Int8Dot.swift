@@ -81,19 +81,21 @@ public enum Int8Dot {
                               values: UnsafePointer<Int16>, scales: UnsafePointer<Float>, sums: UnsafePointer<Int32>,
                               n: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let a = UnsafeRawPointer(values)
-        let bits = q5Bits   // read once per call (a global's access check), not per row
-        for r in rows {
-            let row = w + r * rowBytes
-            let v: Float
-            switch kind {
-            case .q8_0: v = q8_0(row, a, scales, n / 32)
-            case .q4_0: v = q4_0(row, a, scales, n / 32)
-            case .q5_0: v = q5_0(row, a, scales, n / 32, bits)
-            case .q4_K: v = q4_K(row, a, scales, sums, n / 256)
-            case .q6_K: v = q6_K(row, a, scales, n / 256)
-            case .f32, .bf16: preconditionFailure("no integer kernel for \(kind)")
+        q5Table.withUnsafeBufferPointer { table in   // the global read once per call, not per row
+            let q5 = table.baseAddress!
+            for r in rows {
+                let row = w + r * rowBytes
+                let v: Float
+                switch kind {
+                case .q8_0: v = q8_0(row, a, scales, n / 32)
+                case .q4_0: v = q4_0(row, a, scales, n / 32)
+                case .q5_0: v = q5_0(row, a, scales, n / 32, q5)
+                case .q4_K: v = q4_K(row, a, scales, sums, n / 256)
+                case .q6_K: v = q6_K(row, a, scales, n / 256)
+                case .f32, .bf16: preconditionFailure("no integer kernel for \(kind)")
+                }
+                y[r] = accumulate ? y[r] + v : v
             }
-            y[r] = accumulate ? y[r] + v : v
         }
     }
 
@@ -189,49 +191,47 @@ public enum Int8Dot {
         return acc.sum()
     }
 
-    /// Q5_0: bit i of the u32 after the scale is value i's fifth bit. Lane k's four values are 2k, 2k + 1 (bits
-    /// 2k, 2k + 1 of the low half) and 16 + 2k, 17 + 2k (the same bits of the high half): a lane's bit is masked out,
-    /// carried into bit 15 by adding 0x7FFF (any set bit up to 0x8000 reaches it, zero does not), spread by an
-    /// arithmetic shift, and its complement masked with −16: the value's 16 · bit − 16, added to the nibble.
+    /// Q5_0: bit i of the u32 after the scale is value i's fifth bit; `table` (q5Table) gives, per byte of those bits,
+    /// what its eight values add to their nibbles (16 · bit − 16), even-indexed values in lanes 0…3, odd in 4…7. Lane
+    /// k of a block holds values 2k, 2k + 1 (bytes 0 and 1 of the bits) and 16 + 2k, 17 + 2k (bytes 2 and 3), so the
+    /// four lane vectors are the tables' halves side by side.
     @inline(never) static func q5_0(_ row: UnsafeRawPointer, _ a: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
-                                    _ blocks: Int, _ bits: (H16, H16)) -> Float {
-        let (evenBits, oddBits) = bits   // q5Bits, read by the caller: not folded into constants
-        let carry = I16(repeating: 0x7FFF), minus16 = I16(repeating: -16)
-        let even = I16(lowHalf: evenBits, highHalf: evenBits), odd = I16(lowHalf: oddBits, highHalf: oddBits)
-        @inline(__always) func fifth(_ h: I16, _ bits: I16) -> I16 { ~(((h & bits) &+ carry) &>> 15) & minus16 }
-        @inline(__always) func halves(_ p: UnsafeRawPointer) -> (H16, H16) {
-            let qh = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
-            return (H16(repeating: Int16(truncatingIfNeeded: qh)), H16(repeating: Int16(truncatingIfNeeded: qh >> 16)))
+                                    _ blocks: Int, _ table: UnsafePointer<H16>) -> Float {
+        @inline(__always) func adds(_ q: UnsafeRawPointer) -> (H16, H16, H16, H16) {
+            let t0 = table[Int(q.load(as: UInt8.self))], t1 = table[Int(q.load(fromByteOffset: 1, as: UInt8.self))]
+            let t2 = table[Int(q.load(fromByteOffset: 2, as: UInt8.self))]
+            let t3 = table[Int(q.load(fromByteOffset: 3, as: UInt8.self))]
+            return (H16(lowHalf: t0.lowHalf, highHalf: t1.lowHalf), H16(lowHalf: t0.highHalf, highHalf: t1.highHalf),
+                    H16(lowHalf: t2.lowHalf, highHalf: t3.lowHalf), H16(lowHalf: t2.highHalf, highHalf: t3.highHalf))
         }
         var acc = F8()
         var b = 0
         while b + 2 <= blocks {
             let p = row + 22 * b
-            let (lo0, hi0) = halves(p + 2), (lo1, hi1) = halves(p + 24)
-            let lo = I16(lowHalf: lo0, highHalf: lo1), hi = I16(lowHalf: hi0, highHalf: hi1)
+            let x = adds(p + 2), y = adds(p + 24)
+            let add = (I16(lowHalf: x.0, highHalf: y.0), I16(lowHalf: x.1, highHalf: y.1),
+                       I16(lowHalf: x.2, highHalf: y.2), I16(lowHalf: x.3, highHalf: y.3))
             let v = I16(lowHalf: (p + 6).loadUnaligned(as: H16.self), highHalf: (p + 28).loadUnaligned(as: H16.self))
-            let s = nibblePair(v, a, 64 * b, add: (fifth(lo, even), fifth(lo, odd), fifth(hi, even), fifth(hi, odd)))
+            let s = nibblePair(v, a, 64 * b, add: add)
             acc += Widen.float(s) * pairScale(half(p) * dx[b], half(p + 22) * dx[b + 1])
             b += 2
         }
         if b < blocks {
             let p = row + 22 * b
-            let (lo, hi) = halves(p + 2)
-            let l2 = I16(lowHalf: lo, highHalf: lo), h2 = I16(lowHalf: hi, highHalf: hi)
-            let add = (fifth(l2, even).lowHalf, fifth(l2, odd).lowHalf, fifth(h2, even).lowHalf, fifth(h2, odd).lowHalf)
-            let s = nibbleBlock((p + 6).loadUnaligned(as: H16.self), a, 64 * b, add: add)
+            let s = nibbleBlock((p + 6).loadUnaligned(as: H16.self), a, 64 * b, add: adds(p + 2))
             acc.lowHalf += Widen.float(s) * (half(p) * dx[b])
         }
         return acc.sum()
     }
 
-    /// The lane bits Q5_0's kernel masks, as a public variable: with them as constants LLVM rewrites the mask-add-
-    /// shift per lane into scalar bit tests (2× slower).
-    nonisolated(unsafe) public static var q5Bits = (
-        unsafeBitCast(SIMD8<UInt16>(1, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14),
-                      to: SIMD8<Int16>.self),
-        unsafeBitCast(SIMD8<UInt16>(1 << 1, 1 << 3, 1 << 5, 1 << 7, 1 << 9, 1 << 11, 1 << 13, 1 << 15),
-                      to: SIMD8<Int16>.self))
+    /// Per byte of Q5_0's fifth bits, what its values add to their nibbles: 16 · bit − 16 for bits 0, 2, 4, 6 in
+    /// lanes 0…3 and bits 1, 3, 5, 7 in lanes 4…7 (4 KiB).
+    static let q5Table: [H16] = (0..<256).map { byte in
+        H16((0..<8).map { lane -> Int16 in
+            let bit = lane < 4 ? 2 * lane : 2 * (lane - 4) + 1
+            return (byte >> bit) & 1 == 1 ? 0 : -16
+        })
+    }
 
     /// Q4_K: per 64 values 32 bytes, byte l holding values l (low nibble) and 32 + l; each 32 values have a 6-bit
     /// scale and min: x = d·sc·q − dmin·m, so row · x̂ = dx·(d·Σ sc·Σq·a − dmin·Σ m·Σa). The 12 bytes of scales and
