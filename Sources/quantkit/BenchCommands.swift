@@ -1,4 +1,6 @@
 import ArgumentParser
+import Calibration
+import Checkpoints
 import Foundation
 import RowKernels
 import Llama
@@ -45,6 +47,22 @@ struct BenchTokenizer: ParsableCommand {
             let ids = tok.encode(s, addSpecial: false, parseSpecial: false)
             let dt = Date().timeIntervalSince(t0)
             print(String(format: "{\"mb_per_s\": %.2f, \"tokens\": %ld, \"seconds\": %.3f}", Double(s.utf8.count) / dt / 1e6, ids.count, dt))
+        }
+    }
+}
+
+/// The calibration windows `quantize --method gptq|awq` would run on, as JSON token ids, so Scripts/bench calibrate gives
+/// its peers (llm-compressor) exactly the same windows.
+struct BenchWindows: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-windows", abstract: "Print calibration windows as JSON.",
+                                                    shouldDisplay: false)
+    @Argument var model: String
+    @OptionGroup var calib: CalibrationOptions
+    func run() throws {
+        try guarded {
+            let windows = try calib.set().windows(LoadedModel.tokenizer(model))
+            let j: JSONValue = .array(windows.map { w in .array(w.map { .int(Int64($0)) }) })
+            print(j.serialized())
         }
     }
 }

@@ -23,7 +23,7 @@ struct Quantkit: ParsableCommand {
         commandName: "quantkit",
         abstract: "Convert Llama-family checkpoints to GGUF, quantize them, and measure what quantization cost.",
         version: QuantKitInfo.versionString(),
-        subcommands: [Inspect.self, Tokenize.self, Convert.self, Export.self, Quantize.self, Imatrix.self, Eval.self, Generate.self, Synth.self, BLASSelfCheck.self, BenchSgemm.self, BenchTokenizer.self, BenchRowKernels.self]
+        subcommands: [Inspect.self, Tokenize.self, Convert.self, Export.self, Quantize.self, Imatrix.self, Eval.self, Generate.self, Synth.self, BLASSelfCheck.self, BenchSgemm.self, BenchTokenizer.self, BenchRowKernels.self, BenchWindows.self]
     )
 }
 

@@ -1,0 +1,95 @@
+"""Scripts/bench calibrate: GPTQ (plain and act-order) and AWQ, int4 asymmetric g64, on SmolLM2-135M-Instruct with
+128 x 512-token windows of WikiText-2 valid, beside llm-compressor 0.14 on exactly the same windows (quantkit's, from
+`quantkit bench-windows`) with 2 torch threads; quantkit with QUANTKIT_THREADS=2. Reports the medians of
+BENCH_REPEATS (3) alternating runs of each job (wall seconds of the whole process, llm-compressor's oneshot call
+apart, peak RSS), then the KLD / PPL / top-1 of each tool's last output against the bf16 reference (`quantkit eval`,
+WikiText-2 test, ctx 512, BENCH_CHUNKS (20) chunks). llm-compressor lives in its own venv (.cache/llmc-venv: the
+CPU torch wheel, llmcompressor pinned), made on first use.
+Environment: BENCH_REPEATS, BENCH_JOBS ("gptq gptq-act awq"), BENCH_SAMPLES (128), BENCH_CHUNKS (20)."""
+import json, os, shutil, statistics, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_common import table
+
+qk = os.environ.get("QUANTKIT_BIN", ".build/release/quantkit")
+repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+jobs = os.environ.get("BENCH_JOBS", "gptq gptq-act awq").split()
+samples = os.environ.get("BENCH_SAMPLES", "128")
+chunks = os.environ.get("BENCH_CHUNKS", "20")
+group = "64"
+smol = "models/smollm2-135m-instruct"
+cal = "../shared/data/wikitext-2-raw/wiki.valid.raw"
+test = "../shared/data/wikitext-2-raw/wiki.test.raw"
+out = "bench-out/calibrate"
+venv = ".cache/llmc-venv"
+pins = ["torch==2.13.0+cpu", "llmcompressor==0.14.0.1"]
+env = dict(os.environ, QUANTKIT_THREADS="2", OMP_NUM_THREADS="2", TOKENIZERS_PARALLELISM="false")
+
+if not os.path.exists(smol + "/config.json"):
+    subprocess.check_call(["Scripts/fetch-model"])
+if not os.path.exists(cal):
+    cal = "Calibration/wikitext2-valid-excerpt.txt"
+py = f"{venv}/bin/python"
+if subprocess.run([py, "-c", "import llmcompressor"], capture_output=True).returncode != 0:
+    print("making the llm-compressor venv (" + ", ".join(pins) + ")", flush=True)
+    subprocess.check_call([sys.executable, "-m", "venv", venv])
+    subprocess.check_call([f"{venv}/bin/pip", "install", "-q"] + pins)
+version = subprocess.check_output([py, "-c", "import llmcompressor, torch; print(llmcompressor.__version__, torch.__version__)"],
+                                  text=True).strip()
+os.makedirs(out, exist_ok=True)
+calib = ["--calibration", cal, "--samples", samples, "--seq-len", "512", "--seed", "0"]
+windows = f"{out}/windows-{samples}.json"
+with open(windows, "w") as f:
+    subprocess.check_call([qk, "bench-windows", smol] + calib, stdout=f)
+print(f"{samples} windows of 512 tokens from {cal}; llm-compressor {version}", flush=True)
+
+
+def timed(cmd):
+    """Wall seconds, peak RSS bytes and stdout of a command (its stderr shown on failure)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M"] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                         errors="replace")
+    o, e = p.communicate()
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{e[-3000:]}")
+    return wall, int(e.strip().splitlines()[-1]) * 1024, o
+
+
+def ours(job, dest):
+    method = ["--format", "awq", "--method", "awq"] if job == "awq" else ["--format", "gptq", "--method", "gptq"]
+    act = ["--act-order"] if job == "gptq-act" else []
+    shutil.rmtree(dest, ignore_errors=True)
+    wall, rss, _ = timed([qk, "quantize", smol, "-o", dest] + method + act + ["--bits", "4", "--group-size", group, "--asym"] + calib)
+    return wall, rss
+
+
+def theirs(job, dest):
+    shutil.rmtree(dest, ignore_errors=True)
+    wall, rss, o = timed([py, "Scripts/bench_llmc.py", smol, windows, dest, job, group])
+    return wall, rss, json.loads(o.strip().splitlines()[-1])["oneshot_seconds"]
+
+
+rows, report, cands = [], {}, []
+for job in jobs:
+    q, l, lo, q_rss, l_rss = [], [], [], 0, 0
+    for r in range(repeats):
+        w, rss = ours(job, f"{out}/quantkit-{job}")
+        q.append(w); q_rss = max(q_rss, rss)
+        w, rss, one = theirs(job, f"{out}/llmc-{job}")
+        l.append(w); lo.append(one); l_rss = max(l_rss, rss)
+        print(f"{job} run {r + 1}: quantkit {q[-1]:.1f} s, llm-compressor {l[-1]:.1f} s (oneshot {one:.1f} s)", flush=True)
+    qm, lm, lom = statistics.median(q), statistics.median(l), statistics.median(lo)
+    report[job] = {"quantkit_s": q, "llmc_s": l, "llmc_oneshot_s": lo, "quantkit_rss": q_rss, "llmc_rss": l_rss}
+    rows.append([job, f"{qm:.1f} s ({min(q):.0f}-{max(q):.0f})", f"{q_rss / 2**20:.0f} MiB",
+                 f"{lm:.1f} s ({min(l):.0f}-{max(l):.0f}), oneshot {lom:.1f} s", f"{l_rss / 2**20:.0f} MiB", f"{qm / lm:.2f}x"])
+    cands += [f"{out}/quantkit-{job}", f"{out}/llmc-{job}"]
+
+table(rows, ["job (w4 g64 asym)", "quantkit wall", "RSS", "llm-compressor wall", "RSS", "time ratio"])
+subprocess.check_call([qk, "eval", smol] + cands + ["--text", test, "--ctx", "512", "--chunks", chunks, "--json", f"{out}/eval.json"],
+                      stdout=subprocess.DEVNULL, env=env)
+e = json.load(open(f"{out}/eval.json"))
+print(f"\nreference bf16 PPL {e['reference']['ppl']:.4f}, {chunks} chunks of 512")
+table([[os.path.basename(c["path"].rstrip("/")), f"{c['ppl']:.4f}", f"{c['kld_mean']:.5f}", f"{c['same_top1_percent']:.2f}",
+        f"{c['bits_per_weight']:.2f}"] for c in e["candidates"]], ["output", "PPL", "KLD", "top-1 %", "bpw"])
+report["eval"] = e["candidates"]
+json.dump(report, open(f"{out}/report.json", "w"), indent=1)
