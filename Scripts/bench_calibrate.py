@@ -6,9 +6,9 @@ apart, peak RSS), then the KLD / PPL / top-1 of each tool's last output against 
 WikiText-2 test, ctx 512, BENCH_CHUNKS (20) chunks). llm-compressor lives in its own venv (.cache/llmc-venv: the
 CPU torch wheel, llmcompressor pinned), made on first use.
 Environment: BENCH_REPEATS, BENCH_JOBS ("gptq gptq-act awq"), BENCH_SAMPLES (128), BENCH_CHUNKS (20)."""
-import json, os, shutil, statistics, subprocess, sys, time
+import json, os, shutil, statistics, subprocess, sys
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_common import table
+from bench_common import run, table
 
 qk = os.environ.get("QUANTKIT_BIN", ".build/release/quantkit")
 repeats = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -43,29 +43,16 @@ with open(windows, "w") as f:
 print(f"{samples} windows of 512 tokens from {cal}; llm-compressor {version}", flush=True)
 
 
-def timed(cmd):
-    """Wall seconds, peak RSS bytes and stdout of a command (its stderr shown on failure)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(["/usr/bin/time", "-f", "%M"] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-                         errors="replace")
-    o, e = p.communicate()
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{e[-3000:]}")
-    return wall, int(e.strip().splitlines()[-1]) * 1024, o
-
-
 def ours(job, dest):
     method = ["--format", "awq", "--method", "awq"] if job == "awq" else ["--format", "gptq", "--method", "gptq"]
     act = ["--act-order"] if job == "gptq-act" else []
     shutil.rmtree(dest, ignore_errors=True)
-    wall, rss, _ = timed([qk, "quantize", smol, "-o", dest] + method + act + ["--bits", "4", "--group-size", group, "--asym"] + calib)
-    return wall, rss
+    return run([qk, "quantize", smol, "-o", dest] + method + act + ["--bits", "4", "--group-size", group, "--asym"] + calib, env)
 
 
 def theirs(job, dest):
     shutil.rmtree(dest, ignore_errors=True)
-    wall, rss, o = timed([py, "Scripts/bench_llmc.py", smol, windows, dest, job, group])
+    wall, rss, o = run([py, "Scripts/bench_llmc.py", smol, windows, dest, job, group], env, capture=True)
     return wall, rss, json.loads(o.strip().splitlines()[-1])["oneshot_seconds"]
 
 
