@@ -33,8 +33,8 @@ if subprocess.run([py, "-c", "import llmcompressor"], capture_output=True).retur
     print("making the llm-compressor venv (" + ", ".join(pins) + ")", flush=True)
     subprocess.check_call([sys.executable, "-m", "venv", venv])
     subprocess.check_call([f"{venv}/bin/pip", "install", "-q"] + pins)
-version = subprocess.check_output([py, "-c", "import llmcompressor, torch; print(llmcompressor.__version__, torch.__version__)"],
-                                  text=True).strip()
+version = subprocess.run([py, "-c", "import llmcompressor, torch; print(llmcompressor.__version__, torch.__version__)"],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
 os.makedirs(out, exist_ok=True)
 calib = ["--calibration", cal, "--samples", samples, "--seq-len", "512", "--seed", "0"]
 windows = f"{out}/windows-{samples}.json"

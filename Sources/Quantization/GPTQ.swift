@@ -300,24 +300,30 @@ public enum GPTQ {
                 }
                 let d = HinvF[col * cols + col]
                 let j = orig % groupSize
-                for r in 0..<rows {
-                    let wv = W1[r * B + i]
-                    let qv: Float
-                    if let grid {
-                        let (code, v) = grid.nearest(r, j, wv)
-                        blockCodes[r * cols + orig] = code
-                        qv = v
-                    } else {
-                        let (code, v) = quantize(o.grid, wv, cur.scale[r], cur.zero[r])
-                        codes[r * cols + orig] = code
-                        qv = v
+                // W1[r, i+1 ..< count] -= err_r · Hinv[col, i1+i+1 ..< i2], row by row through pointers (the loop vectorizes)
+                W1.withUnsafeMutableBufferPointer { w1 in
+                    HinvF.withUnsafeBufferPointer { hp in
+                        let h = hp.baseAddress! + col * cols + i1
+                        for r in 0..<rows {
+                            let w = w1.baseAddress! + r * B
+                            let wv = w[i]
+                            let qv: Float
+                            if let grid {
+                                let (code, v) = grid.nearest(r, j, wv)
+                                blockCodes[r * cols + orig] = code
+                                qv = v
+                            } else {
+                                let (code, v) = quantize(o.grid, wv, cur.scale[r], cur.zero[r])
+                                codes[r * cols + orig] = code
+                                qv = v
+                            }
+                            Q[r * cols + orig] = qv
+                            let err = (wv - qv) / d
+                            loss += Double((wv - qv) * (wv - qv) / (d * d) / 2)
+                            Err1[r * B + i] = err
+                            for c in (i + 1)..<count { w[c] -= err * h[c] }
+                        }
                     }
-                    Q[r * cols + orig] = qv
-                    let err = (wv - qv) / d
-                    loss += Double((wv - qv) * (wv - qv) / (d * d) / 2)
-                    Err1[r * B + i] = err
-                    // W1[r, i:] -= err · Hinv[col, col:i2]
-                    for j in (i + 1)..<count { W1[r * B + j] -= err * HinvF[col * cols + i1 + j] }
                 }
             }
             // W[:, i2:] -= Err1 · Hinv[i1:i2, i2:]

@@ -18,7 +18,8 @@ public enum OutputError {
         return acc * gramScale / Double(max(1, rows))
     }
 
-    /// XᵀX/n of the rows of the given blocks (each [rows_k × cols]), accumulated with sgemm in f32.
+    /// XᵀX/n of the rows of the given blocks (each [rows_k × cols]), accumulated in f32 by `BLAS.gramLowerParallel`
+    /// (the lower triangle, mirrored).
     public static func gram(_ blocks: [[Float]], cols: Int) -> [Float] {
         var G = [Float](repeating: 0, count: cols * cols)
         var n = 0
@@ -26,9 +27,10 @@ public enum OutputError {
             let rows = x.count / cols
             n += rows
             x.withUnsafeBufferPointer { xp in G.withUnsafeMutableBufferPointer { gp in
-                BLAS.gemmTNParallel(m: cols, n: cols, k: rows, a: xp.baseAddress!, lda: cols, b: xp.baseAddress!, ldb: cols, c: gp.baseAddress!, ldc: cols)
+                BLAS.gramLowerParallel(n: cols, k: rows, x: xp.baseAddress!, ldx: cols, c: gp.baseAddress!, ldc: cols)
             } }
         }
+        G.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: cols, ldc: cols) }
         let inv = 1 / Float(max(1, n))
         for i in G.indices { G[i] *= inv }
         return G

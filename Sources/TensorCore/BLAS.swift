@@ -110,16 +110,35 @@ public enum BLAS {
         }
     }
 
-    /// C[N×N] += XᵀX for X [K×N] (row stride ldx), the Gram matrix of X's columns (GPTQ's Hessian), with half of
-    /// gemm's work: each block of C's rows is computed up to the diagonal only (one gemm per block, the blocks spread over
-    /// the threads), and `mirrorLower` copies the lower triangle up once the sum is complete. Every entry is the same
-    /// sum in the same order as gemmTN's, and (x_i·x_j = x_j·x_i) the mirrored entries are what gemmTN gives above.
+    /// C[N×N] += XᵀX for X [K×N] (row stride ldx), the Gram matrix of X's columns (GPTQ's Hessian), lower triangle
+    /// only (`mirrorLower` copies it up once the sum is complete). Two parts of equal work, one single-threaded BLAS call
+    /// sequence each, spread over the threads: rows [0, b) by ssyrk, and rows [b, N) by one sgemm for the columns left
+    /// of b plus ssyrk for the rest, with b ≈ N/√2 (both parts hold N²/4 products). The parts depend on the shape only,
+    /// so the bytes are the same at any thread count; ssyrk at K in the thousands runs at sgemm's rate, where one
+    /// gemm per 64-row block packed X again for every block (half the rate).
     public static func gramLowerParallel(n: Int, k: Int, x: UnsafePointer<Float>, ldx: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
         nonisolated(unsafe) let (xp, cp) = (x, c)
-        Parallel.forBlocks(n, block: 64) { r in
-            gemmTN(m: r.count, n: r.upperBound, k: k, a: xp + r.lowerBound, lda: ldx, b: xp, ldb: ldx, c: cp + r.lowerBound * ldc, ldc: ldc,
-                   alpha: 1, beta: 1)
+        let b = gramSplit(n)
+        Parallel.forBlocks(b < n ? 2 : 1, block: 1) { part in
+            if part.lowerBound == 0 {
+                syrkTN(n: b, k: k, x: xp, ldx: ldx, c: cp, ldc: ldc)
+                return
+            }
+            gemmTN(m: n - b, n: b, k: k, a: xp + b, lda: ldx, b: xp, ldb: ldx, c: cp + b * ldc, ldc: ldc, alpha: 1, beta: 1)
+            syrkTN(n: n - b, k: k, x: xp + b, ldx: ldx, c: cp + b * ldc + b, ldc: ldc)
         }
+    }
+
+    /// The first part's rows in `gramLowerParallel`: N/√2 rounded to a multiple of 32 (N below 64: all of them).
+    public static func gramSplit(_ n: Int) -> Int {
+        if n < 64 { return n }
+        return min(n, (Int((Double(n) / 2.0.squareRoot()).rounded()) + 16) / 32 * 32)
+    }
+
+    /// Lower triangle of C[N×N] += XᵀX for X [K×N], one single-threaded ssyrk.
+    @inline(__always)
+    public static func syrkTN(n: Int, k: Int, x: UnsafePointer<Float>, ldx: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(k), 1, x, Int32(ldx), 1, c, Int32(ldc))
     }
 
     /// c[i, j] = c[j, i] for j > i: the upper triangle of an n×n matrix from its lower one.

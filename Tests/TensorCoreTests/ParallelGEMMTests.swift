@@ -58,7 +58,7 @@ final class ParallelGEMMTests: XCTestCase {
 final class GramTests: XCTestCase {
     func testLowerGramMirroredEqualsTheFullProduct() {
         var rng = TestLCG(seed: 7)
-        for (k, n) in [(512, 576), (300, 130), (64, 1), (1, 65)] {
+        for (k, n) in [(512, 576), (300, 130), (64, 1), (1, 65), (4096, 200), (200, 1536)] {
             let x = (0..<(k * n)).map { _ in Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1 }
             var full = [Float](repeating: 0, count: n * n)
             var lower = [Float](repeating: 0, count: n * n)
@@ -85,6 +85,20 @@ final class GramTests: XCTestCase {
                 }
             }
             XCTAssertLessThan(worstLower, 5e-5, "k \(k) n \(n)")
+            // the same bytes at 1, 2 and 3 threads (the split depends on the shape only)
+            for threads in [1, 3] {
+                let saved = Parallel.threads
+                Parallel.threads = threads
+                var again = [Float](repeating: 0, count: n * n)
+                x.withUnsafeBufferPointer { xp in
+                    for _ in 0..<2 {
+                        again.withUnsafeMutableBufferPointer { BLAS.gramLowerParallel(n: n, k: k, x: xp.baseAddress!, ldx: n, c: $0.baseAddress!, ldc: n) }
+                    }
+                }
+                Parallel.threads = saved
+                again.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: n, ldc: n) }
+                XCTAssertTrue(again == lower, "k \(k) n \(n): \(threads) threads differ")
+            }
             XCTAssertLessThan(worstFull, 5e-5, "k \(k) n \(n)")
             XCTAssertGreaterThan(lower[0], 0)
         }
