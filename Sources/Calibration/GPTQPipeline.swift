@@ -122,7 +122,7 @@ public enum GPTQPipeline {
                 pending.removeAll(keepingCapacity: true)
             }
 
-            /// H = 2XᵀX / n, GPTQ's Hessian (nil when nothing was captured).
+            /// H = 2XᵀX / n, GPTQ's Hessian (nil when nothing was captured); the sum is handed over, not copied.
             mutating func hessian() -> [Float]? {
                 guard rows > 0 else { return nil }
                 flush()

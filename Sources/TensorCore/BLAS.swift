@@ -100,16 +100,6 @@ public enum BLAS {
         return .columns(256)
     }
 
-    /// C [m × n] = alpha·Aᵀ·B + beta·C with A [k × m], split over the rows of C (columns of A) like gemmNTParallel.
-    public static func gemmTNParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 1) {
-        nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
-        Parallel.forBlocks(m, block: 256) { r in
-            gemmTN(m: r.count, n: n, k: k, a: ap + r.lowerBound, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
-                   alpha: alpha, beta: beta)
-        }
-    }
-
     /// C[N×N] += XᵀX for X [K×N] (row stride ldx), the Gram matrix of X's columns (GPTQ's Hessian), lower triangle
     /// only (`mirrorLower` copies it up once the sum is complete). Two parts of equal work, one single-threaded BLAS call
     /// sequence each, spread over the threads: rows [0, b) by ssyrk, and rows [b, N) by one sgemm for the columns left
