@@ -5,7 +5,12 @@ BENCH_REPEATS (3) alternating runs of each job (wall seconds of the whole proces
 apart, peak RSS), then the KLD / PPL / top-1 of each tool's last output against the bf16 reference (`quantkit eval`,
 WikiText-2 test, ctx 512, BENCH_CHUNKS (20) chunks). llm-compressor lives in its own venv (.cache/llmc-venv: the
 CPU torch wheel, llmcompressor pinned), made on first use.
-Environment: BENCH_REPEATS, BENCH_JOBS ("gptq gptq-act awq"), BENCH_SAMPLES (128), BENCH_CHUNKS (20)."""
+Job gptq-tinyllama (not in the default list): quantkit's GPTQ w4 g64 asym of a TinyLlama-1.1B-shaped bf16 checkpoint
+(random weights, Scripts/bench memory's) on the same number of windows, wall time and peak RSS only (random weights
+have no quality to compare; BENCH_TINY_REPEATS runs, default 1: one run takes about half an hour).
+Environment: BENCH_REPEATS, BENCH_JOBS ("gptq gptq-act awq"), BENCH_SAMPLES (128), BENCH_CHUNKS (20),
+BENCH_AWQ_SEARCH (quantkit's --awq-search-samples: the windows its AWQ scale search measures the attention and MLP
+losses on; default all, as llm-compressor, whose search always uses every window)."""
 import json, os, shutil, statistics, subprocess, sys
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_common import run, table
@@ -15,6 +20,7 @@ repeats = int(os.environ.get("BENCH_REPEATS", "3"))
 jobs = os.environ.get("BENCH_JOBS", "gptq gptq-act awq").split()
 samples = os.environ.get("BENCH_SAMPLES", "128")
 chunks = os.environ.get("BENCH_CHUNKS", "20")
+awq_search = os.environ.get("BENCH_AWQ_SEARCH")
 group = "64"
 smol = "models/smollm2-135m-instruct"
 cal = "../shared/data/wikitext-2-raw/wiki.valid.raw"
@@ -40,11 +46,14 @@ calib = ["--calibration", cal, "--samples", samples, "--seq-len", "512", "--seed
 windows = f"{out}/windows-{samples}.json"
 with open(windows, "w") as f:
     subprocess.check_call([qk, "bench-windows", smol] + calib, stdout=f)
-print(f"{samples} windows of 512 tokens from {cal}; llm-compressor {version}", flush=True)
+print(f"{samples} windows of 512 tokens from {cal}; llm-compressor {version}"
+      + (f"; quantkit's AWQ scale search on the first {awq_search} of them" if awq_search else ""), flush=True)
 
 
 def ours(job, dest):
     method = ["--format", "awq", "--method", "awq"] if job == "awq" else ["--format", "gptq", "--method", "gptq"]
+    if job == "awq" and awq_search:
+        method += ["--awq-search-samples", awq_search]
     act = ["--act-order"] if job == "gptq-act" else []
     shutil.rmtree(dest, ignore_errors=True)
     return run([qk, "quantize", smol, "-o", dest] + method + act + ["--bits", "4", "--group-size", group, "--asym"] + calib, env)
@@ -56,7 +65,35 @@ def theirs(job, dest):
     return wall, rss, json.loads(o.strip().splitlines()[-1])["oneshot_seconds"]
 
 
+def tinyllama():
+    """quantkit GPTQ of the TinyLlama-shaped checkpoint: (wall seconds per run, peak RSS, checkpoint bytes)."""
+    src = "bench-out/tinyllama-1.1b-synth"
+    if not os.path.exists(src + "/config.json"):
+        subprocess.check_call([qk, "synth", "tinyllama-1.1b", "-o", src])
+        for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json"]:
+            shutil.copyfile("Formats/golden/micro-llama-hf/" + f, f"{src}/{f}")
+    size = sum(os.path.getsize(os.path.join(src, f)) for f in os.listdir(src) if f.endswith(".safetensors"))
+    dest, walls, peak = f"{out}/quantkit-gptq-tinyllama", [], 0
+    for r in range(int(os.environ.get("BENCH_TINY_REPEATS", "1"))):
+        shutil.rmtree(dest, ignore_errors=True)
+        w, rss = run([qk, "quantize", src, "-o", dest, "--format", "gptq", "--method", "gptq", "--bits", "4",
+                      "--group-size", group, "--asym"] + calib, env)
+        walls.append(w); peak = max(peak, rss)
+        print(f"gptq-tinyllama run {r + 1}: quantkit {w:.1f} s, peak RSS {rss / 2**20:.0f} MiB", flush=True)
+    return walls, peak, size
+
+
 rows, report, cands = [], {}, []
+if "gptq-tinyllama" in jobs:
+    walls, peak, size = tinyllama()
+    report["gptq-tinyllama"] = {"quantkit_s": walls, "quantkit_rss": peak, "checkpoint_bytes": size}
+    table([["gptq-tinyllama", f"{statistics.median(walls):.1f} s ({min(walls):.0f}-{max(walls):.0f})",
+            f"{peak / 2**20:.0f} MiB", f"{size / 2**20:.0f} MiB"]],
+          ["job (w4 g64 asym, TinyLlama-1.1B shapes)", "quantkit wall", "peak RSS", "bf16 checkpoint"])
+    jobs = [j for j in jobs if j != "gptq-tinyllama"]
+    if not jobs:
+        json.dump(report, open(f"{out}/report-tinyllama.json", "w"), indent=1)
+        sys.exit(0)
 for job in jobs:
     q, l, lo, q_rss, l_rss = [], [], [], 0, 0
     for r in range(repeats):
