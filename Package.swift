@@ -26,7 +26,12 @@ let package = Package(
         // dependency by path or branch, not in one by version.)
         .target(name: "RowKernels", dependencies: ["TensorCore"]),
         .target(name: "RowKernelsAVX2", dependencies: ["TensorCore"], swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
-        .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization", "RowKernels", "RowKernelsAVX2"]),
+        // The integer kernels of llama.cpp-rounded activations in C with AVX2 intrinsics (pmaddubsw: 32 byte products
+        // per instruction, which Swift's SIMD types do not reach); per-function target attributes, called only where
+        // /proc/cpuinfo lists AVX2/FMA/F16C.
+        .target(name: "CInt8Kernels"),
+        .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization", "RowKernels", "RowKernelsAVX2",
+                                              "CInt8Kernels"]),
         // Model files on disk (HF, packed int, GGUF) as a runnable model.
         .target(name: "Checkpoints", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama"]),
         // Calibration text and the layer-wise methods that use it (GPTQ, AWQ, imatrix).

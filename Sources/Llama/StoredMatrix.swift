@@ -1,3 +1,4 @@
+import CInt8Kernels
 import Foundation
 import ModelFormats
 import Quantization
@@ -41,7 +42,8 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
         }
     }
 
-    /// y[r] (+)= row r · x̂ for x̂ rounded to int8 (see Int8Dot.matvec).
+    /// y[r] (+)= row r · x̂ for x̂ rounded to int8: the Swift kernels (Int8Dot.matvec) in the baseline set, the C ones
+    /// (pmaddubsw, CInt8Kernels) in the AVX2 set — the same integer sums; Q4_K and Q6_K give the same floats too.
     public func matvecInt8(_ kind: RowKernels.RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                            _ a: Int8Activations, row t: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let (v, d, s) = a.pointers(row: t)
@@ -50,9 +52,9 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
             RowKernels.Int8Dot.matvec(kind, w, rowBytes: rowBytes, rows: rows, values: v, scales: d, sums: s, n: a.n,
                                       y: y, accumulate: accumulate)
         case .avx2:
-            RowKernelsAVX2.Int8Dot.matvec(RowKernelsAVX2.RowKind(rawValue: kind.rawValue)!, w, rowBytes: rowBytes,
-                                          rows: rows, values: v, scales: d, sums: s, n: a.n, y: y,
-                                          accumulate: accumulate)
+            let status = qk_int8_matvec_avx2(Int32(kind.rawValue), w, rowBytes, rows.lowerBound, rows.upperBound,
+                                             a.bytes(row: t), d, s, a.n, y, accumulate ? 1 : 0)
+            precondition(status == 0, "no integer kernel for \(kind)")
         }
     }
 }
@@ -70,6 +72,8 @@ public enum ActivationRounding: String, CaseIterable, Sendable {
 public final class Int8Activations: @unchecked Sendable {
     public let n: Int, count: Int, block: Int
     let values: UnsafeMutablePointer<Int16>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>
+    /// The rounded values as bytes in their natural order (the C kernels' form).
+    let int8: UnsafeMutablePointer<Int8>
 
     public init(_ x: UnsafePointer<Float>, count T: Int, n: Int, block: Int, kernels: RowKernelSet = .current) {
         precondition(n % block == 0 && (block == 32 || block == 256),
@@ -80,10 +84,18 @@ public final class Int8Activations: @unchecked Sendable {
         values = .allocate(capacity: T * n)
         scales = .allocate(capacity: T * n / block)
         sums = .allocate(capacity: T * n / 16)
+        int8 = .allocate(capacity: T * n)
         for t in 0..<T {
             let (v, d, s) = pointers(row: t)
             kernels.quantizeInt8(x + t * n, n: n, block: block, values: .init(mutating: v), scales: .init(mutating: d),
                                  sums: .init(mutating: s))
+            let o = int8 + t * n
+            for g in stride(from: 0, to: n, by: 32) {   // per 32: 16 even-indexed values, then 16 odd-indexed ones
+                for k in 0..<16 {
+                    o[g + 2 * k] = Int8(v[g + k])   // −128…127 (Int8Dot.int8)
+                    o[g + 2 * k + 1] = Int8(v[g + 16 + k])
+                }
+            }
         }
     }
 
@@ -91,11 +103,14 @@ public final class Int8Activations: @unchecked Sendable {
         values.deallocate()
         scales.deallocate()
         sums.deallocate()
+        int8.deallocate()
     }
 
     func pointers(row t: Int) -> (UnsafePointer<Int16>, UnsafePointer<Float>, UnsafePointer<Int32>) {
         (.init(values + t * n), .init(scales + t * n / block), .init(sums + t * n / 16))
     }
+
+    func bytes(row t: Int) -> UnsafePointer<Int8> { .init(int8 + t * n) }
 
     /// The rounded values as floats (q · d), row t (tests).
     public func dequantized(row t: Int) -> [Float] {

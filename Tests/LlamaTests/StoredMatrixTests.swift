@@ -151,7 +151,8 @@ final class StoredMatrixTests: XCTestCase {
     }
 
     /// The integer kernels against the dequantized rows times the rounded activations (q·d) in double, on both
-    /// kernel sets (identical floats); odd block counts take the 32-value kernels' single-block tail.
+    /// kernel sets (Swift in the baseline, C in the AVX2 one: the same integer sums, floats summed in another order);
+    /// odd block counts take the 32-value kernels' single-block tail.
     func testInt8KernelsAgainstTheRoundedActivations() throws {
         let cases: [(GGMLType, Int)] = [(.q8_0, 544), (.q4_0, 544), (.q4_0, 512), (.q5_0, 544), (.q5_0, 512),
                                         (.q4_K, 512), (.q6_K, 768)]
@@ -173,7 +174,6 @@ final class StoredMatrixTests: XCTestCase {
                     XCTAssertEqual(xhat[i], xr[i], accuracy: d[i / block] * within + 1e-7, "\(t.name) x̂[\(i)]")
                 }
                 let ref = Self.reference(deq, rows: rows, cols: cols, x: xhat[...])
-                var first: [Float]?
                 for k in RowKernelSet.supported {
                     var y = [Float](repeating: .nan, count: rows)
                     y.withUnsafeMutableBufferPointer { yp in
@@ -183,11 +183,46 @@ final class StoredMatrixTests: XCTestCase {
                         XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9,
                                        "\(t.name) \(k) row \(r)")
                     }
-                    if let f = first {
-                        XCTAssertEqual(y, f, "\(t.name): \(k) differs from the baseline")
-                    } else {
-                        first = y
-                    }
+                }
+            }
+        }
+    }
+
+    /// Blocks of random bytes (every weight byte, −128 in Q8_0, the largest 6-bit scales and mins and negative Q6_K
+    /// scales) against activations whose blocks reach ±127 steps: both kernel sets stay within float rounding of the
+    /// dequantized rows times x̂ (no 16-bit overflow in the byte products), and their integer sums agree.
+    func testInt8KernelsOnEveryByteValue() throws {
+        let cases: [(GGMLType, Int, [Int])] = [(.q8_0, 34, [0]), (.q4_0, 18, [0]), (.q5_0, 22, [0]),
+                                               (.q4_K, 144, [0, 2]), (.q6_K, 210, [208])]
+        for (t, blockBytes, scaleOffsets) in cases {
+            let rows = 9, cols = 512
+            let perRow = cols / t.blockSize
+            var state: UInt64 = 99
+            var bytes = (0..<(rows * perRow * blockBytes)).map { _ -> UInt8 in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return UInt8(truncatingIfNeeded: state >> 33)
+            }
+            for b in 0..<(rows * perRow) {   // f16 scales of ±(0.5…2): finite products
+                for o in scaleOffsets {
+                    bytes[b * blockBytes + o] = UInt8(truncatingIfNeeded: state >> 20)
+                    bytes[b * blockBytes + o + 1] = (state >> 40) & 1 == 0 ? 0x3A : 0xBC
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                }
+            }
+            let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
+            var x = Self.values(cols, seed: 5)
+            for i in stride(from: 0, to: cols, by: 32) { x[i] = i % 64 == 0 ? 1 : -1 }   // ±127 steps per block
+            let block = t == .q4_K || t == .q6_K ? 256 : 32
+            let a = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: cols, block: block) }
+            let ref = Self.reference(deq, rows: rows, cols: cols, x: a.dequantized(row: 0)[...])
+            for k in RowKernelSet.supported {
+                var y = [Float](repeating: .nan, count: rows)
+                y.withUnsafeMutableBufferPointer { yp in
+                    m.rowProducts(a, row: 0, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
+                }
+                for r in 0..<rows {
+                    XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, "\(t.name) \(k) row \(r)")
                 }
             }
         }
