@@ -43,7 +43,8 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
     }
 
     /// y[r] (+)= row r · x̂ for x̂ rounded to int8: the Swift kernels (Int8Dot.matvec) in the baseline set, the C ones
-    /// (pmaddubsw, CInt8Kernels) in the AVX2 set — the same integer sums; Q4_K and Q6_K give the same floats too.
+    /// (pmaddubsw, CInt8Kernels) in the AVX2 set — the same integer sums, the blocks' floats summed in another order.
+    /// (RowKernelsAVX2's copy of Int8Dot, the same source as the baseline's, is not called.)
     public func matvecInt8(_ kind: RowKernels.RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                            _ a: Int8Activations, row t: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let (v, d, s) = a.pointers(row: t)
