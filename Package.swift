@@ -20,18 +20,14 @@ let package = Package(
         .target(name: "ModelFormats", dependencies: ["TensorCore"]),
         .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
-        // Dot products of stored weight rows, compiled twice from one source: for baseline x86-64 and, for CPUs with
-        // AVX2/FMA/F16C (picked at run time from /proc/cpuinfo, so a binary built elsewhere never runs it on a CPU
-        // without them), for Haswell's instruction set. (SwiftPM accepts the unsafe flag in a root package or a
-        // dependency by path or branch, not in one by version.)
+        // Dot products of stored weight rows (decoding) for baseline x86-64, in Swift: the reference kernels.
         .target(name: "RowKernels", dependencies: ["TensorCore"]),
-        .target(name: "RowKernelsAVX2", dependencies: ["TensorCore"], swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
-        // The integer kernels of llama.cpp-rounded activations in C with AVX2 intrinsics (pmaddubsw: 32 byte products
-        // per instruction, which Swift's SIMD types do not reach); per-function target attributes, called only where
-        // /proc/cpuinfo lists AVX2/FMA/F16C.
-        .target(name: "CInt8Kernels"),
-        .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization", "RowKernels", "RowKernelsAVX2",
-                                              "CInt8Kernels"]),
+        // The same products in C with AVX2/FMA/F16C intrinsics, f32 activations (FMA) and int8 ones (pmaddubsw: 32
+        // byte products per instruction, which Swift's SIMD types do not reach); per-function target attributes,
+        // called only where /proc/cpuinfo lists all three, so a binary built elsewhere runs on any x86-64.
+        .target(name: "CRowKernels"),
+        .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization", "RowKernels",
+                                              "CRowKernels"]),
         // Model files on disk (HF, packed int, GGUF) as a runnable model.
         .target(name: "Checkpoints", dependencies: ["TensorCore", "ModelFormats", "Quantization", "Tokenizers", "Llama"]),
         // Calibration text and the layer-wise methods that use it (GPTQ, AWQ, imatrix).
@@ -53,8 +49,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TestScratch", "TensorCore"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["TestScratch", "ModelFormats", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["TestScratch", "Tokenizers", "ModelFormats", "TensorCore"]),
-        .testTarget(name: "LlamaTests", dependencies: ["TestScratch", "Llama", "ModelFormats", "TensorCore", "Quantization", "RowKernels",
-                                                      "RowKernelsAVX2"]),
+        .testTarget(name: "LlamaTests", dependencies: ["TestScratch", "Llama", "ModelFormats", "TensorCore", "Quantization", "RowKernels"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestScratch", "Evaluation", "Checkpoints", "Llama", "ModelFormats", "TensorCore"]),
         .testTarget(name: "CalibrationTests", dependencies: ["TestScratch", "Calibration", "TensorCore", "CZstd"]),
         .testTarget(name: "QuantizationTests", dependencies: ["TestScratch", "Quantization", "ModelFormats", "TensorCore"]),

@@ -1,13 +1,13 @@
-import CInt8Kernels
+import CRowKernels
 import Foundation
 import ModelFormats
 import Quantization
 import RowKernels
-import RowKernelsAVX2
 import TensorCore
 
-/// Which compiled copy of the row kernels runs: the AVX2/FMA/F16C one when /proc/cpuinfo lists all three, else the
-/// baseline x86-64 one. `QUANTKIT_ROW_KERNELS=baseline` forces the baseline (tests compare the two).
+/// Which row kernels run: the C ones with AVX2/FMA/F16C (Sources/CRowKernels) when /proc/cpuinfo lists all three,
+/// else the Swift ones for the baseline x86-64 (RowKernels: the reference). `QUANTKIT_ROW_KERNELS=baseline` forces
+/// the baseline (tests run both).
 public enum RowKernelSet: String, CaseIterable, Sendable {
     case baseline, avx2
 
@@ -21,30 +21,24 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
         CPUFeatures.flags.isSuperset(of: ["avx2", "fma", "f16c"]) ? [.baseline, .avx2] : [.baseline]
     }
 
-    /// y[r] (+)= row r · x for r in `rows` (see RowDot.matvec).
+    /// y[r] (+)= row r · x for r in `rows`: the Swift kernels (RowDot.matvec, the reference) in the baseline set, the
+    /// C ones (CRowKernels/FloatKernels.c: FMA, scales once per 16 or 32 values) in the AVX2 set — the dequantized
+    /// rows' products in both, up to float rounding.
     public func matvec(_ kind: RowKernels.RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                        x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         switch self {
         case .baseline:
             RowKernels.RowDot.matvec(kind, w, rowBytes: rowBytes, rows: rows, x: x, n: n, y: y, accumulate: accumulate)
         case .avx2:
-            RowKernelsAVX2.RowDot.matvec(RowKernelsAVX2.RowKind(rawValue: kind.rawValue)!, w, rowBytes: rowBytes, rows: rows,
-                                         x: x, n: n, y: y, accumulate: accumulate)
-        }
-    }
-
-    /// Int8Dot.quantize in this set's build (the same values in both).
-    public func quantizeInt8(_ x: UnsafePointer<Float>, n: Int, block: Int, values: UnsafeMutablePointer<Int16>,
-                             scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
-        switch self {
-        case .baseline: RowKernels.Int8Dot.quantize(x, n: n, block: block, values: values, scales: scales, sums: sums)
-        case .avx2: RowKernelsAVX2.Int8Dot.quantize(x, n: n, block: block, values: values, scales: scales, sums: sums)
+            let status = qk_f32_matvec_avx2(Int32(kind.rawValue), w, rowBytes, rows.lowerBound, rows.upperBound, x, n,
+                                            y, accumulate ? 1 : 0)
+            precondition(status == 0, "row kernel for \(kind): status \(status)")
         }
     }
 
     /// y[r] (+)= row r · x̂ for x̂ rounded to int8: the Swift kernels (Int8Dot.matvec) in the baseline set, the C ones
-    /// (pmaddubsw, CInt8Kernels) in the AVX2 set — the same integer sums, the blocks' floats summed in another order.
-    /// (RowKernelsAVX2's copy of Int8Dot, the same source as the baseline's, is not called.)
+    /// (pmaddubsw, CRowKernels/Int8Kernels.c) in the AVX2 set — the same integer sums, the blocks' floats summed in
+    /// another order.
     public func matvecInt8(_ kind: RowKernels.RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                            _ a: Int8Activations, row t: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let (v, d, s) = a.pointers(row: t)
@@ -76,7 +70,7 @@ public final class Int8Activations: @unchecked Sendable {
     /// The rounded values as bytes in their natural order (the C kernels' form).
     let int8: UnsafeMutablePointer<Int8>
 
-    public init(_ x: UnsafePointer<Float>, count T: Int, n: Int, block: Int, kernels: RowKernelSet = .current) {
+    public init(_ x: UnsafePointer<Float>, count T: Int, n: Int, block: Int) {
         precondition(n % block == 0 && (block == 32 || block == 256),
                      "int8 activations: \(n) values in blocks of \(block)")
         self.n = n
@@ -88,8 +82,8 @@ public final class Int8Activations: @unchecked Sendable {
         int8 = .allocate(capacity: T * n)
         for t in 0..<T {
             let (v, d, s) = pointers(row: t)
-            kernels.quantizeInt8(x + t * n, n: n, block: block, values: .init(mutating: v), scales: .init(mutating: d),
-                                 sums: .init(mutating: s))
+            RowKernels.Int8Dot.quantize(x + t * n, n: n, block: block, values: .init(mutating: v),
+                                        scales: .init(mutating: d), sums: .init(mutating: s))
             let o = int8 + t * n
             for g in stride(from: 0, to: n, by: 32) {   // per 32: 16 even-indexed values, then 16 odd-indexed ones
                 for k in 0..<16 {

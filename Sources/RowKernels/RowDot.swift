@@ -7,9 +7,8 @@ import TensorCore
 /// shuffled lane by lane — and take its dot product with x. The decoded values are the reference dequantizers' own
 /// (the same float operations), so a row's products are those of the dequantized row.
 ///
-/// The same source is compiled twice: as `RowKernels` for the baseline x86-64 (SSE2) and as `RowKernelsAVX2` with
-/// AVX2/FMA/F16C (Sources/RowKernelsAVX2 links here); `RowKernelSet` picks one from /proc/cpuinfo. Swift emits no
-/// fused multiply-add without being asked, so both compute the same floats in the same order.
+/// These are the baseline x86-64 (SSE2) kernels and the reference for the C ones with AVX2/FMA/F16C
+/// (Sources/CRowKernels), which `RowKernelSet` picks from /proc/cpuinfo; tests hold both to the dequantized rows.
 public enum RowKind: Int, CaseIterable, Sendable {
     case f32, bf16, q8_0, q4_0, q5_0, q4_K, q6_K
 }

@@ -74,8 +74,14 @@ struct BenchRowKernels: ParsableCommand {
     @Option(help: "Rows and columns.") var rows: Int = 8192
     @Option var cols: Int = 4096
     @Option(help: "Repeats (the best is reported).") var repeats: Int = 5
+    @Option(help: "Types to measure, comma-separated (default: all with a row kernel).")
+    var types: String = "F32,F16,BF16,Q4_0,Q5_0,Q8_0,Q4_K,Q6_K"
     func run() throws {
         try guarded {
+            let picked = try types.split(separator: ",").map { name in
+                guard let t = GGMLType.named(String(name)) else { throw QKError("bench-rowkernels: unknown type \(name)") }
+                return t
+            }
             let x: [Float] = (0..<cols).map { i in Float(i % 17) / 17 - 0.5 }
             var values = [Float](repeating: 0, count: rows * cols)
             for i in values.indices {
@@ -83,7 +89,7 @@ struct BenchRowKernels: ParsableCommand {
                 values[i] = Float(h) / 1000 - 1
             }
             var report: [(String, JSONValue)] = []
-            for t in [GGMLType.f32, .f16, .bf16, .q4_0, .q5_0, .q8_0, .q4_K, .q6_K] {
+            for t in picked {
                 let bytes = try GGMLCodec.quantize(t, values, rowLength: cols)
                 let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
                 var y = [Float](repeating: 0, count: rows)

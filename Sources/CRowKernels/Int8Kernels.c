@@ -6,7 +6,7 @@
 // these only where /proc/cpuinfo lists all three (RowKernelSet). The integer sums are those of the Swift kernels
 // (RowKernels.Int8Dot); the blocks' floats are summed in eight lanes, another order than theirs (equal up to float
 // rounding).
-#include "CInt8Kernels.h"
+#include "CRowKernels.h"
 
 #include <immintrin.h>
 #include <string.h>

@@ -1,11 +1,13 @@
-#ifndef QUANTKIT_CINT8KERNELS_H
-#define QUANTKIT_CINT8KERNELS_H
+#ifndef QUANTKIT_CROWKERNELS_H
+#define QUANTKIT_CROWKERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/// Row kinds with an integer kernel (RowKernels.RowKind's raw values).
+/// Row kinds (RowKernels.RowKind's raw values).
 enum {
+    QK_ROW_F32 = 0,
+    QK_ROW_BF16 = 1,
     QK_ROW_Q8_0 = 2,
     QK_ROW_Q4_0 = 3,
     QK_ROW_Q5_0 = 4,
@@ -19,5 +21,11 @@ enum {
 /// a CPU whose /proc/cpuinfo lists avx2, fma and f16c. Returns 0, or -1 for a kind without a kernel.
 int qk_int8_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q,
                         const float *d, const int32_t *sums, size_t n, float *y, int accumulate);
+
+/// y[r] (+)= row r · x for r in [r0, r1): row r at w + r · row_bytes, n values per row (a multiple of the kind's block
+/// and of 8), x [n] f32 — the dequantized row's product up to float rounding. AVX2 with FMA and F16C, as above.
+/// Returns 0, -1 for an unknown kind, -2 when memory for x's reordered copy (Q4_K) could not be had.
+int qk_f32_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x, size_t n,
+                       float *y, int accumulate);
 
 #endif
