@@ -2,10 +2,11 @@
 // (the default), where a row's product is that of its dequantized values. Weights become floats in registers: bf16
 // by a 16-bit shift, int8 by vpmovsxbd + vcvtdq2ps. Q4_0, Q5_0 and Q6_K first assemble a block's or super-block's
 // integer values (offset removed, as signed bytes) with 32-byte operations into a small buffer that stays in L1, then
-// widen eight at a time; Q4_K masks its nibbles in place against a reordered copy of x (q4_K_row). Each value is multiplied by x in f32 with one rounding (FMA) and the block's scale applied
-// once per 16 or 32 values: w·x = d·sc·Σ q·x (− dmin·m·Σ x for Q4_K, with Σ x per 32 made once per call), so a
-// product equals the dequantized row's up to float rounding — another order than the Swift reference kernels
-// (RowKernels.RowDot), which the baseline set runs.
+// widen eight at a time; Q4_K masks its nibbles in place against a reordered copy of x (q4_K_row). Each value is
+// multiplied by x in f32 with one rounding (FMA) and the block's scale applied once per 16 or 32 values:
+// w·x = d·sc·Σ q·x (− dmin·m·Σ x for Q4_K, with Σ x per 32 made once per call), so a product equals the dequantized
+// row's up to float rounding — another order than the Swift reference kernels (RowKernels.RowDot), which the
+// baseline set runs. Two to four accumulators per row: with one, the loops wait on FMA latency.
 //
 // Only the functions marked QK_AVX2 use AVX2, FMA and F16C; the library is built for the baseline CPU and Swift calls
 // these only where /proc/cpuinfo lists all three (RowKernelSet).
@@ -111,7 +112,9 @@ QK_AVX2 static float q8_0_row(const uint8_t *row, const float *x, size_t blocks)
 }
 
 // Q4_0: f16 d, 16 bytes of nibbles; w = (q − 8)·d.
-QK_AVX2 static inline __m256i q4_0_values(const uint8_t *p) { return _mm256_sub_epi8(nibbles(p + 2), _mm256_set1_epi8(8)); }
+QK_AVX2 static inline __m256i q4_0_values(const uint8_t *p) {
+    return _mm256_sub_epi8(nibbles(p + 2), _mm256_set1_epi8(8));
+}
 
 // Q5_0: f16 d, u32 of fifth bits (bit j for value j), 16 bytes of nibbles as Q4_0; w = (q − 16)·d.
 QK_AVX2 static inline __m256i q5_0_values(const uint8_t *p) {
@@ -122,7 +125,7 @@ QK_AVX2 static inline __m256i q5_0_values(const uint8_t *p) {
 }
 
 // Rows of 32-value blocks of `size` bytes, f16 d first, whose values `values` assembles as signed bytes: two blocks
-// per step, each on its own accumulator (one accumulator makes the loop wait on FMA latency).
+// per step, each on its own accumulator.
 #define QK_BLOCK32_ROW(name, size, values)                                                                       \
     QK_AVX2 static float name(const uint8_t *row, const float *x, size_t blocks) {                              \
         _Alignas(32) int8_t q[64];                                                                               \
