@@ -12,26 +12,9 @@
 // these only where /proc/cpuinfo lists all three (RowKernelSet).
 #include "CRowKernels.h"
 
-#include <immintrin.h>
+#include "BlockBits.h"
+
 #include <stdlib.h>
-#include <string.h>
-
-#define QK_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-QK_AVX2 static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-QK_AVX2 static inline float f16_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-QK_AVX2 static inline __m256i bytes32(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 // Eight signed bytes at p as floats.
 QK_AVX2 static inline __m256 s8x8(const int8_t *p) {
@@ -51,22 +34,6 @@ QK_AVX2 static inline __m256 dot32(const int8_t *q, const float *x) {
     s = _mm256_fmadd_ps(s8x8(q + 16), _mm256_loadu_ps(x + 16), s);
     t = _mm256_fmadd_ps(s8x8(q + 24), _mm256_loadu_ps(x + 24), t);
     return _mm256_add_ps(s, t);
-}
-
-// 16 bytes of nibbles as 32 bytes: low nibbles (values 0…15) in the low half, high nibbles (16…31) in the high half.
-QK_AVX2 static inline __m256i nibbles(const uint8_t *p) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)p);
-    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-// Bit i of `bits` as byte i: 0xFF where set, 0 where clear (byte i reads byte i / 8 of the word, tests bit i % 8).
-QK_AVX2 static inline __m256i bit_bytes(uint32_t bits) {
-    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i mask = _mm256_set1_epi64x(0x8040201008040201LL);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int32_t)bits), pick);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
 }
 
 // f32 and bf16 rows: 32 values per step on four accumulators (n is a multiple of 8).
@@ -118,9 +85,7 @@ QK_AVX2 static inline __m256i q4_0_values(const uint8_t *p) {
 
 // Q5_0: f16 d, u32 of fifth bits (bit j for value j), 16 bytes of nibbles as Q4_0; w = (q − 16)·d.
 QK_AVX2 static inline __m256i q5_0_values(const uint8_t *p) {
-    uint32_t bits;
-    memcpy(&bits, p + 2, 4);
-    __m256i fifth = _mm256_and_si256(bit_bytes(bits), _mm256_set1_epi8(0x10));
+    __m256i fifth = _mm256_and_si256(bit_bytes(u32_at(p + 2)), _mm256_set1_epi8(0x10));
     return _mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifth), _mm256_set1_epi8(16));
 }
 
@@ -156,17 +121,12 @@ QK_BLOCK32_ROW(q5_0_row, 22, q5_0_values)
 // in that order (q4_K_order), nibble k's values scaled by 2^-4k (2^-24 for k = 7, whose nibble is shifted down 4
 // first). (lane & 0xF << 4k) is q·2^4k, exact as a float, and its product with the scaled x is q·x.
 QK_AVX2 static float q4_K_row(const uint8_t *row, const float *xp, const float *xsum, size_t blocks) {
-    const uint32_t low6 = 0x3F3F3F3F, nib = 0x0F0F0F0F, top2 = 0x03030303;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = row + 144 * b;
-        uint32_t w0, w1, w2;
-        memcpy(&w0, p + 4, 4);
-        memcpy(&w1, p + 8, 4);
-        memcpy(&w2, p + 12, 4);
-        _Alignas(8) uint32_t sc[2] = {w0 & low6, (w2 & nib) | (((w0 >> 6) & top2) << 4)};
-        const uint64_t mn = (uint64_t)(w1 & low6) | (uint64_t)(((w2 >> 4) & nib) | (((w1 >> 6) & top2) << 4)) << 32;
-        const uint8_t *s = (const uint8_t *)sc;
+        uint64_t sc, mn;
+        q4_K_scales_mins(p + 4, &sc, &mn);
+        const uint8_t *s = (const uint8_t *)&sc;   // scale j in byte j (little-endian)
         const float d = f16_at(p), *xb = xp + 256 * b;
         for (int j = 0; j < 4; j++) {
             const __m256i raw = bytes32(p + 16 + 32 * j), top = _mm256_srli_epi32(raw, 4);
@@ -208,7 +168,7 @@ static void q4_K_order(const float *x, size_t n, float *xp) {
 // values), f16 d at the end; value l + 32g (g = 0…3) is ql[l + 32(g & 1)]'s low (g < 2) or high nibble with qh[l]'s
 // bits 2g, 2g + 1 above it, minus 32. w = d·sc·(q − 32).
 QK_AVX2 static float q6_K_row(const uint8_t *row, const float *x, size_t blocks) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03), off = _mm256_set1_epi8(32);
+    const __m256i off = _mm256_set1_epi8(32);
     _Alignas(32) int8_t q[128];
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (size_t b = 0; b < blocks; b++) {
@@ -217,15 +177,8 @@ QK_AVX2 static float q6_K_row(const uint8_t *row, const float *x, size_t blocks)
         const float d = f16_at(p + 208);
         for (int n = 0; n < 2; n++) {
             const __m256i qa = bytes32(p + 64 * n), qb = bytes32(p + 64 * n + 32), h = bytes32(p + 128 + 32 * n);
-            const __m256i v[4] = {
-                _mm256_or_si256(_mm256_and_si256(qa, low4), _mm256_slli_epi16(_mm256_and_si256(h, low2), 4)),
-                _mm256_or_si256(_mm256_and_si256(qb, low4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), low2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), low2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), low2), 4)),
-            };
+            __m256i v[4];
+            q6_K_values(qa, qb, h, v);
             for (int g = 0; g < 4; g++) _mm256_store_si256((__m256i *)(q + 32 * g), _mm256_sub_epi8(v[g], off));
             const float *xn = x + 256 * b + 128 * n;
             for (int k = 0; k < 8; k++) {   // scale 8n + k: values 16k … 16k + 15 of this half

@@ -8,31 +8,7 @@
 // rounding).
 #include "CRowKernels.h"
 
-#include <immintrin.h>
-#include <string.h>
-
-#define QK_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-QK_AVX2 static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-QK_AVX2 static inline float half_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-static inline uint32_t u32_at(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-QK_AVX2 static inline __m256i load32(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+#include "BlockBits.h"
 
 // Σ x·y over 32 signed bytes, in eight 32-bit lanes. pmaddubsw wants an unsigned operand: |x| against y carrying x's
 // sign. |x| ≤ 128 and |y| ≤ 127 (activations are rounded to ±127), so a pair sum stays under 2¹⁵.
@@ -41,32 +17,15 @@ QK_AVX2 static inline __m256i dot_s8(__m256i x, __m256i y) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-// 16 bytes of nibbles as 32 bytes: low nibbles (values 0…15) in the low half, high nibbles (16…31) in the high half.
-QK_AVX2 static inline __m256i nibbles_32(const uint8_t *p) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)p);
-    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-// Bit i of `bits` as byte i: 0xFF where set, 0 where clear. Byte i reads byte i / 8 of the word (every 32-bit lane
-// holds the word, so the in-lane shuffle reaches it from both halves) and tests its bit i % 8.
-QK_AVX2 static inline __m256i bits_as_bytes(uint32_t bits) {
-    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i mask = _mm256_set1_epi64x(0x8040201008040201LL);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int32_t)bits), pick);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
-}
-
 // Q8_0: f16 d, 32 signed bytes.
 QK_AVX2 static float dot_q8_0(const uint8_t *row, const int8_t *q, const float *dx, size_t blocks) {
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = row + 34 * b;
-        __m256 s = _mm256_cvtepi32_ps(dot_s8(load32(p + 2), load32(q + 32 * b)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p) * dx[b]), s, acc);
+        __m256 s = _mm256_cvtepi32_ps(dot_s8(bytes32(p + 2), bytes32(q + 32 * b)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p) * dx[b]), s, acc);
     }
-    return hsum_ps(acc);
+    return hsum(acc);
 }
 
 // Q4_0: f16 d, 16 bytes of nibbles; x = (q − 8)·d.
@@ -74,11 +33,11 @@ QK_AVX2 static float dot_q4_0(const uint8_t *row, const int8_t *q, const float *
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = row + 18 * b;
-        __m256i x = _mm256_sub_epi8(nibbles_32(p + 2), _mm256_set1_epi8(8));
-        __m256 s = _mm256_cvtepi32_ps(dot_s8(x, load32(q + 32 * b)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p) * dx[b]), s, acc);
+        __m256i x = _mm256_sub_epi8(nibbles(p + 2), _mm256_set1_epi8(8));
+        __m256 s = _mm256_cvtepi32_ps(dot_s8(x, bytes32(q + 32 * b)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p) * dx[b]), s, acc);
     }
-    return hsum_ps(acc);
+    return hsum(acc);
 }
 
 // Q5_0: f16 d, u32 of fifth bits (bit j for value j), 16 bytes of nibbles as Q4_0; x = (q − 16)·d.
@@ -86,12 +45,12 @@ QK_AVX2 static float dot_q5_0(const uint8_t *row, const int8_t *q, const float *
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = row + 22 * b;
-        __m256i fifth = _mm256_and_si256(bits_as_bytes(u32_at(p + 2)), _mm256_set1_epi8(0x10));
-        __m256i x = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(p + 6), fifth), _mm256_set1_epi8(16));
-        __m256 s = _mm256_cvtepi32_ps(dot_s8(x, load32(q + 32 * b)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p) * dx[b]), s, acc);
+        __m256i fifth = _mm256_and_si256(bit_bytes(u32_at(p + 2)), _mm256_set1_epi8(0x10));
+        __m256i x = _mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifth), _mm256_set1_epi8(16));
+        __m256 s = _mm256_cvtepi32_ps(dot_s8(x, bytes32(q + 32 * b)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p) * dx[b]), s, acc);
     }
-    return hsum_ps(acc);
+    return hsum(acc);
 }
 
 // Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins (eight each), 128 bytes of nibbles; per 64 values 32
@@ -101,19 +60,18 @@ QK_AVX2 static float dot_q5_0(const uint8_t *row, const int8_t *q, const float *
 QK_AVX2 static float dot_q4_K(const uint8_t *row, const int8_t *q, const float *dx, const int32_t *sums,
                               size_t blocks) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const uint32_t low6 = 0x3F3F3F3F, nib = 0x0F0F0F0F, top2 = 0x03030303;
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *p = row + 144 * b;
-        const uint32_t w0 = u32_at(p + 4), w1 = u32_at(p + 8), w2 = u32_at(p + 12);
-        const uint64_t sc = (uint64_t)(w0 & low6) | (uint64_t)((w2 & nib) | (((w0 >> 6) & top2) << 4)) << 32;
-        const uint64_t mn = (uint64_t)(w1 & low6) | (uint64_t)(((w2 >> 4) & nib) | (((w1 >> 6) & top2) << 4)) << 32;
+        uint64_t sc, mn;
+        q4_K_scales_mins(p + 4, &sc, &mn);
         const int8_t *a = q + 256 * b;
         __m256i dot = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {   // q ≤ 15 against |a| ≤ 127: pair sums < 2¹⁵; times sc ≤ 63 in 32 bits
-            __m256i raw = load32(p + 16 + 32 * j);
-            __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(raw, low4), load32(a + 64 * j));
-            __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), load32(a + 64 * j + 32));
+            __m256i raw = bytes32(p + 16 + 32 * j);
+            __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(raw, low4), bytes32(a + 64 * j));
+            __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4),
+                                              bytes32(a + 64 * j + 32));
             lo = _mm256_madd_epi16(lo, _mm256_set1_epi16((int16_t)((sc >> (16 * j)) & 0xFF)));
             hi = _mm256_madd_epi16(hi, _mm256_set1_epi16((int16_t)((sc >> (16 * j + 8)) & 0xFF)));
             dot = _mm256_add_epi32(dot, _mm256_add_epi32(lo, hi));
@@ -125,10 +83,10 @@ QK_AVX2 static float dot_q4_K(const uint8_t *row, const int8_t *q, const float *
                                           _mm256_loadu_si256((const __m256i *)(s16 + 8)));
         pairs = _mm256_permute4x64_epi64(pairs, 0xD8);
         __m256i mins = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((int64_t)mn)), pairs);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx[b] * half_at(p)), _mm256_cvtepi32_ps(dot), acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dx[b] * half_at(p + 2)), _mm256_cvtepi32_ps(mins), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx[b] * f16_at(p)), _mm256_cvtepi32_ps(dot), acc);
+        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dx[b] * f16_at(p + 2)), _mm256_cvtepi32_ps(mins), acc);
     }
-    return hsum_ps(acc);
+    return hsum(acc);
 }
 
 // Q6_K: per 128 values 64 bytes of low nibbles (ql), 32 bytes of 2-bit highs (qh) and 8 signed scales (one per 16
@@ -137,7 +95,6 @@ QK_AVX2 static float dot_q4_K(const uint8_t *row, const int8_t *q, const float *
 // activations' sums of 16: Σ sc·(q − 32)·a = Σ sc·q·a − 32·Σ sc·Σ a.
 QK_AVX2 static float dot_q6_K(const uint8_t *row, const int8_t *q, const float *dx, const int32_t *sums,
                               size_t blocks) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
     __m128i pick[4];   // bytes 2g (×8) then 2g + 1 (×8): one scale per 16 values, each half of a 32-value group
     for (int g = 0; g < 4; g++) {
         pick[g] = _mm_unpacklo_epi64(_mm_set1_epi8((char)(2 * g)), _mm_set1_epi8((char)(2 * g + 1)));
@@ -148,31 +105,25 @@ QK_AVX2 static float dot_q6_K(const uint8_t *row, const int8_t *q, const float *
         const __m128i sc = _mm_loadu_si128((const __m128i *)(p + 192));
         __m256i dot = _mm256_setzero_si256();
         for (int n = 0; n < 2; n++) {
-            const __m256i qa = load32(p + 64 * n), qb = load32(p + 64 * n + 32), h = load32(p + 128 + 32 * n);
+            const __m256i qa = bytes32(p + 64 * n), qb = bytes32(p + 64 * n + 32), h = bytes32(p + 128 + 32 * n);
             const __m128i scn = n == 0 ? sc : _mm_srli_si128(sc, 8);
-            const __m256i v[4] = {
-                _mm256_or_si256(_mm256_and_si256(qa, low4), _mm256_slli_epi16(_mm256_and_si256(h, low2), 4)),
-                _mm256_or_si256(_mm256_and_si256(qb, low4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), low2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), low2), 4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), low2), 4)),
-            };
+            __m256i v[4];
+            q6_K_values(qa, qb, h, v);
             for (int g = 0; g < 4; g++) {   // q ≤ 63 against |a| ≤ 127: pair sums < 2¹⁵
                 const int8_t *a = q + 256 * b + 128 * n + 32 * g;
                 __m256i scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scn, pick[g]));
-                dot = _mm256_add_epi32(dot, _mm256_madd_epi16(_mm256_maddubs_epi16(v[g], load32(a)), scale));
+                dot = _mm256_add_epi32(dot, _mm256_madd_epi16(_mm256_maddubs_epi16(v[g], bytes32(a)), scale));
             }
         }
         const int32_t *s16 = sums + 16 * b;
         __m256i offset = _mm256_add_epi32(
             _mm256_mullo_epi32(_mm256_cvtepi8_epi32(sc), _mm256_loadu_si256((const __m256i *)s16)),
-            _mm256_mullo_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)), _mm256_loadu_si256((const __m256i *)(s16 + 8))));
+            _mm256_mullo_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)),
+                               _mm256_loadu_si256((const __m256i *)(s16 + 8))));
         dot = _mm256_sub_epi32(dot, _mm256_slli_epi32(offset, 5));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx[b] * half_at(p + 208)), _mm256_cvtepi32_ps(dot), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx[b] * f16_at(p + 208)), _mm256_cvtepi32_ps(dot), acc);
     }
-    return hsum_ps(acc);
+    return hsum(acc);
 }
 
 QK_AVX2 int qk_int8_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q,
