@@ -92,6 +92,25 @@ public enum Evaluator {
             s += String(format: "  %8.4f ± %.4f  %+8.4f  %.5f  %.6f ± %.6f  %.6f  %.5f  %.4f  %6.2f  %5.2f  %ld\n", e.ppl, e.pplError, d, e.ppl / r.reference.result.ppl,
                         e.kldMean, e.kldError, e.kldQuantile(0.5), e.kldQuantile(0.99), e.kld.max() ?? 0, e.sameTop1Percent, c.bitsPerWeight, c.fileBytes)
         }
+        guard !r.candidates.isEmpty else { return s }
+        // where each Δppl comes from: the tokens grouped by the reference's probability of the correct one
+        let groups = NLLShiftBin.bins(reference: r.reference.result.nll, candidate: r.reference.result.nll)
+        s += "NLL change (candidate − reference, mean nats per token; in brackets the part of ln PPL ratio), "
+        s += "tokens grouped by the reference's p(correct token):\n"
+        func line(_ name: String, _ cells: [String]) -> String {
+            let l = cell(name) + cells.map { "  " + $0.padding(toLength: 26, withPad: " ", startingAt: 0) }.joined()
+            return String(l.reversed().drop { $0 == " " }.reversed()) + "\n"
+        }
+        // and the mean entropy of the next-token distributions: errors that flatten them lift the unlikely tokens
+        let hRef = r.reference.result.meanEntropy
+        s += line("candidate", groups.map { g in
+            String(format: "[%.2g, %.2g%@: %ld tokens", g.lower, g.upper, g.upper == 1 ? "]" : ")", g.tokens)
+        } + [String(format: "entropy (reference %.4f)", hRef)])
+        for c in r.candidates {
+            let shifts = NLLShiftBin.bins(reference: r.reference.result.nll, candidate: c.result.nll)
+            s += line(c.name, shifts.map { String(format: "%+.4f (%+.4f)", $0.meanShift, $0.lnPPLRatioPart) }
+                      + [String(format: "%.4f (%+.4f)", c.result.meanEntropy, c.result.meanEntropy - hRef)])
+        }
         return s
     }
 
@@ -100,11 +119,17 @@ public enum Evaluator {
             var kv: [(String, JSONValue)] = [("path", .string(c.name)), ("ppl", .double(c.result.ppl)), ("ppl_error", .double(c.result.pplError)),
                                             ("file_bytes", .int(Int64(c.fileBytes))), ("bits_per_weight", .double(c.bitsPerWeight)),
                                             ("chunk_ppl", .array(c.result.chunkPPL.map { .double($0) }))]
+            if !c.result.entropy.isEmpty { kv.append(("mean_entropy", .double(c.result.meanEntropy))) }
             if !ref {
                 kv += [("delta_ppl", .double(c.result.ppl - r.reference.result.ppl)), ("ppl_ratio", .double(c.result.ppl / r.reference.result.ppl)),
                        ("kld_mean", .double(c.result.kldMean)), ("kld_error", .double(c.result.kldError)),
                        ("kld_median", .double(c.result.kldQuantile(0.5))), ("kld_p99", .double(c.result.kldQuantile(0.99))),
                        ("kld_max", .double(c.result.kld.max() ?? 0)), ("same_top1_percent", .double(c.result.sameTop1Percent))]
+                let groups = NLLShiftBin.bins(reference: r.reference.result.nll, candidate: c.result.nll).map { g -> JSONValue in
+                    .object([("p_from", .double(g.lower)), ("p_to", .double(g.upper)), ("tokens", .int(Int64(g.tokens))),
+                             ("mean_nll_shift", .double(g.meanShift)), ("ln_ppl_ratio_part", .double(g.lnPPLRatioPart))])
+                }
+                kv.append(("nll_shift_by_reference_p", .array(groups)))
             }
             return .object(kv)
         }

@@ -7,6 +7,8 @@ public struct EvalResult {
     public var name: String
     public var nll: [Double] = []          // per scored token
     public var kld: [Double] = []          // per scored token, KL(P_ref ‖ P_cand); empty for the reference
+    /// Per scored token, the entropy of the model's next-token distribution (nats); filled when there are candidates.
+    public var entropy: [Double] = []
     public var sameTop1 = 0
     public var chunkPPL: [Double] = []
 
@@ -32,6 +34,7 @@ public struct EvalResult {
         return s[min(s.count - 1, Int((q * Double(s.count - 1)).rounded()))]
     }
     public var sameTop1Percent: Double { kld.isEmpty ? 100 : 100 * Double(sameTop1) / Double(kld.count) }
+    public var meanEntropy: Double { entropy.isEmpty ? 0 : entropy.reduce(0, +) / Double(entropy.count) }
 }
 
 public enum Perplexity {
@@ -120,14 +123,17 @@ public enum Perplexity {
                     candidates[k].1.head(candX[k][j], T: ctx, logitRows: rows, into: &cl[k])
                 }
                 let nr = rows.count, nc = candidates.count
-                let (refNLL, cNLL, cKLD, cSame) = score(chunk, rows: rows, reference: rl, candidates: cl, vocab: V, fromBase: base != nil)
+                let (refNLL, cNLL, cKLD, cSame, refH, cH) = score(chunk, rows: rows, reference: rl, candidates: cl, vocab: V,
+                                                                  fromBase: base != nil)
                 let chunkNLL = refNLL
                 var chunkC = [[Double]](repeating: [], count: nc)
                 for k in 0..<nc {
                     chunkC[k] = (0..<nr).map { cNLL[$0 * nc + k] }
                     cands[k].kld += (0..<nr).map { cKLD[$0 * nc + k] }
                     cands[k].sameTop1 += (0..<nr).filter { cSame[$0 * nc + k] }.count
+                    cands[k].entropy += (0..<nr).map { cH[$0 * nc + k] }
                 }
+                if nc > 0 { ref.entropy += refH }
                 ref.nll += chunkNLL
                 ref.chunkPPL.append(exp(chunkNLL.reduce(0, +) / Double(chunkNLL.count)))
                 for k in cands.indices {
@@ -142,20 +148,24 @@ public enum Perplexity {
 
     /// Scores one chunk's `rows` (each predicting the next token of `chunk`) from logits [rows × V] of the reference
     /// and each candidate: the reference's NLL per row, and per row and candidate (index r·nc + k) its NLL, its KL
-    /// divergence from the reference and whether their top tokens agree.
+    /// divergence from the reference and whether their top tokens agree; with candidates, the entropies of the
+    /// reference's rows and of each candidate's (r·nc + k).
     /// `fromBase`: `rl` holds a KL-divergence base file's log-probabilities, used as stored (not renormalized), and, as
     /// llama-perplexity reads such a file, tokens at or below log-probability −16 (stored as its floor) are left out of
     /// the KL divergence.
     static func score(_ chunk: [Int32], rows: Range<Int>, reference rl: [Float], candidates cl: [[Float]], vocab V: Int, fromBase: Bool = false)
-        -> (refNLL: [Double], nll: [Double], kld: [Double], sameTop: [Bool]) {
+        -> (refNLL: [Double], nll: [Double], kld: [Double], sameTop: [Bool], refEntropy: [Double], entropy: [Double]) {
         let nr = rows.count, nc = cl.count
         // rows are independent: score them in parallel into per-row slots (order kept)
         var refNLL = [Double](repeating: 0, count: nr)
         var cNLL = [Double](repeating: 0, count: nr * nc), cKLD = [Double](repeating: 0, count: nr * nc)
         var cSame = [Bool](repeating: false, count: nr * nc)
+        var refH = [Double](repeating: 0, count: nc == 0 ? 0 : nr), cH = [Double](repeating: 0, count: nr * nc)
         refNLL.withUnsafeMutableBufferPointer { rn in cNLL.withUnsafeMutableBufferPointer { cn in
         cKLD.withUnsafeMutableBufferPointer { ck in cSame.withUnsafeMutableBufferPointer { cs in
+        refH.withUnsafeMutableBufferPointer { rh in cH.withUnsafeMutableBufferPointer { ch in
             nonisolated(unsafe) let (rnp, cnp, ckp, csp) = (rn.baseAddress!, cn.baseAddress!, ck.baseAddress!, cs.baseAddress!)
+            nonisolated(unsafe) let (rhp, chp) = (rh.baseAddress, ch.baseAddress)
             Parallel.forRanges(nr) { range in
                 // [V] each, when there are candidates: log-probabilities of the reference and of a candidate, and
                 // the reference's probabilities (shared by every candidate's KL divergence)
@@ -176,21 +186,30 @@ public enum Perplexity {
                     }
                     var refTop = 0
                     for i in 1..<V where lpRef[i] > lpRef[refTop] { refTop = i }
-                    for i in 0..<V { pRef[i] = fromBase && lpRef[i] <= -16 ? 0 : exp(lpRef[i]) }
+                    var hRef: Double = 0
+                    for i in 0..<V {
+                        pRef[i] = fromBase && lpRef[i] <= -16 ? 0 : exp(lpRef[i])
+                        hRef -= pRef[i] * lpRef[i]
+                    }
+                    rhp![r] = hRef
                     for (k, l) in cl.enumerated() {
+                        // e: the candidate row's exponentials (of logit − max), whose sum normalizes them
                         l.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + r * V, V, into: &lpC, scratch: &e) }
-                        var kl: Double = 0, top = 0
+                        var kl: Double = 0, top = 0, eLp: Double = 0, eSum: Double = 0
                         for i in 0..<V {
                             kl += pRef[i] * (lpRef[i] - lpC[i])
+                            eLp += Double(e[i]) * lpC[i]
+                            eSum += Double(e[i])
                             if lpC[i] > lpC[top] { top = i }
                         }
                         cnp[r * nc + k] = -lpC[target]
                         ckp[r * nc + k] = max(0, kl)
                         csp[r * nc + k] = top == refTop
+                        chp![r * nc + k] = -eLp / eSum
                     }
                 }
             }
-        } } } }
-        return (refNLL, cNLL, cKLD, cSame)
+        } } } } } }
+        return (refNLL, cNLL, cKLD, cSame, refH, cH)
     }
 }

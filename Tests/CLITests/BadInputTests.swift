@@ -250,6 +250,11 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(j["scored_tokens"]?.int, 3 * 63)
         XCTAssertEqual(j["candidates"]?.array?.first?["kld_mean"]?.double, 0)
         XCTAssertEqual(j["candidates"]?.array?.first?["same_top1_percent"]?.double, 100)
+        let groups = j["candidates"]?.array?.first?["nll_shift_by_reference_p"]?.array ?? []
+        XCTAssertEqual(groups.count, 4)
+        XCTAssertEqual(groups.reduce(0) { $0 + ($1["tokens"]?.int ?? 0) }, 3 * 63)
+        XCTAssertTrue(groups.allSatisfy { $0["mean_nll_shift"]?.double == 0 })
+        XCTAssertTrue(r.stdout.contains("tokens grouped by the reference's p(correct token)"), r.stdout)
         XCTAssertTrue(try String(contentsOfFile: html, encoding: .utf8).contains("<svg"))
         let g = try CLI.run(["generate", k, "--prompt", "The", "--max-tokens", "5", "--ids"])
         XCTAssertEqual(g.status, 0, g.stderr)

@@ -27,6 +27,28 @@ final class PerplexityTests: XCTestCase {
         XCTAssertEqual(r.kldQuantile(1.0), 10)
     }
 
+    func testNLLShiftGroupsByReferenceProbabilityAddUpToThePPLRatio() {
+        // reference probabilities of the correct token, and the candidate's NLL change on each
+        let p: [Double] = [0.005, 0.02, 0.05, 0.3, 0.6, 1, 0.9]
+        let shift: [Double] = [-0.2, 0.1, 0.3, 0.05, -0.1, 0.4, 0.2]
+        var ref = EvalResult(name: "ref"), cand = EvalResult(name: "cand")
+        ref.nll = p.map { -log($0) }
+        cand.nll = zip(ref.nll, shift).map { $0 + $1 }
+        let g = NLLShiftBin.bins(reference: ref.nll, candidate: cand.nll)
+        XCTAssertEqual(g.map(\.lower), [0, 0.01, 0.1, 0.5])
+        XCTAssertEqual(g.map(\.upper), [0.01, 0.1, 0.5, 1])
+        XCTAssertEqual(g.map(\.tokens), [1, 2, 1, 3])  // p = 1 falls in the last group
+        let means: [Double] = [-0.2, (0.1 + 0.3) / 2, 0.05, (-0.1 + 0.4 + 0.2) / 3]
+        for (a, b) in zip(g.map(\.meanShift), means) { XCTAssertEqual(a, b, accuracy: 1e-12) }
+        XCTAssertEqual(g[1].lnPPLRatioPart, 0.4 / 7, accuracy: 1e-12)
+        // the parts add up to ln(PPL_cand / PPL_ref), computed from the perplexities
+        XCTAssertEqual(g.map(\.lnPPLRatioPart).reduce(0, +), log(cand.ppl / ref.ppl), accuracy: 1e-12)
+        // a candidate equal to the reference shifts nothing; an empty group has mean 0
+        let same = NLLShiftBin.bins(reference: [0.1, 0.2], candidate: [0.1, 0.2])
+        XCTAssertEqual(same.map(\.tokens), [0, 0, 0, 2])
+        XCTAssertTrue(same.allSatisfy { $0.meanShift == 0 && $0.lnPPLRatioPart == 0 })
+    }
+
     func testLogSoftmaxAndKLDOfIdenticalModelsIsZero() throws {
         let c = ForwardReferenceFixture.config()
         let fwd = LlamaForward(try LlamaWeights.load(config: c, tensors: ForwardReferenceFixture.weights(c)))
@@ -44,6 +66,13 @@ final class PerplexityTests: XCTestCase {
         let m = row.max()!
         let lse = log(row.reduce(0.0) { $0 + exp(Double($1 - m)) }) + Double(m)
         XCTAssertEqual(ref.nll[0], lse - Double(row[Int(chunk[17])]), accuracy: 1e-4)
+        // its entropy −Σ p log p, by hand; the candidate's (computed from its f32 exponentials) agrees
+        let h = -row.reduce(0.0) { acc, x in let lp = Double(x) - lse; return acc + exp(lp) * lp }
+        XCTAssertEqual(ref.entropy.count, ref.count)
+        XCTAssertEqual(ref.entropy[0], h, accuracy: 1e-4)
+        XCTAssertGreaterThan(h, 0.1)
+        for (a, b) in zip(cands[0].entropy, ref.entropy) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertEqual(cands[0].meanEntropy, ref.meanEntropy, accuracy: 1e-6)
     }
 }
 
