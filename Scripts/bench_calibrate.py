@@ -35,7 +35,7 @@ if not os.path.exists(smol + "/config.json"):
 if not os.path.exists(cal):
     cal = "Calibration/wikitext2-valid-excerpt.txt"
 py = f"{venv}/bin/python"
-if subprocess.run([py, "-c", "import llmcompressor"], capture_output=True).returncode != 0:
+if not os.path.exists(py) or subprocess.run([py, "-c", "import llmcompressor"], capture_output=True).returncode != 0:
     print("making the llm-compressor venv (" + ", ".join(pins) + ")", flush=True)
     subprocess.check_call([sys.executable, "-m", "venv", venv])
     subprocess.check_call([f"{venv}/bin/pip", "install", "-q"] + pins)
@@ -54,7 +54,8 @@ def ours(job, dest):
     method = ["--format", "awq", "--method", "awq"] if job == "awq" else ["--format", "gptq", "--method", "gptq"]
     if job == "awq" and awq_search:
         method += ["--awq-search-samples", awq_search]
-    act = ["--act-order"] if job == "gptq-act" else []
+    # act-order as llm-compressor's "static": groups in column order, their parameters from the unmodified weights
+    act = ["--act-order", "--static-groups"] if job == "gptq-act" else []
     shutil.rmtree(dest, ignore_errors=True)
     return run([qk, "quantize", smol, "-o", dest] + method + act + ["--bits", "4", "--group-size", group, "--asym"] + calib, env)
 
