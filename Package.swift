@@ -16,16 +16,17 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
         // Layers, each depending only on the ones below it.
-        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        // Kernels in C: dot products of stored weight rows (decoding) with AVX2/FMA/F16C intrinsics, f32 activations
+        // (FMA) and int8 ones (pmaddubsw: 32 byte products per instruction, which Swift's SIMD types do not reach),
+        // and an AVX-512 f32 matrix product (TensorCore's BLAS.gemmNT); per-function target attributes, called only
+        // where /proc/cpuinfo lists what they use, so a binary built elsewhere runs on any x86-64.
+        .target(name: "CRowKernels"),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CRowKernels"]),
         .target(name: "ModelFormats", dependencies: ["TensorCore"]),
         .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),
         // Dot products of stored weight rows (decoding) for baseline x86-64, in Swift: the reference kernels.
         .target(name: "RowKernels", dependencies: ["TensorCore"]),
-        // The same products in C with AVX2/FMA/F16C intrinsics, f32 activations (FMA) and int8 ones (pmaddubsw: 32
-        // byte products per instruction, which Swift's SIMD types do not reach); per-function target attributes,
-        // called only where /proc/cpuinfo lists all three, so a binary built elsewhere runs on any x86-64.
-        .target(name: "CRowKernels"),
         .target(name: "Llama", dependencies: ["TensorCore", "ModelFormats", "Quantization", "RowKernels",
                                               "CRowKernels"]),
         // Model files on disk (HF, packed int, GGUF) as a runnable model.

@@ -1,11 +1,35 @@
 import CBLAS
+import CRowKernels
+import Foundation
 
 /// Row-major single-precision GEMM through OpenBLAS: C[M×N] = alpha·op(A)·op(B) + beta·C.
 public enum BLAS {
-    /// C = A[M×K] · Bᵀ where B is [N×K] (a Linear weight in HF [out, in] layout); leading dimensions given.
+    /// What computes `gemmNT` (the forward pass's products of activations and weights).
+    public enum Kernel: String, Sendable {
+        /// OpenBLAS's sgemm, with the core its detection or the environment's OPENBLAS_CORETYPE chose.
+        case openblas
+        /// quantkit's own product (`Sources/CRowKernels/Gemm.c`), AVX-512F: an environment may pin OpenBLAS to its
+        /// Haswell kernels, which quantkit leaves as set (`bench-sgemm` on two cores of an AVX-512 EPYC: Haswell
+        /// 229 GFLOP/s, SkylakeX 400, this kernel 237–265; a GPTQ job 136 s, 96 s, 99 s).
+        case avx512
+    }
+
+    /// avx512 where /proc/cpuinfo lists avx512f, unless QUANTKIT_GEMM=openblas; else openblas.
+    nonisolated(unsafe) public static var kernel: Kernel = {
+        let asked = ProcessInfo.processInfo.environment["QUANTKIT_GEMM"]
+        return CPUFeatures.flags.contains("avx512f") && asked != Kernel.openblas.rawValue ? .avx512 : .openblas
+    }()
+
+    /// C = A[M×K] · Bᵀ where B is [N×K] (a Linear weight in HF [out, in] layout); leading dimensions given. One
+    /// thread (callers split the work). With `kernel` avx512 and alpha 1, beta 0 or 1, each value of C is summed in
+    /// an order that depends on k only, not on m, n or the block of C computed.
     @inline(__always)
     public static func gemmNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
+        if kernel == .avx512 && alpha == 1 && (beta == 0 || beta == 1),
+           qk_sgemm_nt_avx512(m, n, k, a, lda, b, ldb, c, ldc, 0, n, beta == 1 ? 1 : 0) == 0 {
+            return
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
@@ -106,8 +130,23 @@ public enum BLAS {
     /// of b plus ssyrk for the rest, with b ≈ N/√2 (both parts hold N²/4 products). The parts depend on the shape only,
     /// so the bytes are the same at any thread count; ssyrk at K in the thousands runs at sgemm's rate, where one
     /// gemm per 64-row block packed X again for every block (half the rate).
+    /// With `kernel` avx512: blocks of 128 rows of C, each with the columns up to its diagonal, by the AVX-512 product
+    /// reading X as stored (the part of a block right of the diagonal is summed too and left for `mirrorLower` to
+    /// overwrite).
     public static func gramLowerParallel(n: Int, k: Int, x: UnsafePointer<Float>, ldx: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
         nonisolated(unsafe) let (xp, cp) = (x, c)
+        if kernel == .avx512 && n > 0 && k > 0 {
+            Parallel.forBlocks(n, block: 128) { rows in
+                let (a, m, w) = (xp + rows.lowerBound, rows.count, rows.upperBound)
+                let y = cp + rows.lowerBound * ldc
+                // the kernel fails (no memory for its packed blocks) before it touches C: OpenBLAS then
+                if qk_sgemm_tn_avx512(m, w, k, a, ldx, xp, ldx, y, ldc, 0, w, 1) != 0 {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(w), Int32(k), 1, a, Int32(ldx), xp, Int32(ldx), 1,
+                                y, Int32(ldc))
+                }
+            }
+            return
+        }
         let b = gramSplit(n)
         Parallel.forBlocks(b < n ? 2 : 1, block: 1) { part in
             if part.lowerBound == 0 {

@@ -10,13 +10,18 @@ import Quantization
 import TensorCore
 import Tokenizers
 
-/// Hidden helpers for Scripts/bench: bare sgemm GFLOP/s on the forward pass's shapes, tokenizer MB/s.
+/// Hidden helpers for Scripts/bench: bare sgemm GFLOP/s on the forward pass's shapes (OpenBLAS's, and quantkit's own
+/// AVX-512 kernel where the CPU has it, alternating), tokenizer MB/s.
 struct BenchSgemm: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-sgemm", abstract: "GFLOP/s of cblas_sgemm on given shapes.", shouldDisplay: false)
     @Option(help: "M,N,K triples separated by ';'.") var shapes: String = "512,576,576;512,192,576;512,1536,576;512,576,1536;256,49152,576"
     @Option(help: "Repeats.") var repeats: Int = 5
     func run() throws {
-        var flops = 0.0, secs = 0.0
+        // gflops: the kernel the forward pass uses (BLAS.kernel); also each kernel this CPU runs, measured in turns
+        let used = BLAS.kernel
+        let kernels: [BLAS.Kernel] = CPUFeatures.flags.contains("avx512f") ? [.openblas, .avx512] : [.openblas]
+        var flops = 0.0
+        var secs = [Double](repeating: 0, count: kernels.count)
         for s in shapes.split(separator: ";") {
             let d = s.split(separator: ",").compactMap { Int($0) }
             guard d.count == 3 else { throw ValidationError("bad shape \(s)") }
@@ -24,14 +29,22 @@ struct BenchSgemm: ParsableCommand {
             let a = [Float](repeating: 0.01, count: m * k), b = [Float](repeating: 0.02, count: n * k)
             var c = [Float](repeating: 0, count: m * n)
             for r in 0...repeats {
-                let t0 = Date()
-                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in
-                    BLAS.gemmNT(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k, c: &c, ldc: n)
-                } }
-                if r > 0 { secs += Date().timeIntervalSince(t0); flops += 2.0 * Double(m * n * k) }
+                for (i, kernel) in kernels.enumerated() {
+                    BLAS.kernel = kernel
+                    let t0 = Date()
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in
+                        BLAS.gemmNTParallel(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k, c: &c, ldc: n)
+                    } }
+                    if r > 0 { secs[i] += Date().timeIntervalSince(t0) }
+                }
+                if r > 0 { flops += 2.0 * Double(m * n * k) }
             }
         }
-        print(String(format: "{\"gflops\": %.1f, \"core\": \"%@\"}", flops / secs / 1e9, BLAS.coreName))
+        BLAS.kernel = used
+        let each = zip(kernels, secs).map { String(format: "\"%@\": %.1f", $0.rawValue, flops / $1 / 1e9) }.joined(separator: ", ")
+        let usedGflops = flops / secs[kernels.firstIndex(of: used) ?? 0] / 1e9
+        print(String(format: "{\"gflops\": %.1f, \"kernel\": \"%@\", \"core\": \"%@\", \"kernels\": {%@}}", usedGflops, used.rawValue,
+                     BLAS.coreName, each))
     }
 }
 

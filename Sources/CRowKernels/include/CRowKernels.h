@@ -28,4 +28,17 @@ int qk_int8_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, si
 int qk_f32_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x, size_t n,
                        float *y, int accumulate);
 
+/// C (+)= A · Bᵀ for the columns [n0, n1) of C: A [m × k] (row stride lda), B [n × k] (ldb), C [m × n] (ldc), all
+/// row-major f32; accumulate = 0 overwrites C's columns. Callers split [0, n) among threads (multiples of 32 keep the
+/// tiles whole). AVX-512F with FMA: call only on a CPU whose /proc/cpuinfo lists avx512f. Each value is summed in an
+/// order that depends on k only. Returns 0, or -2 when memory for the calling thread's packed blocks (772 KiB, kept
+/// for the thread's life) could not be had.
+int qk_sgemm_nt_avx512(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                       size_t ldc, size_t n0, size_t n1, int accumulate);
+
+/// The same with A and B stored transposed: C (+)= Aᵀ · B for A [k × m] (row stride lda) and B [k × n] (ldb), e.g.
+/// XᵀX, a Gram matrix of X's columns, with a = b = X. Returns as qk_sgemm_nt_avx512.
+int qk_sgemm_tn_avx512(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                       size_t ldc, size_t n0, size_t n1, int accumulate);
+
 #endif
