@@ -10,14 +10,17 @@ public enum BLAS {
         case openblas
         /// quantkit's own product (`Sources/CRowKernels/Gemm.c`), AVX-512F: an environment may pin OpenBLAS to its
         /// Haswell kernels, which quantkit leaves as set (`bench-sgemm` on two cores of an AVX-512 EPYC: Haswell
-        /// 229 GFLOP/s, SkylakeX 400, this kernel 237–265; a GPTQ job 136 s, 96 s, 99 s).
+        /// 226–229 GFLOP/s, SkylakeX 400, this kernel 344–360; a GPTQ job 136 s, 96 s, 99 s).
         case avx512
+
+        /// The kernels this CPU runs: avx512 where /proc/cpuinfo lists avx512f.
+        public static let supported: [Kernel] = CPUFeatures.flags.contains("avx512f") ? [.openblas, .avx512] : [.openblas]
     }
 
-    /// avx512 where /proc/cpuinfo lists avx512f, unless QUANTKIT_GEMM=openblas; else openblas.
+    /// avx512 where this CPU runs it, unless QUANTKIT_GEMM=openblas; else openblas.
     nonisolated(unsafe) public static var kernel: Kernel = {
         let asked = ProcessInfo.processInfo.environment["QUANTKIT_GEMM"]
-        return CPUFeatures.flags.contains("avx512f") && asked != Kernel.openblas.rawValue ? .avx512 : .openblas
+        return Kernel.supported.contains(.avx512) && asked != Kernel.openblas.rawValue ? .avx512 : .openblas
     }()
 
     /// C = A[M×K] · Bᵀ where B is [N×K] (a Linear weight in HF [out, in] layout); leading dimensions given. One
@@ -141,8 +144,7 @@ public enum BLAS {
                 let y = cp + rows.lowerBound * ldc
                 // the kernel fails (no memory for its packed blocks) before it touches C: OpenBLAS then
                 if qk_sgemm_tn_avx512(m, w, k, a, ldx, xp, ldx, y, ldc, 0, w, 1) != 0 {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(w), Int32(k), 1, a, Int32(ldx), xp, Int32(ldx), 1,
-                                y, Int32(ldc))
+                    gemmTN(m: m, n: w, k: k, a: a, lda: ldx, b: xp, ldb: ldx, c: y, ldc: ldc)
                 }
             }
             return

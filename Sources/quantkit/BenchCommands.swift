@@ -17,9 +17,12 @@ struct BenchSgemm: ParsableCommand {
     @Option(help: "M,N,K triples separated by ';'.") var shapes: String = "512,576,576;512,192,576;512,1536,576;512,576,1536;256,49152,576"
     @Option(help: "Repeats.") var repeats: Int = 5
     func run() throws {
-        // gflops: the kernel the forward pass uses (BLAS.kernel); also each kernel this CPU runs, measured in turns
+        // gflops: the kernel the forward pass uses (BLAS.kernel); also each kernel this CPU runs, measured in turns,
+        // split over quantkit's threads as the forward pass splits them, OpenBLAS single-threaded as the forward
+        // sets it (its own threads would spin beside ours)
+        BLAS.setThreads(1)
         let used = BLAS.kernel
-        let kernels: [BLAS.Kernel] = CPUFeatures.flags.contains("avx512f") ? [.openblas, .avx512] : [.openblas]
+        let kernels = BLAS.Kernel.supported
         var flops = 0.0
         var secs = [Double](repeating: 0, count: kernels.count)
         for s in shapes.split(separator: ";") {

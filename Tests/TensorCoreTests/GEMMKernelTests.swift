@@ -13,7 +13,7 @@ final class GEMMKernelTests: XCTestCase {
     }
 
     func testEdgeShapesAgainstDouble() throws {
-        try XCTSkipUnless(CPUFeatures.flags.contains("avx512f"), "/proc/cpuinfo lists no avx512f: the kernel is not called here")
+        try XCTSkipUnless(BLAS.Kernel.supported.contains(.avx512), "/proc/cpuinfo lists no avx512f: the kernel is not called here")
         // around the 12 × 32 tile, the packed blocks (516 tokens, 256 outputs, 256 columns of k), and 1
         let shapes = [(1, 1, 1), (13, 33, 7), (12, 32, 256), (37, 100, 300), (121, 257, 513), (5, 31, 64), (130, 64, 40), (530, 40, 300)]
         for (i, (m, n, k)) in shapes.enumerated() {
@@ -49,7 +49,7 @@ final class GEMMKernelTests: XCTestCase {
     }
 
     func testThreadSplitsGiveTheSameBytes() throws {
-        try XCTSkipUnless(CPUFeatures.flags.contains("avx512f"), "/proc/cpuinfo lists no avx512f: the kernel is not called here")
+        try XCTSkipUnless(BLAS.Kernel.supported.contains(.avx512), "/proc/cpuinfo lists no avx512f: the kernel is not called here")
         // one shape for each rule of BLAS.split: columns of 256, 64-row blocks, 2048 columns of a wide B, 256 rows
         for (i, (m, n, k)) in [(3, 576, 40), (255, 96, 300), (100, 16384, 8), (600, 33, 257)].enumerated() {
             let a = ParallelGEMMTests.values(m * k, seed: UInt64(i) + 7), b = ParallelGEMMTests.values(n * k, seed: UInt64(i) + 70)
