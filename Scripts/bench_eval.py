@@ -4,7 +4,9 @@ cblas_sgemm of the same shapes; tokenizer MB/s on WikiText. Runs once with the e
 with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (letting quantkit pick the kernels itself) when they are set.
 Then the files llama.cpp has fast kernels for on every x86 CPU: SmolLM2 as F16 and Q4_K_M GGUFs, and a
 TinyLlama-1.1B-shaped Q4_K_M (random weights; BENCH_TINY_CHUNKS, default 3), each beside llama-perplexity on the
-same file, medians of BENCH_REPEATS (3) alternating runs."""
+same file, medians of BENCH_REPEATS (3) alternating runs: quantkit with exact products (the default: f32 activations)
+and with `--activations llama` (activations rounded to int8 before the products of quantized rows, as llama-perplexity
+rounds them: the same arithmetic as the peer), with the PPL each prints."""
 import json, os, re, shutil, statistics, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_common import table
@@ -70,24 +72,38 @@ if not os.path.exists(tiny):
             shutil.copyfile("Formats/golden/micro-llama-hf/" + f, f"{synth}/{f}")
     subprocess.check_call([qk, "quantize", synth, "-o", tiny, "--type", "Q4_K_M"], stdout=subprocess.DEVNULL)
 files.append(("TinyLlama-shaped Q4_K_M", tiny, int(os.environ.get("BENCH_TINY_CHUNKS", "3"))))
+def ours_eval(f, n, activations):
+    """per-chunk tokens/s and the PPL of `quantkit eval` on n chunks"""
+    cmd = [qk, "eval", f, "--text", text, "--activations", activations, "--json", "bench-out/eval-bench.json"]
+    w, _ = timed(cmd + ["--chunks", str(n)])
+    ppl = json.load(open("bench-out/eval-bench.json"))["reference"]["ppl"]
+    w1, _ = timed(cmd + ["--chunks", "1"])
+    return 512 * (n - 1) / (w - w1), ppl
+
 peer_rows = []
 for name, f, n in files:
-    ours, theirs = [], []
+    exact, rounded, theirs = [], [], []
     for _ in range(repeats):
-        w, _ = timed([qk, "eval", f, "--text", text, "--chunks", str(n), "--json", "bench-out/eval-bench.json"])
-        w1, _ = timed([qk, "eval", f, "--text", text, "--chunks", "1", "--json", "bench-out/eval-bench.json"])
-        ours.append(512 * (n - 1) / (w - w1))
-        w, _ = timed([f"{llama_bin}/llama-perplexity", "-m", f, "-f", text, "-c", "512", "--chunks", str(n), "-t", "2"])
+        tps, ppl_exact = ours_eval(f, n, "exact")
+        exact.append(tps)
+        tps, ppl_rounded = ours_eval(f, n, "llama")
+        rounded.append(tps)
+        w, log = timed([f"{llama_bin}/llama-perplexity", "-m", f, "-f", text, "-c", "512", "--chunks", str(n), "-t", "2"])
+        ppl_llama = float(re.search(r"Final estimate: PPL = ([0-9.]+)", log).group(1))
         w1, _ = timed([f"{llama_bin}/llama-perplexity", "-m", f, "-f", text, "-c", "512", "--chunks", "1", "-t", "2"])
         theirs.append(512 * (n - 1) / (w - w1))
-    q, l = statistics.median(ours), statistics.median(theirs)
-    peer_rows.append([name, f"{os.path.getsize(f) / 2**20:.0f}", str(n), f"{q:.0f}", f"{l:.0f}", f"{q / l:.2f}×"])
-    out[f"peers {name}"] = {"quantkit_tokens_per_s": ours, "llama_perplexity_tokens_per_s": theirs, "chunks": n}
+    e, r, l = statistics.median(exact), statistics.median(rounded), statistics.median(theirs)
+    peer_rows.append([name, f"{os.path.getsize(f) / 2**20:.0f}", str(n), f"{e:.0f} ({e / l:.2f}×)", f"{r:.0f} ({r / l:.2f}×)",
+                      f"{l:.0f}", f"{ppl_exact:.4f} / {ppl_rounded:.4f} / {ppl_llama:.4f}"])
+    out[f"peers {name}"] = {"quantkit_tokens_per_s": exact, "quantkit_activations_llama_tokens_per_s": rounded,
+                            "llama_perplexity_tokens_per_s": theirs, "chunks": n,
+                            "ppl": {"quantkit": ppl_exact, "quantkit_activations_llama": ppl_rounded, "llama_perplexity": ppl_llama}}
 tok = json.loads(subprocess.run([qk, "bench-tokenizer", gguf, text], capture_output=True, text=True, check=True).stdout)
 print(f"eval bench: SmolLM2-135M, ctx 512, {chunks} chunks (per-chunk time after load), {os.cpu_count()} cores")
 table(rows, ["run", "tokens/s", "forward GFLOP/s", "bare sgemm GFLOP/s"])
 print(f"per-chunk tokens/s after load, medians of {repeats} alternating runs, 2 threads each")
-table(peer_rows, ["file", "MiB", "chunks", "quantkit eval tokens/s", "llama-perplexity tokens/s", "ratio"])
+table(peer_rows, ["file", "MiB", "chunks", "quantkit eval tokens/s (ratio)", "--activations llama tokens/s (ratio)",
+                  "llama-perplexity tokens/s", "PPL: quantkit / --activations llama / llama-perplexity"])
 print(f"tokenizer (byte-level BPE, smollm): {tok['mb_per_s']:.2f} MB/s on one core ({tok['tokens']} tokens)")
 out["tokenizer_mb_per_s"] = tok["mb_per_s"]
 json.dump(out, open("bench-out/eval.json", "w"), indent=2)

@@ -22,14 +22,27 @@ public enum Evaluator {
         public let candidates: [Row]
         public let blasCore: String
         public let seconds: Double
+        /// How quantized rows met the activations (`ActivationRounding`).
+        public var activations = ActivationRounding.exact
+    }
+
+    /// Under `llama` rounding the layers and the head keep the file's blocks, which the integer kernels read.
+    static func use(_ activations: ActivationRounding, _ m: LoadedModel) throws {
+        m.forward.w.activationRounding = activations
+        if activations == .llama {
+            m.forward.w.storedLinears = true
+            try m.forward.w.holdStoredHead()
+        }
     }
 
     public static func run(reference: String, candidates: [String], textFile: String, ctx: Int, chunks: Int?,
-                           protocol p: Perplexity.EvalProtocol, kldBaseOut: String? = nil, progress: ProgressCallback? = nil) throws -> Report {
+                           protocol p: Perplexity.EvalProtocol, kldBaseOut: String? = nil,
+                           activations: ActivationRounding = .exact, progress: ProgressCallback? = nil) throws -> Report {
         let t0 = Date()
         let text = try String(contentsOfFile: textFile, encoding: .utf8)
         let ref = try LoadedModel.load(reference)
         let cands = try candidates.map { try LoadedModel.load($0) }
+        for m in [ref] + cands { try use(activations, m) }
         for c in cands where c.forward.w.config.vocabSize != ref.forward.w.config.vocabSize {
             throw QKError(file: c.path, "vocabulary size \(c.forward.w.config.vocabSize) differs from the reference's \(ref.forward.w.config.vocabSize)")
         }
@@ -47,17 +60,22 @@ public enum Evaluator {
                                               progress: { progress?("eval chunk", $0, $1) })
         try writer?.commit()
         let rows = zip(cs, cands).map { Row(name: $1.path, result: $0, fileBytes: $1.fileBytes, bitsPerWeight: $1.bitsPerWeight) }
-        return Report(protocolName: p.rawValue, ctx: ctx, chunks: r.chunkPPL.count, tokens: tokens.count,
-                      reference: Row(name: reference, result: r, fileBytes: ref.fileBytes, bitsPerWeight: ref.bitsPerWeight),
-                      candidates: rows, blasCore: BLAS.coreName, seconds: Date().timeIntervalSince(t0))
+        var report = Report(protocolName: p.rawValue, ctx: ctx, chunks: r.chunkPPL.count, tokens: tokens.count,
+                            reference: Row(name: reference, result: r, fileBytes: ref.fileBytes,
+                                           bitsPerWeight: ref.bitsPerWeight),
+                            candidates: rows, blasCore: BLAS.coreName, seconds: Date().timeIntervalSince(t0))
+        report.activations = activations
+        return report
     }
 
     /// Candidates against a KL-divergence base file (llama-perplexity's `--save-all-logits`, or `eval --kld-base-out`):
     /// its tokens and chunking, its reference log-probabilities; no reference model or text. `chunks` limits the count.
-    public static func run(kldBase path: String, candidates: [String], chunks: Int?, progress: ProgressCallback? = nil) throws -> Report {
+    public static func run(kldBase path: String, candidates: [String], chunks: Int?,
+                           activations: ActivationRounding = .exact, progress: ProgressCallback? = nil) throws -> Report {
         let t0 = Date()
         let base = try KLDBase(path: path)
         let cands = try candidates.map { try LoadedModel.load($0) }
+        for m in cands { try use(activations, m) }
         guard let first = cands.first else { throw QKError("--kld-base needs at least one candidate model") }
         for c in cands where c.forward.w.config.vocabSize != base.vocab {
             throw QKError(file: c.path, "vocabulary size \(c.forward.w.config.vocabSize) differs from the base file's \(base.vocab)")
@@ -68,13 +86,17 @@ public enum Evaluator {
                                               tokens: base.tokens, bos: bos, ctx: base.ctx, chunks: chunks, protocol: .llamaCpp,
                                               progress: { progress?("eval chunk", $0, $1) })
         let rows = zip(cs, cands).map { Row(name: $1.path, result: $0, fileBytes: $1.fileBytes, bitsPerWeight: $1.bitsPerWeight) }
-        return Report(protocolName: Perplexity.EvalProtocol.llamaCpp.rawValue, ctx: base.ctx, chunks: r.chunkPPL.count, tokens: base.tokens.count,
-                      reference: Row(name: path, result: r, fileBytes: base.file.size, bitsPerWeight: 0),
-                      candidates: rows, blasCore: BLAS.coreName, seconds: Date().timeIntervalSince(t0))
+        var report = Report(protocolName: Perplexity.EvalProtocol.llamaCpp.rawValue, ctx: base.ctx,
+                            chunks: r.chunkPPL.count, tokens: base.tokens.count,
+                            reference: Row(name: path, result: r, fileBytes: base.file.size, bitsPerWeight: 0),
+                            candidates: rows, blasCore: BLAS.coreName, seconds: Date().timeIntervalSince(t0))
+        report.activations = activations
+        return report
     }
 
     public static func table(_ r: Report) -> String {
-        var s = "protocol \(r.protocolName), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens; OpenBLAS core \(r.blasCore)\n"
+        var s = "protocol \(r.protocolName), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens; "
+            + "activations \(r.activations.rawValue); OpenBLAS core \(r.blasCore)\n"
         s += String(format: "reference %@: PPL %.4f ± %.5f  (%.2f bpw, %ld bytes)\n", r.reference.name, r.reference.result.ppl, r.reference.result.pplError,
                     r.reference.bitsPerWeight, r.reference.fileBytes)
         // the name column fits the longest name up to 64 characters; a longer one keeps its end, after "…"
@@ -135,7 +157,8 @@ public enum Evaluator {
         }
         return .object([("protocol", .string(r.protocolName)), ("ctx", .int(Int64(r.ctx))), ("chunks", .int(Int64(r.chunks))),
                         ("tokens", .int(Int64(r.tokens))), ("scored_tokens", .int(Int64(r.reference.result.count))),
-                        ("blas_core", .string(r.blasCore)), ("seconds", .double(r.seconds)),
+                        ("activations", .string(r.activations.rawValue)), ("blas_core", .string(r.blasCore)),
+                        ("seconds", .double(r.seconds)),
                         ("reference", row(r.reference, ref: true)), ("candidates", .array(r.candidates.map { row($0, ref: false) }))])
     }
 }

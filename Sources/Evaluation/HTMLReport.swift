@@ -161,7 +161,7 @@ public enum HTMLReport {
         var html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>quantkit eval</title>"
         html += "<style>body{font-family:sans-serif;margin:24px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         html += "td:first-child,th:first-child{text-align:left}svg{display:block;margin:12px 0}</style></head><body>"
-        html += "<h1>quantkit eval</h1><p>protocol \(esc(r.protocolName)), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens, OpenBLAS core \(esc(r.blasCore))</p>"
+        html += "<h1>quantkit eval</h1><p>protocol \(esc(r.protocolName)), ctx \(r.ctx), \(r.chunks) chunks, \(r.reference.result.count) scored tokens, activations \(r.activations.rawValue), OpenBLAS core \(esc(r.blasCore))</p>"
         html += "<table><tr><th>model</th><th>bpw</th><th>bytes</th><th>PPL</th><th>±</th><th>Δppl</th><th>ratio</th><th>KLD mean</th><th>KLD median</th><th>KLD p99</th><th>KLD max</th><th>same top-1 %</th></tr>"
         let ref = r.reference.result
         html += String(format: "<tr><td>%@ (reference)</td><td>%.2f</td><td>%ld</td><td>%.4f</td><td>%.4f</td><td></td><td></td><td></td><td></td><td></td><td></td><td></td></tr>",

@@ -63,6 +63,16 @@ public enum ActivationRounding: String, CaseIterable, Sendable {
     case exact, llama
 }
 
+/// The AVX-512 VNNI tiles for Q4_K, Q6_K, Q8_0, Q4_0 and Q5_0 rows under `llama` rounding (CRowKernels/Int8Gemm.c):
+/// where /proc/cpuinfo lists avx512f, avx512bw, avx512vl and avx512_vnni, unless `QUANTKIT_INT8_TILES=off` (then the
+/// row kernels, token by token). The activations are then rounded by CRowKernels' AVX-512 copy of Int8Dot.quantize.
+public enum Int8Tiles {
+    public static let supported = CPUFeatures.flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                                                                    "f16c"])
+    nonisolated(unsafe) public static var enabled =
+        supported && ProcessInfo.processInfo.environment["QUANTKIT_INT8_TILES"] != "off"
+}
+
 /// x [T × n] rounded to int8 blocks of `block` values (Int8Dot.quantize), one set of buffers per row of x.
 public final class Int8Activations: @unchecked Sendable {
     public let n: Int, count: Int, block: Int
@@ -80,16 +90,24 @@ public final class Int8Activations: @unchecked Sendable {
         scales = .allocate(capacity: T * n / block)
         sums = .allocate(capacity: T * n / 16)
         int8 = .allocate(capacity: T * n)
-        for t in 0..<T {
-            let (v, d, s) = pointers(row: t)
-            RowKernels.Int8Dot.quantize(x + t * n, n: n, block: block, values: .init(mutating: v),
-                                        scales: .init(mutating: d), sums: .init(mutating: s))
-            let o = int8 + t * n
-            for g in stride(from: 0, to: n, by: 32) {   // per 32: 16 even-indexed values, then 16 odd-indexed ones
-                for k in 0..<16 {
-                    o[g + 2 * k] = Int8(v[g + k])   // −128…127 (Int8Dot.int8)
-                    o[g + 2 * k + 1] = Int8(v[g + 16 + k])
-                }
+        Parallel.forRanges(T, minChunk: 16) { rows in   // rows of x on their own: any split gives the same bytes
+            for t in rows { self.round(x + t * n, row: t) }
+        }
+    }
+
+    private func round(_ x: UnsafePointer<Float>, row t: Int) {
+        let (v, d, s) = pointers(row: t)
+        if Int8Tiles.enabled {
+            qk_round_int8_avx512(x, n, block, .init(mutating: v), .init(mutating: d), .init(mutating: s), int8 + t * n)
+            return
+        }
+        RowKernels.Int8Dot.quantize(x, n: n, block: block, values: .init(mutating: v), scales: .init(mutating: d),
+                                    sums: .init(mutating: s))
+        let o = int8 + t * n
+        for g in stride(from: 0, to: n, by: 32) {   // per 32: 16 even-indexed values, then 16 odd-indexed ones
+            for k in 0..<16 {
+                o[g + 2 * k] = Int8(v[g + k])   // −128…127 (Int8Dot.int8)
+                o[g + 2 * k + 1] = Int8(v[g + 16 + k])
             }
         }
     }
@@ -237,13 +255,11 @@ public final class StoredMatrix: @unchecked Sendable {
     public static func multiply(_ ms: [StoredMatrix], _ x: UnsafePointer<Float>, count T: Int,
                                 into ys: [UnsafeMutablePointer<Float>], rounding: ActivationRounding = .exact,
                                 kernels: RowKernelSet = .current) {
-        guard T <= 4 else {
-            for (m, y) in zip(ms, ys) {
-                m.multiply(x, count: T, into: y, accumulate: false, rounding: rounding, kernels: kernels)
-            }
+        let given = KernelInputs(x, count: T, n: ms[0].cols, rounding: rounding)
+        guard T <= 4 else {   // the activations rounded once for the group
+            for (m, y) in zip(ms, ys) { m.multiply(given, into: y, accumulate: false, kernels: kernels) }
             return
         }
-        let given = KernelInputs(x, count: T, n: ms[0].cols, rounding: rounding)
         nonisolated(unsafe) let inputs = ms.map { given.input(for: $0) }
         nonisolated(unsafe) let outs = ys
         Parallel.forRanges(ms.reduce(0) { $0 + $1.rows }, minChunk: 128) { r in
@@ -265,21 +281,49 @@ public final class StoredMatrix: @unchecked Sendable {
 
     /// y [T × rows] (+)= x [T × cols] · Wᵀ. A few rows of x (decoding), or any number under `llama` rounding when
     /// this kind has an integer kernel: row kernels, W's rows split evenly over the threads (each row's result does
-    /// not depend on the split; under 256 rows, the calling thread alone). Otherwise (a prompt): blocks of 64 of W's
-    /// rows made f32 in a scratch tile and multiplied by sgemm.
+    /// not depend on the split; under 256 rows, the calling thread alone) — or, for more than 4 rows where the CPU
+    /// has AVX-512 VNNI, the integer tiles. Otherwise (a prompt): f32 rows by sgemm as they are, other types in
+    /// blocks of 64 of W's rows made f32 in a scratch tile and multiplied by sgemm.
     public func multiply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
                          rounding: ActivationRounding = .exact, kernels: RowKernelSet = .current) {
-        nonisolated(unsafe) let (xs, ys) = (x, y)
+        let given = KernelInputs(x, count: T, n: cols, rounding: rounding)
+        multiply(given, into: y, accumulate: accumulate, kernels: kernels)
+    }
+
+    /// `multiply` with the activations as `given` holds them (rounded once for matrices that share them). Under `llama`
+    /// rounding, rows with an integer kernel meet many tokens in the AVX-512 VNNI tiles where the CPU has them
+    /// (`Int8Tiles.enabled`, the row kernels' integer sums).
+    func multiply(_ given: KernelInputs, into y: UnsafeMutablePointer<Float>, accumulate: Bool, kernels: RowKernelSet) {
+        let T = given.count
+        nonisolated(unsafe) let (xs, ys) = (given.x, y)
         let (R, C, rb) = (rows, cols, rowBytes)
-        if T <= 4 || (rounding == .llama && RowKernels.Int8Dot.block(kind) != nil) {
-            let given = KernelInputs(x, count: T, n: C, rounding: rounding)
+        if T <= 4 || (given.rounding == .llama && RowKernels.Int8Dot.block(kind) != nil) {
             nonisolated(unsafe) let input = given.input(for: self)
+            if case .int8(let a) = input, T > 4, kernels == .avx2, Int8Tiles.enabled {
+                nonisolated(unsafe) let w = UnsafeRawPointer(data.baseAddress!)
+                let k = Int32(kind.rawValue)
+                Parallel.forBlocks(R, block: 64) { r in
+                    let status = qk_int8_gemm_avx512vnni(k, w, rb, r.lowerBound, r.upperBound, a.bytes(row: 0),
+                                                         a.scales, a.sums, T, C, ys, R, accumulate ? 1 : 0)
+                    guard status != 0 else { return }
+                    // no memory for the unpacked rows (the tiles fail before writing y): the row kernels
+                    for t in 0..<T {
+                        self.rowProducts(input, row: t, rows: r, into: ys + t * R, accumulate: accumulate,
+                                         kernels: kernels)
+                    }
+                }
+                return
+            }
             Parallel.forRanges(R, minChunk: 128) { r in
                 for t in 0..<T {
                     self.rowProducts(input, row: t, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels)
                 }
             }
-            withExtendedLifetime(given) {}
+            return
+        }
+        if type == .f32 {   // f32 rows (the file's, or a type without kernels made f32 at load): sgemm on them
+            let f = UnsafePointer(data.baseAddress!.assumingMemoryBound(to: Float.self))
+            BLAS.gemmNTParallel(m: T, n: R, k: C, a: xs, lda: C, b: f, ldb: C, c: ys, ldc: R, beta: accumulate ? 1 : 0)
             return
         }
         nonisolated(unsafe) let w = UnsafeRawPointer(data.baseAddress!)

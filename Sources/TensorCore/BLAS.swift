@@ -24,23 +24,37 @@ public enum BLAS {
     }()
 
     /// C = A[M×K] · Bᵀ where B is [N×K] (a Linear weight in HF [out, in] layout); leading dimensions given. One
-    /// thread (callers split the work). With `kernel` avx512 and alpha 1, beta 0 or 1, each value of C is summed in
-    /// an order that depends on k only, not on m, n or the block of C computed.
+    /// thread (callers split the work). With `kernel` avx512 and beta 0 (alpha then applied to each sum) or alpha 1
+    /// and beta 1, each value of C is summed in an order that depends on k only, not on m, n or the block of C computed.
     @inline(__always)
     public static func gemmNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
-        if kernel == .avx512 && alpha == 1 && (beta == 0 || beta == 1),
+        if kernel == .avx512 && (alpha == 1 && beta == 1 || beta == 0),
            qk_sgemm_nt_avx512(m, n, k, a, lda, b, ldb, c, ldc, 0, n, beta == 1 ? 1 : 0) == 0 {
+            if alpha != 1 { scale(c, ldc: ldc, m: m, n: n, by: alpha) }   // alpha · (Σ), as sgemm rounds it
             return
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// C = A[M×K] · B[K×N].
+    /// C = A[M×K] · B[K×N]; with `kernel` avx512 as `gemmNT`.
     @inline(__always)
     public static func gemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
+        if kernel == .avx512 && (alpha == 1 && beta == 1 || beta == 0),
+           qk_sgemm_nn_avx512(m, n, k, a, lda, b, ldb, c, ldc, 0, n, beta == 1 ? 1 : 0) == 0 {
+            if alpha != 1 { scale(c, ldc: ldc, m: m, n: n, by: alpha) }
+            return
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// C[i, j] ← alpha · C[i, j] for the m × n block at c.
+    static func scale(_ c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, by alpha: Float) {
+        for i in 0..<m {
+            let row = c + i * ldc
+            for j in 0..<n { row[j] *= alpha }
+        }
     }
 
     /// C[M×N] += alpha · Aᵀ · B with A [K×M] and B [K×N] (e.g. H += XᵀX).

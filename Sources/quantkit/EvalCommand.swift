@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import Llama
 import QuantKit
 import TensorCore
 
@@ -43,6 +44,14 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("protocol"), help: "llama.cpp (score the second half of each chunk) or paper (every token of each window).")
     var proto: Perplexity.EvalProtocol = .llamaCpp
 
+    @Option(name: .long, help: """
+        How quantized weights meet the activations: exact (f32 activations; each product is that of the dequantized \
+        row) or llama (rounded to int8 as llama.cpp rounds them before its dot products: per 32 values for \
+        Q4_0/Q5_0/Q8_0 rows, per 256 for Q4_K/Q6_K; integer products, llama-perplexity's numbers up to float order; \
+        AVX-512 VNNI tiles for Q4_K/Q6_K).
+        """)
+    var activations: ActivationRounding = .exact
+
     @Option(name: .long, help: "Also write the results as JSON to this file.")
     var json: String?
 
@@ -78,10 +87,12 @@ struct Eval: ParsableCommand {
             let pr = ProgressPrinter()
             let r: Evaluator.Report
             if let kldBase {
-                r = try Evaluator.run(kldBase: kldBase, candidates: models, chunks: chunks, progress: pr.update)
+                r = try Evaluator.run(kldBase: kldBase, candidates: models, chunks: chunks, activations: activations,
+                                      progress: pr.update)
             } else {
                 r = try Evaluator.run(reference: models[0], candidates: Array(models.dropFirst()), textFile: text!, ctx: ctx, chunks: chunks,
-                                      protocol: proto, kldBaseOut: kldBaseOut, progress: pr.update)
+                                      protocol: proto, kldBaseOut: kldBaseOut, activations: activations,
+                                      progress: pr.update)
             }
             print(Evaluator.table(r), terminator: "")
             if let json { try writeFileAtomically(json, Array(Evaluator.json(r).serialized().utf8)) }

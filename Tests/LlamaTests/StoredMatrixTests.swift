@@ -3,6 +3,8 @@ import ModelFormats
 import Quantization
 import TensorCore
 import XCTest
+import CRowKernels
+import RowKernels
 @testable import Llama
 
 /// Stored-weight products (decoding) against the dequantized matrix multiplied in double, in both kernel sets, and the
@@ -180,6 +182,103 @@ final class StoredMatrixTests: XCTestCase {
                         XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9,
                                        "\(t.name) \(k) row \(r)")
                     }
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 VNNI tiles (many tokens under `llama` rounding) on Q4_K, Q6_K, Q8_0, Q4_0 and Q5_0 rows, quantized
+    /// weights and blocks of random bytes (every byte value, the largest scales and mins, negative Q6_K scales): every
+    /// token's products within float rounding of the dequantized rows times x̂ in double; rows past a whole strip of 16
+    /// and tokens past a whole tile of 8, accumulation, and the row kernels on the same x̂ (the same integer sums).
+    func testInt8TilesAgainstTheRoundedActivations() throws {
+        try XCTSkipUnless(Int8Tiles.supported, "no AVX-512 VNNI on this CPU")
+        for (t, cols, random) in [(GGMLType.q4_K, 768, false), (.q6_K, 512, false), (.q4_K, 512, true),
+                                  (.q6_K, 768, true), (.q8_0, 544, false), (.q4_0, 544, false), (.q5_0, 544, false),
+                                  (.q8_0, 96, true), (.q4_0, 96, true), (.q5_0, 96, true)] {
+            let rows = 37, tokens = 13
+            var bytes = try GGMLCodec.quantize(t, Self.values(rows * cols, seed: 11), rowLength: cols)
+            if random {
+                var state: UInt64 = 5
+                for i in bytes.indices {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    bytes[i] = UInt8(truncatingIfNeeded: state >> 33)
+                }
+                let blockBytes = [GGMLType.q4_K: 144, .q6_K: 210, .q8_0: 34, .q4_0: 18, .q5_0: 22][t]!
+                for b in 0..<(bytes.count / blockBytes) {   // f16 scales of ±(0.5…2): finite products
+                    for o in t == .q4_K ? [0, 2] : t == .q6_K ? [208] : [0] {
+                        bytes[b * blockBytes + o + 1] = (b + o) % 3 == 0 ? 0xBC : 0x3A
+                    }
+                }
+            }
+            let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+            let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
+            var x = Self.values(tokens * cols, seed: 12).map { $0 * 2 }
+            let block = t == .q4_K || t == .q6_K ? 256 : 32
+            for i in stride(from: 0, to: x.count, by: block) { x[i] = -3 }   // −127 steps in every block
+            let a = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: tokens, n: cols, block: block) }
+            let start = Self.values(tokens * rows, seed: 13)
+            for accumulate in [false, true] {
+                var y = start
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                    m.multiply(xp.baseAddress!, count: tokens, into: yp.baseAddress!, accumulate: accumulate,
+                               rounding: .llama, kernels: .avx2)
+                } }
+                for tok in 0..<tokens {
+                    let ref = Self.reference(deq, rows: rows, cols: cols, x: a.dequantized(row: tok)[...])
+                    var rowKernels = [Float](repeating: .nan, count: rows)
+                    rowKernels.withUnsafeMutableBufferPointer { yp in
+                        m.rowProducts(a, row: tok, rows: 0..<rows, into: yp.baseAddress!, accumulate: false,
+                                      kernels: .baseline)
+                    }
+                    for r in 0..<rows {
+                        let base = accumulate ? Double(start[tok * rows + r]) : 0
+                        let tol = 2e-6 * ref[r].1 + 1e-6 * abs(base) + 1e-9
+                        let name = "\(t.name) random \(random) accumulate \(accumulate) token \(tok) row \(r)"
+                        XCTAssertEqual(Double(y[tok * rows + r]), ref[r].0 + base, accuracy: tol, name)
+                        XCTAssertEqual(Double(rowKernels[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, name)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 rounding of activations (the VNNI tiles' input) against Int8Dot.quantize, the Swift reference, on
+    /// values that test its edges: zero blocks, the largest magnitude negative or repeated with both signs, exact
+    /// half-steps (ties to even), NaN, ±infinity, subnormals alone in a block (a step that overflows), values past ±127
+    /// steps; every output equal, bit for bit.
+    func testAVX512ActivationRoundingIsTheReferences() throws {
+        try XCTSkipUnless(Int8Tiles.supported, "no AVX-512 VNNI on this CPU")
+        let n = 2048
+        var x = Self.values(n, seed: 31).map { $0 * 7 }
+        for i in 0..<32 { x[i] = 0 }                        // a zero block of 32
+        for i in 256..<512 { x[i] = 0 }                     // a zero block of 256
+        x[40] = -9                                          // the largest, negative first,
+        x[41] = 9                                           // then positive
+        for i in 64..<96 { x[i] = Float(i - 80) * 0.5 }     // half-steps at a step of 1/8 · 127 … ties
+        x[96] = 127
+        for i in 97..<128 { x[i] = Float(i - 97) + 0.5 }    // exact ties: n + 0.5 steps
+        x[600] = .nan
+        x[700] = .infinity
+        x[800] = -.infinity
+        for i in 1024..<1056 { x[i] = Float.leastNonzeroMagnitude * Float(i - 1040) }   // subnormals: step ∞
+        for i in 1280..<1536 { x[i] = Float.leastNormalMagnitude * Float(i % 7 - 3) }
+        x[1600] = 3e38
+        x[1601] = -3e38
+        for block in [32, 256] {
+            var v1 = [Int16](repeating: 0, count: n), v2 = v1
+            var d1 = [Float](repeating: 0, count: n / block), d2 = d1
+            var s1 = [Int32](repeating: 0, count: n / 16), s2 = s1
+            var bytes = [Int8](repeating: 0, count: n)
+            RowKernels.Int8Dot.quantize(x, n: n, block: block, values: &v1, scales: &d1, sums: &s1)
+            qk_round_int8_avx512(x, n, block, &v2, &d2, &s2, &bytes)
+            XCTAssertEqual(v1, v2, "values, block \(block)")
+            XCTAssertEqual(d1.map(\.bitPattern), d2.map(\.bitPattern), "steps, block \(block)")
+            XCTAssertEqual(s1, s2, "sums, block \(block)")
+            for g in stride(from: 0, to: n, by: 32) {
+                for k in 0..<16 {
+                    XCTAssertEqual(Int16(bytes[g + 2 * k]), v1[g + k])
+                    XCTAssertEqual(Int16(bytes[g + 2 * k + 1]), v1[g + 16 + k])
                 }
             }
         }

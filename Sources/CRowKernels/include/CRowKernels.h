@@ -41,4 +41,24 @@ int qk_sgemm_nt_avx512(size_t m, size_t n, size_t k, const float *a, size_t lda,
 int qk_sgemm_tn_avx512(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
                        size_t ldc, size_t n0, size_t n1, int accumulate);
 
+/// y[t · ldy + r] (+)= row r · x̂_t for r in [r0, r1) and t in [0, t_count): rows of kind Q4_K or Q6_K (x̂ rounded per
+/// 256 values as llama.cpp's Q8_K) or Q8_0, Q4_0, Q5_0 (x̂ rounded per 32 as its Q8_0); row r at w + r · row_bytes, n
+/// values. x̂_t = q · d: q [t_count × n] int8 in natural order, d [t_count × n / block] steps, sums [t_count × n / 16]
+/// sums of each 16 q. The integer sums of qk_int8_matvec_avx2, for many tokens at once. AVX-512 VNNI: call only on a
+/// CPU whose /proc/cpuinfo lists avx512f, avx512bw and avx512_vnni. Returns 0, -1 for another kind, -2 when memory
+/// for the calling thread's unpacked rows (kept for its life) could not be had.
+int qk_int8_gemm_avx512vnni(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q,
+                            const float *d, const int32_t *sums, size_t t_count, size_t n, float *y, size_t ldy,
+                            int accumulate);
+
+/// The same for C (+)= A · B with A [m × k] (row stride lda) and B [k × n] (ldb), e.g. attention's softmax · V.
+int qk_sgemm_nn_avx512(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                       size_t ldc, size_t n0, size_t n1, int accumulate);
+
+/// x [n] rounded to int8 per `block` values (32: llama.cpp's Q8_0, 256: its Q8_K), exactly as RowKernels.Int8Dot.quantize
+/// rounds (the reference): values [n] in its order (per 32: even-indexed, then odd-indexed), steps [n / block], sums
+/// [n / 16] of each 16 values, and bytes [n] the values in natural order. AVX-512 (avx512f, avx512bw, avx512vl, f16c).
+void qk_round_int8_avx512(const float *x, size_t n, size_t block, int16_t *values, float *steps, int32_t *sums,
+                          int8_t *bytes);
+
 #endif

@@ -1,0 +1,381 @@
+// Y [T × rows] (+)= X̂ · Wᵀ for Q4_K and Q6_K weight rows and activations rounded to int8 per 256 values as llama.cpp
+// rounds them (Q8_K: x̂ = q · d, sums of each 16 q), and for Q8_0, Q4_0 and Q5_0 rows with activations rounded per 32
+// (Q8_0): the integer sums of ggml's dot products of those pairs, for many tokens at once. AVX-512 VNNI: call only
+// where /proc/cpuinfo lists avx512f, avx512bw and avx512_vnni.
+//
+// Per block of 32 columns (Q8_0, Q4_0, Q5_0): d·dx · Σ_i w_i x_i, w_i signed; vpdpbusd multiplies unsigned by signed
+// bytes, so the strip holds w_i + o (o = 128, 8, 16: 0…255, 0…15, 0…31) and o · Σ_i x_i is taken off the integer sum.
+//
+// Per super-block of 256 columns, row o and token t (ggml's names):
+//   Q4_K: d·dx · Σ_j sc_j · Σ_{i in j} q_i x_i  −  dmin·dx · Σ_j m_j · Σ_{i in j} x_i   (j: 8 sub-blocks of 32, q 0…15)
+//   Q6_K: d·dx · Σ_j sc_j · Σ_{i in j} q_i x_i  −  d·dx · Σ_j 32 sc_j · Σ_{i in j} x_i  (16 sub-blocks of 16, q 0…63)
+// Both integer sums are exact in int32, as in ggml; only the floats that combine them are summed in another order.
+//
+// Weight rows are unpacked 16 at a time into a strip (one int32 lane per row): the values as bytes k-major in groups
+// of 4 (vpdpbusd's unsigned operand), each sub-block's scale as int32, the correction factors (m_j, or 32·sc_j per 16
+// values) as int16 pairs (vpdpwssd against pairs of 16-value sums), d and the correction's float. A tile of 8 tokens
+// × 16 rows then sums in registers: per 4 columns one load and 8 vpdpbusd with the tokens' 4 bytes broadcast.
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+#include "CRowKernels.h"
+
+#define QK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c")))
+#define TM 8     // tokens per tile
+#define RS 16    // rows per strip (one vector of int32 lanes)
+
+// one strip: for each super-block b, q[b] 16 × 256 bytes (group g of 4 columns: 16 rows × 4 bytes), sc[b] nsub × 16
+// int32, cw[b] 8 × 16 int32 (int16 pairs: the factors of 16-value sums 2p and 2p + 1), d[b] and dc[b] 16 floats
+typedef struct {
+    uint8_t *q;
+    int32_t *sc, *cw;
+    float *d, *dc;
+} strip_t;
+
+QK_VNNI static inline float f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+// one Q4_K super-block (144 bytes) → values 0…15 in natural order, 8 scales, 8 mins, d, dmin
+QK_VNNI static void unpack_q4_K(const uint8_t *b, uint8_t q[256], int sc[8], int m[8], float *d, float *dmin) {
+    *d = f16(b);
+    *dmin = f16(b + 2);
+    const uint8_t *s = b + 4, *qs = b + 16;
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            sc[j] = s[j] & 63;
+            m[j] = s[j + 4] & 63;
+        } else {
+            sc[j] = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+            m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        }
+    }
+    for (int p = 0; p < 4; p++) {   // sub-blocks 2p (low nibbles) and 2p + 1 (high) share 32 bytes
+        for (int i = 0; i < 32; i++) {
+            q[64 * p + i] = qs[32 * p + i] & 0xF;
+            q[64 * p + 32 + i] = qs[32 * p + i] >> 4;
+        }
+    }
+}
+
+// one Q6_K super-block (210 bytes) → values 0…63 (the −32 not taken off) in natural order, 16 scales, d
+QK_VNNI static void unpack_q6_K(const uint8_t *b, uint8_t q[256], int sc[16], float *d) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *s = (const int8_t *)(b + 192);
+    *d = f16(b + 208);
+    for (int j = 0; j < 16; j++) sc[j] = s[j];
+    for (int h = 0; h < 2; h++) {
+        for (int l = 0; l < 32; l++) {
+            const uint8_t a = ql[64 * h + l], c = ql[64 * h + 32 + l], hi = qh[32 * h + l];
+            q[128 * h + l] = (a & 0xF) | ((hi & 3) << 4);
+            q[128 * h + 32 + l] = (c & 0xF) | (((hi >> 2) & 3) << 4);
+            q[128 * h + 64 + l] = (a >> 4) | (((hi >> 4) & 3) << 4);
+            q[128 * h + 96 + l] = (c >> 4) | (((hi >> 6) & 3) << 4);
+        }
+    }
+}
+
+static inline int32_t pair16(int lo, int hi) { return (int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo); }
+
+// rows [r0, r0 + h) (h ≤ 16; the others zero) of nb super-blocks each into strip s
+QK_VNNI static void pack_strip(int kind, const uint8_t *w, size_t row_bytes, size_t r0, size_t h, size_t nb,
+                               strip_t *s) {
+    const int nsub = kind == QK_ROW_Q4_K ? 8 : 16, block_bytes = kind == QK_ROW_Q4_K ? 144 : 210;
+    uint8_t q[256];
+    int sc[16], m[8];
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *qb = s->q + b * RS * 256;
+        int32_t *scb = s->sc + b * nsub * RS, *cwb = s->cw + b * 8 * RS;
+        float *db = s->d + b * RS, *dcb = s->dc + b * RS;
+        for (size_t r = 0; r < RS; r++) {
+            float d = 0, dc = 0;
+            if (r < h) {
+                const uint8_t *blk = w + (r0 + r) * row_bytes + b * block_bytes;
+                if (kind == QK_ROW_Q4_K) {
+                    float dmin;
+                    unpack_q4_K(blk, q, sc, m, &d, &dmin);
+                    dc = -dmin;
+                    for (int p = 0; p < 8; p++) cwb[p * RS + r] = pair16(m[p], m[p]);   // m_j for both 16s of j
+                } else {
+                    unpack_q6_K(blk, q, sc, &d);
+                    dc = -d;
+                    for (int p = 0; p < 8; p++) cwb[p * RS + r] = pair16(32 * sc[2 * p], 32 * sc[2 * p + 1]);
+                }
+                for (int j = 0; j < nsub; j++) scb[j * RS + r] = sc[j];
+                for (int g = 0; g < 64; g++) memcpy(qb + g * 64 + r * 4, q + 4 * g, 4);
+            } else {
+                for (int p = 0; p < 8; p++) cwb[p * RS + r] = 0;
+                for (int j = 0; j < nsub; j++) scb[j * RS + r] = 0;
+                for (int g = 0; g < 64; g++) memset(qb + g * 64 + r * 4, 0, 4);
+            }
+            db[r] = d;
+            dcb[r] = dc;
+        }
+    }
+}
+
+static inline int32_t u32_at(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// TM tokens (x[i]: its int8 row, dx[i] its steps, s16[i] its 16-value sums as int16) × one strip, all nb super-blocks;
+// out[i] ← the 16 rows' values for token i
+QK_VNNI static void tile(int nsub, const strip_t *s, size_t nb, const int8_t *const x[TM], const float *const dx[TM],
+                         const int16_t *const s16[TM], __m512 out[TM]) {
+    const int groups = 64 / nsub;   // groups of 4 columns per sub-block
+    __m512 acc[TM];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < TM; i++) acc[i] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *qb = s->q + b * RS * 256;
+        const int32_t *scb = s->sc + b * nsub * RS, *cwb = s->cw + b * 8 * RS;
+        __m512i sum[TM], part[TM];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < TM; i++) sum[i] = _mm512_setzero_si512();
+        for (int j = 0; j < nsub; j++) {
+#pragma clang loop unroll(full)
+            for (int i = 0; i < TM; i++) part[i] = _mm512_setzero_si512();
+            for (int g = j * groups; g < (j + 1) * groups; g++) {
+                const __m512i wv = _mm512_load_si512((const void *)(qb + g * 64));
+                const size_t col = b * 256 + 4 * (size_t)g;
+#pragma clang loop unroll(full)
+                for (int i = 0; i < TM; i++) {
+                    part[i] = _mm512_dpbusd_epi32(part[i], wv, _mm512_set1_epi32(u32_at(x[i] + col)));
+                }
+            }
+            const __m512i scv = _mm512_load_si512((const void *)(scb + j * RS));
+#pragma clang loop unroll(full)
+            for (int i = 0; i < TM; i++) sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(part[i], scv));
+        }
+#pragma clang loop unroll(full)
+        for (int i = 0; i < TM; i++) part[i] = _mm512_setzero_si512();
+        for (int p = 0; p < 8; p++) {
+            const __m512i cv = _mm512_load_si512((const void *)(cwb + p * RS));
+#pragma clang loop unroll(full)
+            for (int i = 0; i < TM; i++) {
+                part[i] = _mm512_dpwssd_epi32(part[i], cv, _mm512_set1_epi32(u32_at(s16[i] + b * 16 + 2 * p)));
+            }
+        }
+        const __m512 dv = _mm512_load_ps(s->d + b * RS), dcv = _mm512_load_ps(s->dc + b * RS);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < TM; i++) {
+            const __m512 v = _mm512_fmadd_ps(dv, _mm512_cvtepi32_ps(sum[i]),
+                                             _mm512_mul_ps(dcv, _mm512_cvtepi32_ps(part[i])));
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(dx[i][b]), v, acc[i]);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < TM; i++) out[i] = acc[i];
+}
+
+// one block of 32 (Q8_0: 34 bytes, Q4_0: 18, Q5_0: 22) → its values plus the offset o as unsigned bytes, and d
+QK_VNNI static void unpack_32(int kind, const uint8_t *b, uint8_t q[32], float *d) {
+    *d = f16(b);
+    if (kind == QK_ROW_Q8_0) {
+        for (int i = 0; i < 32; i++) q[i] = (uint8_t)((int)(int8_t)b[2 + i] + 128);
+    } else if (kind == QK_ROW_Q4_0) {
+        for (int i = 0; i < 16; i++) {
+            q[i] = b[2 + i] & 0xF;
+            q[16 + i] = b[2 + i] >> 4;
+        }
+    } else {   // Q5_0: 32 fifth bits, then the nibbles
+        uint32_t h;
+        memcpy(&h, b + 2, 4);
+        for (int i = 0; i < 16; i++) {
+            q[i] = (b[6 + i] & 0xF) | (((h >> i) & 1) << 4);
+            q[16 + i] = (b[6 + i] >> 4) | (((h >> (16 + i)) & 1) << 4);
+        }
+    }
+}
+
+static inline int offset_32(int kind) { return kind == QK_ROW_Q8_0 ? 128 : kind == QK_ROW_Q4_0 ? 8 : 16; }
+
+// rows [r0, r0 + h) of nb blocks of 32 → strip s (q: 8 groups of 16 rows × 4 bytes per block; d: 16 floats per block)
+QK_VNNI static void pack_strip_32(int kind, const uint8_t *w, size_t row_bytes, size_t r0, size_t h, size_t nb,
+                                  strip_t *s) {
+    const int block_bytes = kind == QK_ROW_Q8_0 ? 34 : kind == QK_ROW_Q4_0 ? 18 : 22;
+    uint8_t q[32];
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *qb = s->q + b * RS * 32;
+        for (size_t r = 0; r < RS; r++) {
+            float d = 0;
+            if (r < h) {
+                unpack_32(kind, w + (r0 + r) * row_bytes + b * block_bytes, q, &d);
+            } else {
+                memset(q, 0, 32);
+            }
+            for (int g = 0; g < 8; g++) memcpy(qb + g * 64 + r * 4, q + 4 * g, 4);
+            s->d[b * RS + r] = d;
+        }
+    }
+}
+
+// TM tokens (x[i] int8, dx[i] steps per 32, xo[i] o · Σ x per 32) × one strip of nb blocks of 32
+QK_VNNI static void tile_32(const strip_t *s, size_t nb, const int8_t *const x[TM], const float *const dx[TM],
+                            const int32_t *const xo[TM], __m512 out[TM]) {
+    __m512 acc[TM];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < TM; i++) acc[i] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *qb = s->q + b * RS * 32;
+        __m512i part[TM];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < TM; i++) part[i] = _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+        for (int g = 0; g < 8; g++) {
+            const __m512i wv = _mm512_load_si512((const void *)(qb + g * 64));
+#pragma clang loop unroll(full)
+            for (int i = 0; i < TM; i++) {
+                part[i] = _mm512_dpbusd_epi32(part[i], wv, _mm512_set1_epi32(u32_at(x[i] + 32 * b + 4 * g)));
+            }
+        }
+        const __m512 dv = _mm512_load_ps(s->d + b * RS);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < TM; i++) {
+            const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(part[i], _mm512_set1_epi32(xo[i][b])));
+            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dv, _mm512_set1_ps(dx[i][b])), v, acc[i]);
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < TM; i++) out[i] = acc[i];
+}
+
+// the calling thread's strip (kept for its life) and its tokens' 16-value sums as int16
+static _Thread_local uint8_t *strip_mem = NULL;
+static _Thread_local size_t strip_cap = 0;
+static _Thread_local int16_t *sums_mem = NULL;
+static _Thread_local size_t sums_cap = 0;
+
+static void *grow(void *p, size_t *cap, size_t need) {
+    if (need <= *cap) return p;
+    free(p);
+    *cap = 0;
+    void *n = NULL;
+    if (posix_memalign(&n, 64, need) != 0) return NULL;
+    *cap = need;
+    return n;
+}
+
+QK_VNNI int qk_int8_gemm_avx512vnni(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q,
+                                   const float *d, const int32_t *sums, size_t t_count, size_t n, float *y, size_t ldy,
+                                   int accumulate) {
+    const int k_quant = kind == QK_ROW_Q4_K || kind == QK_ROW_Q6_K;
+    if (!k_quant && kind != QK_ROW_Q8_0 && kind != QK_ROW_Q4_0 && kind != QK_ROW_Q5_0) return -1;
+    const size_t block = k_quant ? 256 : 32;
+    if (n % block != 0 || r1 <= r0 || t_count == 0) return 0;
+    const size_t nb = n / block;
+    const int nsub = kind == QK_ROW_Q4_K ? 8 : 16;
+    const size_t q_bytes = nb * RS * block, sc_bytes = k_quant ? nb * nsub * RS * 4 : 0,
+                 cw_bytes = k_quant ? nb * 8 * RS * 4 : 0, f_bytes = nb * RS * 4;
+    strip_mem = grow(strip_mem, &strip_cap, q_bytes + sc_bytes + cw_bytes + 2 * f_bytes);
+    // per token: the 16-value sums as int16 (K-quants: |sum| ≤ 16 · 128), or o · Σ x per 32 as int32
+    sums_mem = grow(sums_mem, &sums_cap, t_count * (k_quant ? (n / 16) * 2 : nb * 4));
+    if (!strip_mem || !sums_mem) return -2;
+    strip_t s = {strip_mem, (int32_t *)(strip_mem + q_bytes), (int32_t *)(strip_mem + q_bytes + sc_bytes),
+                 (float *)(strip_mem + q_bytes + sc_bytes + cw_bytes),
+                 (float *)(strip_mem + q_bytes + sc_bytes + cw_bytes + f_bytes)};
+    int16_t *s16 = (int16_t *)sums_mem;
+    int32_t *xo = (int32_t *)sums_mem;
+    if (k_quant) {
+        for (size_t i = 0; i < t_count * (n / 16); i++) s16[i] = (int16_t)sums[i];
+    } else {
+        const int32_t o = offset_32(kind);
+        for (size_t i = 0; i < t_count * nb; i++) xo[i] = o * (sums[2 * i] + sums[2 * i + 1]);
+    }
+    for (size_t r = r0; r < r1; r += RS) {
+        const size_t h = r1 - r < RS ? r1 - r : RS;
+        if (k_quant) {
+            pack_strip(kind, (const uint8_t *)w, row_bytes, r, h, nb, &s);
+        } else {
+            pack_strip_32(kind, (const uint8_t *)w, row_bytes, r, h, nb, &s);
+        }
+        const __mmask16 keep = (__mmask16)((1u << h) - 1);
+        for (size_t t0 = 0; t0 < t_count; t0 += TM) {
+            const int8_t *xs[TM];
+            const float *ds[TM];
+            const int16_t *ss[TM];
+            const int32_t *os[TM];
+            for (int i = 0; i < TM; i++) {
+                const size_t t = t0 + i < t_count ? t0 + i : t_count - 1;   // past the last token: its copy, unstored
+                xs[i] = q + t * n;
+                ds[i] = d + t * nb;
+                ss[i] = s16 + t * (n / 16);
+                os[i] = xo + t * nb;
+            }
+            __m512 out[TM];
+            if (k_quant) {
+                tile(nsub, &s, nb, xs, ds, ss, out);
+            } else {
+                tile_32(&s, nb, xs, ds, os, out);
+            }
+            for (int i = 0; i < TM && t0 + i < t_count; i++) {
+                float *yr = y + (t0 + i) * ldy + r;
+                __m512 v = out[i];
+                if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(keep, yr));
+                _mm512_mask_storeu_ps(yr, keep, v);
+            }
+        }
+    }
+    return 0;
+}
+
+// x [n] rounded to int8 per block of 32 (llama.cpp's Q8_0: step amax / 127 kept as f16) or 256 (its Q8_K: the value of
+// largest magnitude, the first of them, to exactly −127 steps), as RowKernels.Int8Dot.quantize rounds (its
+// reference): each value x / step to nearest even, held in −128…127, NaN as 0. Writes the values both in natural
+// order (bytes) and as Int8Dot holds them (values: per 32, the even-indexed then the odd-indexed), the steps and the
+// sums of each 16 values.
+QK_VNNI void qk_round_int8_avx512(const float *x, size_t n, size_t block, int16_t *values, float *steps,
+                                  int32_t *sums, int8_t *bytes) {
+    const __m512 lo = _mm512_set1_ps(-128), hi = _mm512_set1_ps(127);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+    for (size_t b = 0; b < n / block; b++) {
+        const float *xb = x + b * block;
+        __m512 m = _mm512_setzero_ps();
+        for (size_t i = 0; i < block; i += 16) {
+            const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(xb + i));
+            const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(bits, abs_mask));
+            m = _mm512_max_ps(a, m);   // a NaN in a gives m
+        }
+        const float amax = _mm512_reduce_max_ps(m);
+        float scale, step;
+        if (block == 32) {
+            scale = amax != 0 ? 127 / amax : 0;
+            step = _cvtsh_ss(_cvtss_sh(amax / 127, _MM_FROUND_TO_NEAREST_INT));
+        } else if (amax == 0) {
+            scale = 0;
+            step = 0;
+        } else {
+            float vmax = 0;
+            for (size_t i = 0; i < block; i++) {
+                if (__builtin_fabsf(xb[i]) == amax) {
+                    vmax = xb[i];
+                    break;
+                }
+            }
+            scale = -127 / vmax;
+            step = 1 / scale;
+        }
+        steps[b] = step;
+        const __m512 sv = _mm512_set1_ps(scale);
+        for (size_t i = 0; i < block; i += 16) {
+            const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xb + i), sv);
+            const __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+            const __m512 c = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            const __m512i q = _mm512_maskz_cvt_roundps_epi32(ord, c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm_storeu_si128((__m128i *)(bytes + b * block + i), _mm512_cvtepi32_epi8(q));
+            sums[(b * block + i) / 16] = _mm512_reduce_add_epi32(q);
+        }
+        for (size_t g = 0; g < block; g += 32) {
+            const int8_t *src = bytes + b * block + g;
+            int16_t *dst = values + b * block + g;
+            for (int k = 0; k < 16; k++) {
+                dst[k] = src[2 * k];
+                dst[16 + k] = src[2 * k + 1];
+            }
+        }
+    }
+}
