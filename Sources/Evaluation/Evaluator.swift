@@ -26,13 +26,14 @@ public enum Evaluator {
         public var activations = ActivationRounding.exact
     }
 
-    /// Under `llama` rounding the layers and the head keep the file's blocks, which the integer kernels read.
+    /// The layers keep the file's blocks, each layer made per chunk from them: `exact` makes 256 rows f32 at a time
+    /// for its products (an f32 copy of each layer cost more memory and the time of writing it). Under `llama`
+    /// rounding the head is held as stored too, for the integer kernels (with `exact` it stays f32: a tied head's
+    /// stored copy would sit beside the f32 embeddings).
     static func use(_ activations: ActivationRounding, _ m: LoadedModel) throws {
         m.forward.w.activationRounding = activations
-        if activations == .llama {
-            m.forward.w.storedLinears = true
-            try m.forward.w.holdStoredHead()
-        }
+        m.forward.w.storedLinears = true
+        if activations == .llama { try m.forward.w.holdStoredHead() }
     }
 
     public static func run(reference: String, candidates: [String], textFile: String, ctx: Int, chunks: Int?,

@@ -283,7 +283,7 @@ public final class StoredMatrix: @unchecked Sendable {
     /// this kind has an integer kernel: row kernels, W's rows split evenly over the threads (each row's result does
     /// not depend on the split; under 256 rows, the calling thread alone) — or, for more than 4 rows where the CPU
     /// has AVX-512 VNNI, the integer tiles. Otherwise (a prompt): f32 rows by sgemm as they are, other types in
-    /// blocks of 64 of W's rows made f32 in a scratch tile and multiplied by sgemm.
+    /// blocks of 256 of W's rows made f32 in a scratch tile and multiplied by sgemm.
     public func multiply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
                          rounding: ActivationRounding = .exact, kernels: RowKernelSet = .current) {
         let given = KernelInputs(x, count: T, n: cols, rounding: rounding)
@@ -327,7 +327,7 @@ public final class StoredMatrix: @unchecked Sendable {
             return
         }
         nonisolated(unsafe) let w = UnsafeRawPointer(data.baseAddress!)
-        let tile = 64   // rows made f32 at a time per thread
+        let tile = 256   // rows made f32 at a time per thread (the tokens are packed again for each: 64 took 20 % longer)
         let workers = Parallel.threads
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * tile * C)
         defer { scratch.deallocate() }
