@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "CRowKernels.h"
+#include "BlockBits.h"
 
 #define QK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c")))
 #define TM 8     // tokens per tile
@@ -32,25 +33,16 @@ typedef struct {
     float *d, *dc;
 } strip_t;
 
-QK_VNNI static inline float f16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
 // one Q4_K super-block (144 bytes) → values 0…15 in natural order, 8 scales, 8 mins, d, dmin
 QK_VNNI static void unpack_q4_K(const uint8_t *b, uint8_t q[256], int sc[8], int m[8], float *d, float *dmin) {
-    *d = f16(b);
-    *dmin = f16(b + 2);
-    const uint8_t *s = b + 4, *qs = b + 16;
+    *d = f16_at(b);
+    *dmin = f16_at(b + 2);
+    const uint8_t *qs = b + 16;
+    uint64_t scales, mins;
+    q4_K_scales_mins(b + 4, &scales, &mins);
     for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            sc[j] = s[j] & 63;
-            m[j] = s[j + 4] & 63;
-        } else {
-            sc[j] = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-            m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-        }
+        sc[j] = (int)((scales >> (8 * j)) & 0xFF);
+        m[j] = (int)((mins >> (8 * j)) & 0xFF);
     }
     for (int p = 0; p < 4; p++) {   // sub-blocks 2p (low nibbles) and 2p + 1 (high) share 32 bytes
         for (int i = 0; i < 32; i++) {
@@ -64,7 +56,7 @@ QK_VNNI static void unpack_q4_K(const uint8_t *b, uint8_t q[256], int sc[8], int
 QK_VNNI static void unpack_q6_K(const uint8_t *b, uint8_t q[256], int sc[16], float *d) {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *s = (const int8_t *)(b + 192);
-    *d = f16(b + 208);
+    *d = f16_at(b + 208);
     for (int j = 0; j < 16; j++) sc[j] = s[j];
     for (int h = 0; h < 2; h++) {
         for (int l = 0; l < 32; l++) {
@@ -116,12 +108,6 @@ QK_VNNI static void pack_strip(int kind, const uint8_t *w, size_t row_bytes, siz
     }
 }
 
-static inline int32_t u32_at(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 // TM tokens (x[i]: its int8 row, dx[i] its steps, s16[i] its 16-value sums as int16) × one strip, all nb super-blocks;
 // out[i] ← the 16 rows' values for token i
 QK_VNNI static void tile(int nsub, const strip_t *s, size_t nb, const int8_t *const x[TM], const float *const dx[TM],
@@ -144,7 +130,7 @@ QK_VNNI static void tile(int nsub, const strip_t *s, size_t nb, const int8_t *co
                 const size_t col = b * 256 + 4 * (size_t)g;
 #pragma clang loop unroll(full)
                 for (int i = 0; i < TM; i++) {
-                    part[i] = _mm512_dpbusd_epi32(part[i], wv, _mm512_set1_epi32(u32_at(x[i] + col)));
+                    part[i] = _mm512_dpbusd_epi32(part[i], wv, _mm512_set1_epi32((int32_t)u32_at((const uint8_t *)(x[i] + col))));
                 }
             }
             const __m512i scv = _mm512_load_si512((const void *)(scb + j * RS));
@@ -157,7 +143,7 @@ QK_VNNI static void tile(int nsub, const strip_t *s, size_t nb, const int8_t *co
             const __m512i cv = _mm512_load_si512((const void *)(cwb + p * RS));
 #pragma clang loop unroll(full)
             for (int i = 0; i < TM; i++) {
-                part[i] = _mm512_dpwssd_epi32(part[i], cv, _mm512_set1_epi32(u32_at(s16[i] + b * 16 + 2 * p)));
+                part[i] = _mm512_dpwssd_epi32(part[i], cv, _mm512_set1_epi32((int32_t)u32_at((const uint8_t *)(s16[i] + b * 16 + 2 * p))));
             }
         }
         const __m512 dv = _mm512_load_ps(s->d + b * RS), dcv = _mm512_load_ps(s->dc + b * RS);
@@ -174,7 +160,7 @@ QK_VNNI static void tile(int nsub, const strip_t *s, size_t nb, const int8_t *co
 
 // one block of 32 (Q8_0: 34 bytes, Q4_0: 18, Q5_0: 22) → its values plus the offset o as unsigned bytes, and d
 QK_VNNI static void unpack_32(int kind, const uint8_t *b, uint8_t q[32], float *d) {
-    *d = f16(b);
+    *d = f16_at(b);
     if (kind == QK_ROW_Q8_0) {
         for (int i = 0; i < 32; i++) q[i] = (uint8_t)((int)(int8_t)b[2 + i] + 128);
     } else if (kind == QK_ROW_Q4_0) {
@@ -230,7 +216,7 @@ QK_VNNI static void tile_32(const strip_t *s, size_t nb, const int8_t *const x[T
             const __m512i wv = _mm512_load_si512((const void *)(qb + g * 64));
 #pragma clang loop unroll(full)
             for (int i = 0; i < TM; i++) {
-                part[i] = _mm512_dpbusd_epi32(part[i], wv, _mm512_set1_epi32(u32_at(x[i] + 32 * b + 4 * g)));
+                part[i] = _mm512_dpbusd_epi32(part[i], wv, _mm512_set1_epi32((int32_t)u32_at((const uint8_t *)(x[i] + 32 * b + 4 * g))));
             }
         }
         const __m512 dv = _mm512_load_ps(s->d + b * RS);

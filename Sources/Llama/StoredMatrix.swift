@@ -299,26 +299,23 @@ public final class StoredMatrix: @unchecked Sendable {
         let (R, C, rb) = (rows, cols, rowBytes)
         if T <= 4 || (given.rounding == .llama && RowKernels.Int8Dot.block(kind) != nil) {
             nonisolated(unsafe) let input = given.input(for: self)
+            let rowKernels = { (r: Range<Int>) in
+                for t in 0..<T {
+                    self.rowProducts(input, row: t, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels)
+                }
+            }
             if case .int8(let a) = input, T > 4, kernels == .avx2, Int8Tiles.enabled {
                 nonisolated(unsafe) let w = UnsafeRawPointer(data.baseAddress!)
                 let k = Int32(kind.rawValue)
                 Parallel.forBlocks(R, block: 64) { r in
                     let status = qk_int8_gemm_avx512vnni(k, w, rb, r.lowerBound, r.upperBound, a.bytes(row: 0),
                                                          a.scales, a.sums, T, C, ys, R, accumulate ? 1 : 0)
-                    guard status != 0 else { return }
                     // no memory for the unpacked rows (the tiles fail before writing y): the row kernels
-                    for t in 0..<T {
-                        self.rowProducts(input, row: t, rows: r, into: ys + t * R, accumulate: accumulate,
-                                         kernels: kernels)
-                    }
+                    if status != 0 { rowKernels(r) }
                 }
                 return
             }
-            Parallel.forRanges(R, minChunk: 128) { r in
-                for t in 0..<T {
-                    self.rowProducts(input, row: t, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels)
-                }
-            }
+            Parallel.forRanges(R, minChunk: 128, rowKernels)
             return
         }
         if type == .f32 {   // f32 rows (the file's, or a type without kernels made f32 at load): sgemm on them
