@@ -20,93 +20,11 @@
 #include <string.h>
 #include "CRowKernels.h"
 #include "BlockBits.h"
+#include "Int8Strips.h"
 
 #define QK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c")))
 #define TM 8     // tokens per tile
 #define RS 16    // rows per strip (one vector of int32 lanes)
-
-// one strip: for each super-block b, q[b] 16 × 256 bytes (group g of 4 columns: 16 rows × 4 bytes), sc[b] nsub × 16
-// int32, cw[b] 8 × 16 int32 (int16 pairs: the factors of 16-value sums 2p and 2p + 1), d[b] and dc[b] 16 floats
-typedef struct {
-    uint8_t *q;
-    int32_t *sc, *cw;
-    float *d, *dc;
-} strip_t;
-
-// one Q4_K super-block (144 bytes) → values 0…15 in natural order, 8 scales, 8 mins, d, dmin
-QK_VNNI static void unpack_q4_K(const uint8_t *b, uint8_t q[256], int sc[8], int m[8], float *d, float *dmin) {
-    *d = f16_at(b);
-    *dmin = f16_at(b + 2);
-    const uint8_t *qs = b + 16;
-    uint64_t scales, mins;
-    q4_K_scales_mins(b + 4, &scales, &mins);
-    for (int j = 0; j < 8; j++) {
-        sc[j] = (int)((scales >> (8 * j)) & 0xFF);
-        m[j] = (int)((mins >> (8 * j)) & 0xFF);
-    }
-    for (int p = 0; p < 4; p++) {   // sub-blocks 2p (low nibbles) and 2p + 1 (high) share 32 bytes
-        for (int i = 0; i < 32; i++) {
-            q[64 * p + i] = qs[32 * p + i] & 0xF;
-            q[64 * p + 32 + i] = qs[32 * p + i] >> 4;
-        }
-    }
-}
-
-// one Q6_K super-block (210 bytes) → values 0…63 (the −32 not taken off) in natural order, 16 scales, d
-QK_VNNI static void unpack_q6_K(const uint8_t *b, uint8_t q[256], int sc[16], float *d) {
-    const uint8_t *ql = b, *qh = b + 128;
-    const int8_t *s = (const int8_t *)(b + 192);
-    *d = f16_at(b + 208);
-    for (int j = 0; j < 16; j++) sc[j] = s[j];
-    for (int h = 0; h < 2; h++) {
-        for (int l = 0; l < 32; l++) {
-            const uint8_t a = ql[64 * h + l], c = ql[64 * h + 32 + l], hi = qh[32 * h + l];
-            q[128 * h + l] = (a & 0xF) | ((hi & 3) << 4);
-            q[128 * h + 32 + l] = (c & 0xF) | (((hi >> 2) & 3) << 4);
-            q[128 * h + 64 + l] = (a >> 4) | (((hi >> 4) & 3) << 4);
-            q[128 * h + 96 + l] = (c >> 4) | (((hi >> 6) & 3) << 4);
-        }
-    }
-}
-
-static inline int32_t pair16(int lo, int hi) { return (int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo); }
-
-// rows [r0, r0 + h) (h ≤ 16; the others zero) of nb super-blocks each into strip s
-QK_VNNI static void pack_strip(int kind, const uint8_t *w, size_t row_bytes, size_t r0, size_t h, size_t nb,
-                               strip_t *s) {
-    const int nsub = kind == QK_ROW_Q4_K ? 8 : 16, block_bytes = kind == QK_ROW_Q4_K ? 144 : 210;
-    uint8_t q[256];
-    int sc[16], m[8];
-    for (size_t b = 0; b < nb; b++) {
-        uint8_t *qb = s->q + b * RS * 256;
-        int32_t *scb = s->sc + b * nsub * RS, *cwb = s->cw + b * 8 * RS;
-        float *db = s->d + b * RS, *dcb = s->dc + b * RS;
-        for (size_t r = 0; r < RS; r++) {
-            float d = 0, dc = 0;
-            if (r < h) {
-                const uint8_t *blk = w + (r0 + r) * row_bytes + b * block_bytes;
-                if (kind == QK_ROW_Q4_K) {
-                    float dmin;
-                    unpack_q4_K(blk, q, sc, m, &d, &dmin);
-                    dc = -dmin;
-                    for (int p = 0; p < 8; p++) cwb[p * RS + r] = pair16(m[p], m[p]);   // m_j for both 16s of j
-                } else {
-                    unpack_q6_K(blk, q, sc, &d);
-                    dc = -d;
-                    for (int p = 0; p < 8; p++) cwb[p * RS + r] = pair16(32 * sc[2 * p], 32 * sc[2 * p + 1]);
-                }
-                for (int j = 0; j < nsub; j++) scb[j * RS + r] = sc[j];
-                for (int g = 0; g < 64; g++) memcpy(qb + g * 64 + r * 4, q + 4 * g, 4);
-            } else {
-                for (int p = 0; p < 8; p++) cwb[p * RS + r] = 0;
-                for (int j = 0; j < nsub; j++) scb[j * RS + r] = 0;
-                for (int g = 0; g < 64; g++) memset(qb + g * 64 + r * 4, 0, 4);
-            }
-            db[r] = d;
-            dcb[r] = dc;
-        }
-    }
-}
 
 // TM tokens (x[i]: its int8 row, dx[i] its steps, s16[i] its 16-value sums as int16) × one strip, all nb super-blocks;
 // out[i] ← the 16 rows' values for token i
@@ -158,48 +76,6 @@ QK_VNNI static void tile(int nsub, const strip_t *s, size_t nb, const int8_t *co
     for (int i = 0; i < TM; i++) out[i] = acc[i];
 }
 
-// one block of 32 (Q8_0: 34 bytes, Q4_0: 18, Q5_0: 22) → its values plus the offset o as unsigned bytes, and d
-QK_VNNI static void unpack_32(int kind, const uint8_t *b, uint8_t q[32], float *d) {
-    *d = f16_at(b);
-    if (kind == QK_ROW_Q8_0) {
-        for (int i = 0; i < 32; i++) q[i] = (uint8_t)((int)(int8_t)b[2 + i] + 128);
-    } else if (kind == QK_ROW_Q4_0) {
-        for (int i = 0; i < 16; i++) {
-            q[i] = b[2 + i] & 0xF;
-            q[16 + i] = b[2 + i] >> 4;
-        }
-    } else {   // Q5_0: 32 fifth bits, then the nibbles
-        uint32_t h;
-        memcpy(&h, b + 2, 4);
-        for (int i = 0; i < 16; i++) {
-            q[i] = (b[6 + i] & 0xF) | (((h >> i) & 1) << 4);
-            q[16 + i] = (b[6 + i] >> 4) | (((h >> (16 + i)) & 1) << 4);
-        }
-    }
-}
-
-static inline int offset_32(int kind) { return kind == QK_ROW_Q8_0 ? 128 : kind == QK_ROW_Q4_0 ? 8 : 16; }
-
-// rows [r0, r0 + h) of nb blocks of 32 → strip s (q: 8 groups of 16 rows × 4 bytes per block; d: 16 floats per block)
-QK_VNNI static void pack_strip_32(int kind, const uint8_t *w, size_t row_bytes, size_t r0, size_t h, size_t nb,
-                                  strip_t *s) {
-    const int block_bytes = kind == QK_ROW_Q8_0 ? 34 : kind == QK_ROW_Q4_0 ? 18 : 22;
-    uint8_t q[32];
-    for (size_t b = 0; b < nb; b++) {
-        uint8_t *qb = s->q + b * RS * 32;
-        for (size_t r = 0; r < RS; r++) {
-            float d = 0;
-            if (r < h) {
-                unpack_32(kind, w + (r0 + r) * row_bytes + b * block_bytes, q, &d);
-            } else {
-                memset(q, 0, 32);
-            }
-            for (int g = 0; g < 8; g++) memcpy(qb + g * 64 + r * 4, q + 4 * g, 4);
-            s->d[b * RS + r] = d;
-        }
-    }
-}
-
 // TM tokens (x[i] int8, dx[i] steps per 32, xo[i] o · Σ x per 32) × one strip of nb blocks of 32
 QK_VNNI static void tile_32(const strip_t *s, size_t nb, const int8_t *const x[TM], const float *const dx[TM],
                             const int32_t *const xo[TM], __m512 out[TM]) {
@@ -230,21 +106,11 @@ QK_VNNI static void tile_32(const strip_t *s, size_t nb, const int8_t *const x[T
     for (int i = 0; i < TM; i++) out[i] = acc[i];
 }
 
-// the calling thread's strip (kept for its life) and its tokens' 16-value sums as int16
+// the calling thread's strip and its tokens' sums (prepare_sums), kept for its life
 static _Thread_local uint8_t *strip_mem = NULL;
 static _Thread_local size_t strip_cap = 0;
-static _Thread_local int16_t *sums_mem = NULL;
+static _Thread_local uint8_t *sums_mem = NULL;
 static _Thread_local size_t sums_cap = 0;
-
-static void *grow(void *p, size_t *cap, size_t need) {
-    if (need <= *cap) return p;
-    free(p);
-    *cap = 0;
-    void *n = NULL;
-    if (posix_memalign(&n, 64, need) != 0) return NULL;
-    *cap = need;
-    return n;
-}
 
 QK_VNNI int qk_int8_gemm_avx512vnni(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q,
                                    const float *d, const int32_t *sums, size_t t_count, size_t n, float *y, size_t ldy,
@@ -255,29 +121,19 @@ QK_VNNI int qk_int8_gemm_avx512vnni(int kind, const void *w, size_t row_bytes, s
     if (n % block != 0 || r1 <= r0 || t_count == 0) return 0;
     const size_t nb = n / block;
     const int nsub = kind == QK_ROW_Q4_K ? 8 : 16;
-    const size_t q_bytes = nb * RS * block, sc_bytes = k_quant ? nb * nsub * RS * 4 : 0,
-                 cw_bytes = k_quant ? nb * 8 * RS * 4 : 0, f_bytes = nb * RS * 4;
-    strip_mem = grow(strip_mem, &strip_cap, q_bytes + sc_bytes + cw_bytes + 2 * f_bytes);
-    // per token: the 16-value sums as int16 (K-quants: |sum| ≤ 16 · 128), or o · Σ x per 32 as int32
-    sums_mem = grow(sums_mem, &sums_cap, t_count * (k_quant ? (n / 16) * 2 : nb * 4));
+    strip_mem = grow(strip_mem, &strip_cap, strip_bytes(k_quant, nsub, nb, RS, block));
+    sums_mem = grow(sums_mem, &sums_cap, t_count * sums_bytes(k_quant, n));
     if (!strip_mem || !sums_mem) return -2;
-    strip_t s = {strip_mem, (int32_t *)(strip_mem + q_bytes), (int32_t *)(strip_mem + q_bytes + sc_bytes),
-                 (float *)(strip_mem + q_bytes + sc_bytes + cw_bytes),
-                 (float *)(strip_mem + q_bytes + sc_bytes + cw_bytes + f_bytes)};
-    int16_t *s16 = (int16_t *)sums_mem;
-    int32_t *xo = (int32_t *)sums_mem;
-    if (k_quant) {
-        for (size_t i = 0; i < t_count * (n / 16); i++) s16[i] = (int16_t)sums[i];
-    } else {
-        const int32_t o = offset_32(kind);
-        for (size_t i = 0; i < t_count * nb; i++) xo[i] = o * (sums[2 * i] + sums[2 * i + 1]);
-    }
+    strip_t s = strip_at(strip_mem, k_quant, nsub, nb, RS, block);
+    prepare_sums(kind, k_quant, 0, sums, t_count, n, sums_mem);
+    const int16_t *s16 = (const int16_t *)sums_mem;
+    const int32_t *xo = (const int32_t *)sums_mem;
     for (size_t r = r0; r < r1; r += RS) {
         const size_t h = r1 - r < RS ? r1 - r : RS;
         if (k_quant) {
-            pack_strip(kind, (const uint8_t *)w, row_bytes, r, h, nb, &s);
+            pack_strip(kind, (const uint8_t *)w, row_bytes, r, h, nb, RS, 0, &s);
         } else {
-            pack_strip_32(kind, (const uint8_t *)w, row_bytes, r, h, nb, &s);
+            pack_strip_32(kind, (const uint8_t *)w, row_bytes, r, h, nb, RS, 0, &s);
         }
         const __mmask16 keep = (__mmask16)((1u << h) - 1);
         for (size_t t0 = 0; t0 < t_count; t0 += TM) {

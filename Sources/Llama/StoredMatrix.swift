@@ -58,19 +58,33 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
 /// rounded to int8 as llama.cpp rounds them before its dot products (`llama`: per 32 values for Q4_0/Q5_0/Q8_0 rows,
 /// per 256 for Q4_K/Q6_K; integer products — its numbers up to float order). Other rows (BF16, F32, types held as
 /// f32) take the activations as they are, as llama.cpp's bf16 decoding does in effect (its greedy tokens equal the
-/// exact products'). With `llama`, prompts run the row kernels too (about 2.5× slower than f32 tiles and sgemm).
+/// exact products'). With `llama`, prompts run the integer tiles (`Int8Tiles`).
 public enum ActivationRounding: String, CaseIterable, Sendable {
     case exact, llama
 }
 
-/// The AVX-512 VNNI tiles for Q4_K, Q6_K, Q8_0, Q4_0 and Q5_0 rows under `llama` rounding (CRowKernels/Int8Gemm.c):
-/// where /proc/cpuinfo lists avx512f, avx512bw, avx512vl and avx512_vnni, unless `QUANTKIT_INT8_TILES=off` (then the
-/// row kernels, token by token). The activations are then rounded by CRowKernels' AVX-512 copy of Int8Dot.quantize.
+/// The integer tiles for Q4_K, Q6_K, Q8_0, Q4_0 and Q5_0 rows under `llama` rounding, beside the AVX2 row kernels:
+/// AVX-512 VNNI (CRowKernels/Int8Gemm.c: 8 tokens × 16 rows) where /proc/cpuinfo lists avx512f, avx512bw, avx512vl and
+/// avx512_vnni, else AVX2 (Int8GemmAVX2.c: vpmaddubsw, 4 tokens × 8 rows). `QUANTKIT_INT8_TILES=off` turns them off
+/// (the row kernels, token by token), `=avx2` picks the AVX2 tiles where both run. With the VNNI tiles the
+/// activations are rounded by CRowKernels' AVX-512 copy of Int8Dot.quantize.
 public enum Int8Tiles {
-    public static let supported = CPUFeatures.flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                                                                    "f16c"])
-    nonisolated(unsafe) public static var enabled =
-        supported && ProcessInfo.processInfo.environment["QUANTKIT_INT8_TILES"] != "off"
+    public enum Kind: String, Sendable {
+        case avx512vnni, avx2
+    }
+
+    /// Whether this CPU runs the VNNI tiles (the AVX2 ones run wherever the AVX2 row kernels do).
+    public static let vnniSupported = CPUFeatures.flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl",
+                                                                        "avx512_vnni", "f16c"])
+
+    /// The tiles in use (nil: none).
+    nonisolated(unsafe) public static var kind: Kind? = {
+        switch ProcessInfo.processInfo.environment["QUANTKIT_INT8_TILES"] {
+        case "off": return nil
+        case "avx2": return .avx2
+        default: return vnniSupported ? .avx512vnni : .avx2
+        }
+    }()
 }
 
 /// x [T × n] rounded to int8 blocks of `block` values (Int8Dot.quantize), one set of buffers per row of x.
@@ -97,7 +111,7 @@ public final class Int8Activations: @unchecked Sendable {
 
     private func round(_ x: UnsafePointer<Float>, row t: Int) {
         let (v, d, s) = pointers(row: t)
-        if Int8Tiles.enabled {
+        if Int8Tiles.kind == .avx512vnni {
             qk_round_int8_avx512(x, n, block, .init(mutating: v), .init(mutating: d), .init(mutating: s), int8 + t * n)
             return
         }
@@ -281,8 +295,8 @@ public final class StoredMatrix: @unchecked Sendable {
 
     /// y [T × rows] (+)= x [T × cols] · Wᵀ. A few rows of x (decoding), or any number under `llama` rounding when
     /// this kind has an integer kernel: row kernels, W's rows split evenly over the threads (each row's result does
-    /// not depend on the split; under 256 rows, the calling thread alone) — or, for more than 4 rows where the CPU
-    /// has AVX-512 VNNI, the integer tiles. Otherwise (a prompt): f32 rows by sgemm as they are, other types in
+    /// not depend on the split; under 256 rows, the calling thread alone) — or, for more than 4 rows with the AVX2
+    /// kernels, the integer tiles. Otherwise (a prompt): f32 rows by sgemm as they are, other types in
     /// blocks of 256 of W's rows made f32 in a scratch tile and multiplied by sgemm.
     public func multiply(_ x: UnsafePointer<Float>, count T: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
                          rounding: ActivationRounding = .exact, kernels: RowKernelSet = .current) {
@@ -291,8 +305,8 @@ public final class StoredMatrix: @unchecked Sendable {
     }
 
     /// `multiply` with the activations as `given` holds them (rounded once for matrices that share them). Under `llama`
-    /// rounding, rows with an integer kernel meet many tokens in the AVX-512 VNNI tiles where the CPU has them
-    /// (`Int8Tiles.enabled`, the row kernels' integer sums).
+    /// rounding, rows with an integer kernel meet many tokens in the integer tiles (`Int8Tiles.kind`, the row
+    /// kernels' integer sums).
     func multiply(_ given: KernelInputs, into y: UnsafeMutablePointer<Float>, accumulate: Bool, kernels: RowKernelSet) {
         let T = given.count
         nonisolated(unsafe) let (xs, ys) = (given.x, y)
@@ -304,12 +318,13 @@ public final class StoredMatrix: @unchecked Sendable {
                     self.rowProducts(input, row: t, rows: r, into: ys + t * R, accumulate: accumulate, kernels: kernels)
                 }
             }
-            if case .int8(let a) = input, T > 4, kernels == .avx2, Int8Tiles.enabled {
+            if case .int8(let a) = input, T > 4, kernels == .avx2, let tiles = Int8Tiles.kind {
                 nonisolated(unsafe) let w = UnsafeRawPointer(data.baseAddress!)
                 let k = Int32(kind.rawValue)
+                let gemm = tiles == .avx512vnni ? qk_int8_gemm_avx512vnni : qk_int8_gemm_avx2
                 Parallel.forBlocks(R, block: 64) { r in
-                    let status = qk_int8_gemm_avx512vnni(k, w, rb, r.lowerBound, r.upperBound, a.bytes(row: 0),
-                                                         a.scales, a.sums, T, C, ys, R, accumulate ? 1 : 0)
+                    let status = gemm(k, w, rb, r.lowerBound, r.upperBound, a.bytes(row: 0), a.scales, a.sums, T, C, ys,
+                                      R, accumulate ? 1 : 0)
                     // no memory for the unpacked rows (the tiles fail before writing y): the row kernels
                     if status != 0 { rowKernels(r) }
                 }

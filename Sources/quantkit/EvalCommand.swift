@@ -48,7 +48,7 @@ struct Eval: ParsableCommand {
         How quantized weights meet the activations: exact (f32 activations; each product is that of the dequantized \
         row) or llama (rounded to int8 as llama.cpp rounds them before its dot products: per 32 values for \
         Q4_0/Q5_0/Q8_0 rows, per 256 for Q4_K/Q6_K; integer products, llama-perplexity's numbers up to float order; \
-        AVX-512 VNNI tiles for Q4_K/Q6_K).
+        integer tiles: AVX-512 VNNI, else AVX2).
         """)
     var activations: ActivationRounding = .exact
 

@@ -187,56 +187,75 @@ final class StoredMatrixTests: XCTestCase {
         }
     }
 
-    /// The AVX-512 VNNI tiles (many tokens under `llama` rounding) on Q4_K, Q6_K, Q8_0, Q4_0 and Q5_0 rows, quantized
-    /// weights and blocks of random bytes (every byte value, the largest scales and mins, negative Q6_K scales): every
-    /// token's products within float rounding of the dequantized rows times x̂ in double; rows past a whole strip of 16
-    /// and tokens past a whole tile of 8, accumulation, and the row kernels on the same x̂ (the same integer sums).
+    /// The integer tiles (each kind this CPU runs: AVX2, and AVX-512 VNNI where it has it) against the dequantized
+    /// rows times the rounded activations in double, and against the Swift row kernels, with and without
+    /// accumulation, 37 rows × 13 tokens (strips and tiles cut short). Rows are quantized values, random bytes, or
+    /// the largest magnitudes every type holds (Q4_K/Q6_K/Q4_0/Q5_0 all ones, Q8_0 all −128) against activations at
+    /// ±127 in every position: the AVX2 tiles' int16 sums at their bounds.
     func testInt8TilesAgainstTheRoundedActivations() throws {
-        try XCTSkipUnless(Int8Tiles.supported, "no AVX-512 VNNI on this CPU")
-        for (t, cols, random) in [(GGMLType.q4_K, 768, false), (.q6_K, 512, false), (.q4_K, 512, true),
-                                  (.q6_K, 768, true), (.q8_0, 544, false), (.q4_0, 544, false), (.q5_0, 544, false),
-                                  (.q8_0, 96, true), (.q4_0, 96, true), (.q5_0, 96, true)] {
-            let rows = 37, tokens = 13
-            var bytes = try GGMLCodec.quantize(t, Self.values(rows * cols, seed: 11), rowLength: cols)
-            if random {
-                var state: UInt64 = 5
-                for i in bytes.indices {
-                    state = state &* 6364136223846793005 &+ 1442695040888963407
-                    bytes[i] = UInt8(truncatingIfNeeded: state >> 33)
-                }
-                let blockBytes = [GGMLType.q4_K: 144, .q6_K: 210, .q8_0: 34, .q4_0: 18, .q5_0: 22][t]!
-                for b in 0..<(bytes.count / blockBytes) {   // f16 scales of ±(0.5…2): finite products
-                    for o in t == .q4_K ? [0, 2] : t == .q6_K ? [208] : [0] {
-                        bytes[b * blockBytes + o + 1] = (b + o) % 3 == 0 ? 0xBC : 0x3A
+        try XCTSkipUnless(RowKernelSet.supported.contains(.avx2), "no AVX2 on this CPU")
+        let kinds: [Int8Tiles.Kind] = Int8Tiles.vnniSupported ? [.avx2, .avx512vnni] : [.avx2]
+        let saved = Int8Tiles.kind
+        defer { Int8Tiles.kind = saved }
+        enum Rows { case quantized, random, extreme }
+        let blockBytes = [GGMLType.q4_K: 144, .q6_K: 210, .q8_0: 34, .q4_0: 18, .q5_0: 22]
+        let cases: [(GGMLType, Int, Rows)] = [
+            (.q4_K, 768, .quantized), (.q6_K, 512, .quantized), (.q4_K, 512, .random), (.q6_K, 768, .random),
+            (.q8_0, 544, .quantized), (.q4_0, 544, .quantized), (.q5_0, 544, .quantized), (.q8_0, 96, .random),
+            (.q4_0, 96, .random), (.q5_0, 96, .random), (.q4_K, 512, .extreme), (.q6_K, 512, .extreme),
+            (.q8_0, 96, .extreme), (.q4_0, 96, .extreme), (.q5_0, 96, .extreme),
+        ]
+        for tiles in kinds {
+            Int8Tiles.kind = tiles
+            for (t, cols, pattern) in cases {
+                let rows = 37, tokens = 13
+                var bytes = try GGMLCodec.quantize(t, Self.values(rows * cols, seed: 11), rowLength: cols)
+                if pattern != .quantized {
+                    var state: UInt64 = 5
+                    for i in bytes.indices {
+                        state = state &* 6364136223846793005 &+ 1442695040888963407
+                        bytes[i] = pattern == .extreme ? (t == .q8_0 ? 0x80 : 0xFF)
+                                                       : UInt8(truncatingIfNeeded: state >> 33)
+                    }
+                    let bb = blockBytes[t]!
+                    for b in 0..<(bytes.count / bb) {   // f16 scales of ±(0.5…2): finite products
+                        for o in t == .q4_K ? [0, 2] : t == .q6_K ? [208] : [0] {
+                            if pattern == .extreme { bytes[b * bb + o] = 0 }
+                            bytes[b * bb + o + 1] = (b + o) % 3 == 0 ? 0xBC : 0x3A
+                        }
                     }
                 }
-            }
-            let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
-            let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
-            var x = Self.values(tokens * cols, seed: 12).map { $0 * 2 }
-            let block = t == .q4_K || t == .q6_K ? 256 : 32
-            for i in stride(from: 0, to: x.count, by: block) { x[i] = -3 }   // −127 steps in every block
-            let a = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: tokens, n: cols, block: block) }
-            let start = Self.values(tokens * rows, seed: 13)
-            for accumulate in [false, true] {
-                var y = start
-                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
-                    m.multiply(xp.baseAddress!, count: tokens, into: yp.baseAddress!, accumulate: accumulate,
-                               rounding: .llama, kernels: .avx2)
-                } }
-                for tok in 0..<tokens {
-                    let ref = Self.reference(deq, rows: rows, cols: cols, x: a.dequantized(row: tok)[...])
-                    var rowKernels = [Float](repeating: .nan, count: rows)
-                    rowKernels.withUnsafeMutableBufferPointer { yp in
-                        m.rowProducts(a, row: tok, rows: 0..<rows, into: yp.baseAddress!, accumulate: false,
-                                      kernels: .baseline)
-                    }
-                    for r in 0..<rows {
-                        let base = accumulate ? Double(start[tok * rows + r]) : 0
-                        let tol = 2e-6 * ref[r].1 + 1e-6 * abs(base) + 1e-9
-                        let name = "\(t.name) random \(random) accumulate \(accumulate) token \(tok) row \(r)"
-                        XCTAssertEqual(Double(y[tok * rows + r]), ref[r].0 + base, accuracy: tol, name)
-                        XCTAssertEqual(Double(rowKernels[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, name)
+                let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+                let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
+                let block = t == .q4_K || t == .q6_K ? 256 : 32
+                var x = Self.values(tokens * cols, seed: 12).map { $0 * 2 }
+                if pattern == .extreme {   // one sign per token: every value ±127 steps
+                    x = (0..<(tokens * cols)).map { i in i / cols % 2 == 0 ? 1.5 : -1.5 }
+                } else {
+                    for i in stride(from: 0, to: x.count, by: block) { x[i] = -3 }   // −127 steps in every block
+                }
+                let a = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: tokens, n: cols, block: block) }
+                let start = Self.values(tokens * rows, seed: 13)
+                for accumulate in [false, true] {
+                    var y = start
+                    x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                        m.multiply(xp.baseAddress!, count: tokens, into: yp.baseAddress!, accumulate: accumulate,
+                                   rounding: .llama, kernels: .avx2)
+                    } }
+                    for tok in 0..<tokens {
+                        let ref = Self.reference(deq, rows: rows, cols: cols, x: a.dequantized(row: tok)[...])
+                        var rowKernels = [Float](repeating: .nan, count: rows)
+                        rowKernels.withUnsafeMutableBufferPointer { yp in
+                            m.rowProducts(a, row: tok, rows: 0..<rows, into: yp.baseAddress!, accumulate: false,
+                                          kernels: .baseline)
+                        }
+                        for r in 0..<rows {
+                            let base = accumulate ? Double(start[tok * rows + r]) : 0
+                            let tol = 2e-6 * ref[r].1 + 1e-6 * abs(base) + 1e-9
+                            let name = "\(tiles) \(t.name) \(pattern) accumulate \(accumulate) token \(tok) row \(r)"
+                            XCTAssertEqual(Double(y[tok * rows + r]), ref[r].0 + base, accuracy: tol, name)
+                            XCTAssertEqual(Double(rowKernels[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, name)
+                        }
                     }
                 }
             }
@@ -248,7 +267,7 @@ final class StoredMatrixTests: XCTestCase {
     /// half-steps (ties to even), NaN, ±infinity, subnormals alone in a block (a step that overflows), values past ±127
     /// steps; every output equal, bit for bit.
     func testAVX512ActivationRoundingIsTheReferences() throws {
-        try XCTSkipUnless(Int8Tiles.supported, "no AVX-512 VNNI on this CPU")
+        try XCTSkipUnless(Int8Tiles.vnniSupported, "no AVX-512 VNNI on this CPU")
         let n = 2048
         var x = Self.values(n, seed: 31).map { $0 * 7 }
         for i in 0..<32 { x[i] = 0 }                        // a zero block of 32

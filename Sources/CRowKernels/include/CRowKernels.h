@@ -51,6 +51,12 @@ int qk_int8_gemm_avx512vnni(int kind, const void *w, size_t row_bytes, size_t r0
                             const float *d, const int32_t *sums, size_t t_count, size_t n, float *y, size_t ldy,
                             int accumulate);
 
+/// qk_int8_gemm_avx512vnni's sums for CPUs with AVX2 and without AVX-512 VNNI (vpmaddubsw, 8 rows × 4 tokens per
+/// tile). Call only where /proc/cpuinfo lists avx2, fma and f16c; q must hold −127…127 (the rounding's range). Returns as
+/// qk_int8_gemm_avx512vnni.
+int qk_int8_gemm_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q, const float *d,
+                      const int32_t *sums, size_t t_count, size_t n, float *y, size_t ldy, int accumulate);
+
 /// The same for C (+)= A · B with A [m × k] (row stride lda) and B [k × n] (ldb), e.g. attention's softmax · V.
 int qk_sgemm_nn_avx512(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
                        size_t ldc, size_t n0, size_t n1, int accumulate);
