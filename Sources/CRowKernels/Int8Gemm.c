@@ -106,63 +106,30 @@ QK_VNNI static void tile_32(const strip_t *s, size_t nb, const int8_t *const x[T
     for (int i = 0; i < TM; i++) out[i] = acc[i];
 }
 
-// the calling thread's strip and its tokens' sums (prepare_sums), kept for its life
-static _Thread_local uint8_t *strip_mem = NULL;
-static _Thread_local size_t strip_cap = 0;
-static _Thread_local uint8_t *sums_mem = NULL;
-static _Thread_local size_t sums_cap = 0;
+// one tile of TM tokens × the strip's RS rows, its first h rows stored
+QK_VNNI static void tile_store(int kind, const strip_t *s, size_t nb, const tile_tokens_t *tk, size_t h,
+                               int accumulate) {
+    __m512 out[TM];
+    if (kind == QK_ROW_Q4_K || kind == QK_ROW_Q6_K) {
+        tile(kind == QK_ROW_Q4_K ? 8 : 16, s, nb, tk->x, tk->dx, tk->s16, out);
+    } else {
+        tile_32(s, nb, tk->x, tk->dx, tk->xo, out);
+    }
+    const __mmask16 keep = (__mmask16)((1u << h) - 1);
+    for (size_t i = 0; i < tk->count; i++) {
+        __m512 v = out[i];
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(keep, tk->y[i]));
+        _mm512_mask_storeu_ps(tk->y[i], keep, v);
+    }
+}
+
+static _Thread_local tile_buffers_t buffers;   // the calling thread's, kept for its life
 
 QK_VNNI int qk_int8_gemm_avx512vnni(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q,
                                    const float *d, const int32_t *sums, size_t t_count, size_t n, float *y, size_t ldy,
                                    int accumulate) {
-    const int k_quant = kind == QK_ROW_Q4_K || kind == QK_ROW_Q6_K;
-    if (!k_quant && kind != QK_ROW_Q8_0 && kind != QK_ROW_Q4_0 && kind != QK_ROW_Q5_0) return -1;
-    const size_t block = k_quant ? 256 : 32;
-    if (n % block != 0 || r1 <= r0 || t_count == 0) return 0;
-    const size_t nb = n / block;
-    const int nsub = kind == QK_ROW_Q4_K ? 8 : 16;
-    strip_mem = grow(strip_mem, &strip_cap, strip_bytes(k_quant, nsub, nb, RS, block));
-    sums_mem = grow(sums_mem, &sums_cap, t_count * sums_bytes(k_quant, n));
-    if (!strip_mem || !sums_mem) return -2;
-    strip_t s = strip_at(strip_mem, k_quant, nsub, nb, RS, block);
-    prepare_sums(kind, k_quant, 0, sums, t_count, n, sums_mem);
-    const int16_t *s16 = (const int16_t *)sums_mem;
-    const int32_t *xo = (const int32_t *)sums_mem;
-    for (size_t r = r0; r < r1; r += RS) {
-        const size_t h = r1 - r < RS ? r1 - r : RS;
-        if (k_quant) {
-            pack_strip(kind, (const uint8_t *)w, row_bytes, r, h, nb, RS, 0, &s);
-        } else {
-            pack_strip_32(kind, (const uint8_t *)w, row_bytes, r, h, nb, RS, 0, &s);
-        }
-        const __mmask16 keep = (__mmask16)((1u << h) - 1);
-        for (size_t t0 = 0; t0 < t_count; t0 += TM) {
-            const int8_t *xs[TM];
-            const float *ds[TM];
-            const int16_t *ss[TM];
-            const int32_t *os[TM];
-            for (int i = 0; i < TM; i++) {
-                const size_t t = t0 + i < t_count ? t0 + i : t_count - 1;   // past the last token: its copy, unstored
-                xs[i] = q + t * n;
-                ds[i] = d + t * nb;
-                ss[i] = s16 + t * (n / 16);
-                os[i] = xo + t * nb;
-            }
-            __m512 out[TM];
-            if (k_quant) {
-                tile(nsub, &s, nb, xs, ds, ss, out);
-            } else {
-                tile_32(&s, nb, xs, ds, os, out);
-            }
-            for (int i = 0; i < TM && t0 + i < t_count; i++) {
-                float *yr = y + (t0 + i) * ldy + r;
-                __m512 v = out[i];
-                if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(keep, yr));
-                _mm512_mask_storeu_ps(yr, keep, v);
-            }
-        }
-    }
-    return 0;
+    return int8_gemm(kind, w, row_bytes, r0, r1, q, d, sums, t_count, n, y, ldy, accumulate, RS, TM, 0, 0, &buffers,
+                     tile_store);
 }
 
 // x [n] rounded to int8 per block of 32 (llama.cpp's Q8_0: step amax / 127 kept as f16) or 256 (its Q8_K: the value of

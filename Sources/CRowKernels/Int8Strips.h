@@ -152,7 +152,7 @@ static inline void *grow(void *p, size_t *cap, size_t need) {
     return n;
 }
 
-// the strip's buffers for rs rows of n columns (its memory: q_bytes + … as strip_bytes gives)
+// a strip's bytes for rs rows of nb blocks of `block` columns, and the strip laid out in them
 static inline size_t strip_bytes(int k_quant, int nsub, size_t nb, size_t rs, size_t block) {
     return nb * rs * block + (k_quant ? nb * nsub * rs * 4 + nb * 8 * rs * 4 : 0) + 2 * nb * rs * 4;
 }
@@ -166,9 +166,8 @@ static inline strip_t strip_at(uint8_t *mem, int k_quant, int nsub, size_t nb, s
     return s;
 }
 
-// the tokens' sums as the tiles read them, into mem (t_count · sums_bytes(…) bytes): per token its 16-value sums as
-// int16 (K-quants: |sum| ≤ 16 · 127), or o · Σ x per block of 32 as int32 (Q8_0 with signed_q8: 0, nothing to take
-// off)
+// the tokens' sums as the tiles read them: per token its 16-value sums as int16 (K-quants: |sum| ≤ 16 · 127), or
+// o · Σ x per block of 32 as int32 (Q8_0 with signed_q8: 0, nothing to take off)
 static inline size_t sums_bytes(int k_quant, size_t n) { return k_quant ? (n / 16) * 2 : (n / 32) * 4; }
 
 static inline void prepare_sums(int kind, int k_quant, int signed_q8, const int32_t *sums, size_t t_count, size_t n,
@@ -181,6 +180,71 @@ static inline void prepare_sums(int kind, int k_quant, int signed_q8, const int3
         const int32_t o = kind == QK_ROW_Q8_0 && signed_q8 ? 0 : offset_32(kind);
         for (size_t i = 0; i < t_count * (n / 32); i++) xo[i] = o * (sums[2 * i] + sums[2 * i + 1]);
     }
+}
+
+#define TILE_TOKENS_MAX 8
+
+// the tokens of one tile (slots past `count` hold copies of the last token, whose results are not stored): per token
+// its int8 row, steps, sums as prepare_sums left them, and where its values of the strip's rows go
+typedef struct {
+    const int8_t *x[TILE_TOKENS_MAX];
+    const float *dx[TILE_TOKENS_MAX];
+    const int16_t *s16[TILE_TOKENS_MAX];
+    const int32_t *xo[TILE_TOKENS_MAX];
+    float *y[TILE_TOKENS_MAX];
+    size_t count;
+} tile_tokens_t;
+
+// one tile: the strip's first h rows times the tokens, stored (or added) at tk->y
+typedef void (*tile_fn)(int kind, const strip_t *s, size_t nb, const tile_tokens_t *tk, size_t h, int accumulate);
+
+// the buffers a thread keeps for its life: the unpacked strip and the tokens' sums
+typedef struct {
+    uint8_t *strip, *sums;
+    size_t strip_cap, sums_cap;
+} tile_buffers_t;
+
+// qk_int8_gemm_*'s loop, for strips of rs rows and tiles of tm tokens (tm ≤ TILE_TOKENS_MAX); sc_pairs: scales as
+// int16 pairs (pack_strip), signed_q8: Q8_0 rows keep their signed bytes
+QK_AVX2 static inline int int8_gemm(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const int8_t *q,
+                                    const float *d, const int32_t *sums, size_t t_count, size_t n, float *y,
+                                    size_t ldy, int accumulate, size_t rs, size_t tm, int sc_pairs, int signed_q8,
+                                    tile_buffers_t *buf, tile_fn tile) {
+    const int k_quant = kind == QK_ROW_Q4_K || kind == QK_ROW_Q6_K;
+    if (!k_quant && kind != QK_ROW_Q8_0 && kind != QK_ROW_Q4_0 && kind != QK_ROW_Q5_0) return -1;
+    const size_t block = k_quant ? 256 : 32;
+    if (n % block != 0 || r1 <= r0 || t_count == 0) return 0;
+    const size_t nb = n / block;
+    const int nsub = kind == QK_ROW_Q4_K ? 8 : 16;
+    buf->strip = grow(buf->strip, &buf->strip_cap, strip_bytes(k_quant, nsub, nb, rs, block));
+    buf->sums = grow(buf->sums, &buf->sums_cap, t_count * sums_bytes(k_quant, n));
+    if (!buf->strip || !buf->sums) return -2;
+    strip_t s = strip_at(buf->strip, k_quant, nsub, nb, rs, block);
+    prepare_sums(kind, k_quant, signed_q8, sums, t_count, n, buf->sums);
+    const int16_t *s16 = (const int16_t *)buf->sums;
+    const int32_t *xo = (const int32_t *)buf->sums;
+    for (size_t r = r0; r < r1; r += rs) {
+        const size_t h = r1 - r < rs ? r1 - r : rs;
+        if (k_quant) {
+            pack_strip(kind, (const uint8_t *)w, row_bytes, r, h, nb, rs, sc_pairs, &s);
+        } else {
+            pack_strip_32(kind, (const uint8_t *)w, row_bytes, r, h, nb, rs, signed_q8, &s);
+        }
+        for (size_t t0 = 0; t0 < t_count; t0 += tm) {
+            tile_tokens_t tk;
+            tk.count = t_count - t0 < tm ? t_count - t0 : tm;
+            for (size_t i = 0; i < tm; i++) {
+                const size_t t = i < tk.count ? t0 + i : t_count - 1;
+                tk.x[i] = q + t * n;
+                tk.dx[i] = d + t * nb;
+                tk.s16[i] = s16 + t * (n / 16);
+                tk.xo[i] = xo + t * nb;
+                tk.y[i] = y + t * ldy + r;
+            }
+            tile(kind, &s, nb, &tk, h, accumulate);
+        }
+    }
+    return 0;
 }
 
 #endif
