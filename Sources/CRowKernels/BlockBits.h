@@ -1,5 +1,6 @@
-// What both kernel files read out of ggml blocks with AVX2: f16 scales, nibbles and fifth bits as bytes, Q4_K's packed
-// 6-bit scales and mins, Q6_K's 6-bit values. Private to CRowKernels (not under include/).
+// What the kernel files read out of ggml blocks with AVX2: f16 scales, nibbles and fifth bits as bytes, Q4_0's and
+// Q5_0's values as signed bytes, Q4_K's packed 6-bit scales and mins, Q6_K's 6-bit values. Private to CRowKernels
+// (not under include/).
 #ifndef QUANTKIT_BLOCKBITS_H
 #define QUANTKIT_BLOCKBITS_H
 
@@ -45,6 +46,17 @@ QK_AVX2 static inline __m256i bit_bytes(uint32_t bits) {
     const __m256i mask = _mm256_set1_epi64x(0x8040201008040201LL);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int32_t)bits), pick);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
+}
+
+// Q4_0: f16 d, 16 bytes of nibbles; w = (q − 8)·d.
+QK_AVX2 static inline __m256i q4_0_values(const uint8_t *p) {
+    return _mm256_sub_epi8(nibbles(p + 2), _mm256_set1_epi8(8));
+}
+
+// Q5_0: f16 d, u32 of fifth bits (bit j for value j), 16 bytes of nibbles as Q4_0; w = (q − 16)·d.
+QK_AVX2 static inline __m256i q5_0_values(const uint8_t *p) {
+    __m256i fifth = _mm256_and_si256(bit_bytes(u32_at(p + 2)), _mm256_set1_epi8(0x10));
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifth), _mm256_set1_epi8(16));
 }
 
 // Q4_K's eight 6-bit scales and eight 6-bit mins from the 12 bytes at p, one per byte (sub-block j in byte j), unpacked

@@ -78,17 +78,6 @@ QK_AVX2 static float q8_0_row(const uint8_t *row, const float *x, size_t blocks)
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
-// Q4_0: f16 d, 16 bytes of nibbles; w = (q − 8)·d.
-QK_AVX2 static inline __m256i q4_0_values(const uint8_t *p) {
-    return _mm256_sub_epi8(nibbles(p + 2), _mm256_set1_epi8(8));
-}
-
-// Q5_0: f16 d, u32 of fifth bits (bit j for value j), 16 bytes of nibbles as Q4_0; w = (q − 16)·d.
-QK_AVX2 static inline __m256i q5_0_values(const uint8_t *p) {
-    __m256i fifth = _mm256_and_si256(bit_bytes(u32_at(p + 2)), _mm256_set1_epi8(0x10));
-    return _mm256_sub_epi8(_mm256_or_si256(nibbles(p + 6), fifth), _mm256_set1_epi8(16));
-}
-
 // Rows of 32-value blocks of `size` bytes, f16 d first, whose values `values` assembles as signed bytes: two blocks
 // per step, each on its own accumulator.
 #define QK_BLOCK32_ROW(name, size, values)                                                                       \

@@ -7,7 +7,7 @@ import TensorCore
 
 /// Which row kernels run: the C ones with AVX2/FMA/F16C (Sources/CRowKernels) when /proc/cpuinfo lists all three,
 /// else the Swift ones for the baseline x86-64 (RowKernels: the reference). `QUANTKIT_ROW_KERNELS=baseline` forces
-/// the baseline (tests run both).
+/// the baseline, `=avx2` keeps the AVX2 set off its AVX-512 float kernels (tests run all).
 public enum RowKernelSet: String, CaseIterable, Sendable {
     case baseline, avx2
 
@@ -16,22 +16,28 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
         return supported.contains(.avx2) ? .avx2 : .baseline
     }()
 
+    /// Whether the AVX2 set's f32 products run their AVX-512F copies (CRowKernels/FloatKernels512.c: 16 lanes, the
+    /// same sums): where /proc/cpuinfo lists avx512f, unless QUANTKIT_ROW_KERNELS=avx2.
+    nonisolated(unsafe) public static var avx512Floats = CPUFeatures.flags.contains("avx512f")
+        && ProcessInfo.processInfo.environment["QUANTKIT_ROW_KERNELS"] != "avx2"
+
     /// The sets this CPU can run.
     public static var supported: [RowKernelSet] {
         CPUFeatures.flags.isSuperset(of: ["avx2", "fma", "f16c"]) ? [.baseline, .avx2] : [.baseline]
     }
 
     /// y[r] (+)= row r · x for r in `rows`: the Swift kernels (RowDot.matvec, the reference) in the baseline set, the
-    /// C ones (CRowKernels/FloatKernels.c: FMA, scales once per 16 or 32 values) in the AVX2 set — the dequantized
-    /// rows' products in both, up to float rounding.
+    /// C ones (CRowKernels/FloatKernels.c: FMA, scales once per 16 or 32 values; FloatKernels512.c where
+    /// `avx512Floats`) in the AVX2 set — the dequantized rows' products in both, up to float rounding.
     public func matvec(_ kind: RowKernels.RowKind, _ w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>,
                        x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         switch self {
         case .baseline:
             RowKernels.RowDot.matvec(kind, w, rowBytes: rowBytes, rows: rows, x: x, n: n, y: y, accumulate: accumulate)
         case .avx2:
-            let status = qk_f32_matvec_avx2(Int32(kind.rawValue), w, rowBytes, rows.lowerBound, rows.upperBound, x, n,
-                                            y, accumulate ? 1 : 0)
+            let products = Self.avx512Floats ? qk_f32_matvec_avx512 : qk_f32_matvec_avx2
+            let status = products(Int32(kind.rawValue), w, rowBytes, rows.lowerBound, rows.upperBound, x, n, y,
+                                  accumulate ? 1 : 0)
             precondition(status == 0, "row kernel for \(kind): status \(status)")
         }
     }

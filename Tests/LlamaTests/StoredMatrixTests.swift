@@ -32,24 +32,43 @@ final class StoredMatrixTests: XCTestCase {
         }
     }
 
+    /// Every f32 row-kernel variant this CPU runs: the baseline set, the AVX2 set, and the AVX2 set on its AVX-512
+    /// float kernels where /proc/cpuinfo lists avx512f.
+    static func eachFloatKernel(_ body: (RowKernelSet, String) throws -> Void) rethrows {
+        let saved = RowKernelSet.avx512Floats
+        defer { RowKernelSet.avx512Floats = saved }
+        for k in RowKernelSet.supported {
+            for wide in k == .avx2 && CPUFeatures.flags.contains("avx512f") ? [false, true] : [false] {
+                RowKernelSet.avx512Floats = wide
+                try body(k, wide ? "avx512" : k.rawValue)
+            }
+        }
+    }
+
     func testRowKernelsAgainstTheDequantizedRows() throws {
-        let rows = 37, cols = 512
-        let w = Self.values(rows * cols, seed: 1), x = Self.values(cols, seed: 2)
+        let rows = 37
         let kept: [GGMLType] = [.f32, .bf16, .q8_0, .q4_0, .q5_0, .q4_K, .q6_K]
-        for t in kept + [.f16, .q5_K] {
-            let bytes = try GGMLCodec.quantize(t, w, rowLength: cols)
-            let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
-            let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
-            XCTAssertEqual(m.type, kept.contains(t) ? t : .f32, "\(t.name) held as")
-            XCTAssertEqual(m.byteCount, m.type == t ? bytes.count : 4 * rows * cols)
-            let ref = Self.reference(deq, rows: rows, cols: cols, x: x[...])
-            for k in RowKernelSet.supported {
-                var y = [Float](repeating: .nan, count: rows)
-                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
-                    m.rowProducts(xp.baseAddress!, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
-                } }
-                for r in 0..<rows {
-                    XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, "\(t.name) \(k) row \(r)")
+        // 512 columns: every type; 288: blocks of 32 past a whole step of 4; 40: f32/bf16 rows past whole vectors
+        let shapes: [(Int, [GGMLType])] = [(512, kept + [.f16, .q5_K]), (288, [.q8_0, .q4_0, .q5_0]), (40, [.f32, .bf16])]
+        for (cols, types) in shapes {
+            let w = Self.values(rows * cols, seed: 1), x = Self.values(cols, seed: 2)
+            for t in types {
+                let bytes = try GGMLCodec.quantize(t, w, rowLength: cols)
+                let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
+                let m = try bytes.withUnsafeBytes { try StoredMatrix(type: t, rows: rows, cols: cols, bytes: $0) }
+                XCTAssertEqual(m.type, kept.contains(t) ? t : .f32, "\(t.name) held as")
+                XCTAssertEqual(m.byteCount, m.type == t ? bytes.count : 4 * rows * cols)
+                let ref = Self.reference(deq, rows: rows, cols: cols, x: x[...])
+                Self.eachFloatKernel { k, name in
+                    var y = [Float](repeating: .nan, count: rows)
+                    x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                        m.rowProducts(xp.baseAddress!, rows: 0..<rows, into: yp.baseAddress!, accumulate: false,
+                                      kernels: k)
+                    } }
+                    for r in 0..<rows {
+                        XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9,
+                                       "\(t.name) \(cols) \(name) row \(r)")
+                    }
                 }
             }
         }
@@ -335,20 +354,20 @@ final class StoredMatrixTests: XCTestCase {
             let a = x.withUnsafeBufferPointer { Int8Activations($0.baseAddress!, count: 1, n: cols, block: block) }
             let ref = Self.reference(deq, rows: rows, cols: cols, x: a.dequantized(row: 0)[...])
             let refF32 = Self.reference(deq, rows: rows, cols: cols, x: x[...])
-            for k in RowKernelSet.supported {
+            Self.eachFloatKernel { k, name in
                 var y = [Float](repeating: .nan, count: rows)
                 y.withUnsafeMutableBufferPointer { yp in
                     m.rowProducts(a, row: 0, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
                 }
                 for r in 0..<rows {
-                    XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, "\(t.name) \(k) row \(r)")
+                    XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-9, "\(t.name) \(name) row \(r)")
                 }
                 x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
                     m.rowProducts(xp.baseAddress!, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
                 } }
                 for r in 0..<rows {
                     XCTAssertEqual(Double(y[r]), refF32[r].0, accuracy: 2e-6 * refF32[r].1 + 1e-9,
-                                   "\(t.name) \(k) f32 row \(r)")
+                                   "\(t.name) \(name) f32 row \(r)")
                 }
             }
         }

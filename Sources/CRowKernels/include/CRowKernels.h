@@ -28,6 +28,11 @@ int qk_int8_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, si
 int qk_f32_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x, size_t n,
                        float *y, int accumulate);
 
+/// qk_f32_matvec_avx2's products in 16 lanes (CRowKernels/FloatKernels512.c): call only where /proc/cpuinfo lists
+/// avx512f, avx2, fma and f16c. Returns as qk_f32_matvec_avx2.
+int qk_f32_matvec_avx512(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x, size_t n,
+                         float *y, int accumulate);
+
 /// C (+)= A · Bᵀ for the columns [n0, n1) of C: A [m × k] (row stride lda), B [n × k] (ldb), C [m × n] (ldc), all
 /// row-major f32; accumulate = 0 overwrites C's columns. Callers split [0, n) among threads (multiples of 32 keep the
 /// tiles whole). AVX-512F with FMA: call only on a CPU whose /proc/cpuinfo lists avx512f. Each value is summed in an
