@@ -36,7 +36,7 @@ QK_AVX2 static inline __m256 dot32(const int8_t *q, const float *x) {
     return _mm256_add_ps(s, t);
 }
 
-// f32 and bf16 rows: 32 values per step on four accumulators (n is a multiple of 8).
+// f32, bf16 and f16 rows: 32 values per step on four accumulators (n is a multiple of 8).
 QK_AVX2 static inline __m256 f32x8(const uint8_t *p) { return _mm256_loadu_ps((const float *)p); }
 
 // bf16: the upper half of an f32.
@@ -59,8 +59,12 @@ QK_AVX2 static inline __m256 bf16x8(const uint8_t *p) {
         return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                                \
     }
 
+// f16: F16C's conversion.
+QK_AVX2 static inline __m256 f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
 QK_PLAIN_ROW(f32_row, 4, f32x8)
 QK_PLAIN_ROW(bf16_row, 2, bf16x8)
+QK_PLAIN_ROW(f16_row, 2, f16x8)
 
 // Q8_0: f16 d, 32 × int8; w = d·q. Two blocks per step, each on its own accumulator.
 QK_AVX2 static float q8_0_row(const uint8_t *row, const float *x, size_t blocks) {
@@ -201,6 +205,7 @@ QK_AVX2 int qk_f32_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t
         switch (kind) {
         case QK_ROW_F32: v = f32_row(row, x, n); break;
         case QK_ROW_BF16: v = bf16_row(row, x, n); break;
+        case QK_ROW_F16: v = f16_row(row, x, n); break;
         case QK_ROW_Q8_0: v = q8_0_row(row, x, n / 32); break;
         case QK_ROW_Q4_0: v = q4_0_row(row, x, n / 32); break;
         case QK_ROW_Q5_0: v = q5_0_row(row, x, n / 32); break;

@@ -30,8 +30,8 @@ QK_512 static inline __m512 bf16x16(const uint8_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
-// f32 and bf16 rows: 64 values per step on four accumulators; n is a multiple of 8, so a last 8 may be left for the
-// scalar loop.
+// f32, bf16 and f16 rows: 64 values per step on four accumulators; n is a multiple of 8, so a last 8 may be left
+// for the scalar loop.
 #define QK_PLAIN_ROW(name, bytes, widen, scalar)                                                                  \
     QK_512 static float name(const uint8_t *w, const float *x, size_t n) {                                       \
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                              \
@@ -61,8 +61,14 @@ static inline float bf16_at(const uint8_t *p) {
     return v;
 }
 
+// f16: F16C's conversion, 16 at a time.
+QK_512 static inline __m512 f16x16(const uint8_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
 QK_PLAIN_ROW(f32_row, 4, f32x16, f32_at)
 QK_PLAIN_ROW(bf16_row, 2, bf16x16, bf16_at)
+QK_PLAIN_ROW(f16_row, 2, f16x16, f16_at)
 
 // Q8_0, Q4_0, Q5_0: blocks of 32 values of `size` bytes, f16 d first; values as signed bytes (Q8_0's as stored,
 // the others assembled by `values`); four blocks per step, each on its own accumulator.
@@ -204,6 +210,7 @@ QK_512 int qk_f32_matvec_avx512(int kind, const void *w, size_t row_bytes, size_
         switch (kind) {
         case QK_ROW_F32: v = f32_row(row, x, n); break;
         case QK_ROW_BF16: v = bf16_row(row, x, n); break;
+        case QK_ROW_F16: v = f16_row(row, x, n); break;
         case QK_ROW_Q8_0: v = q8_0_row(row, x, n / 32); break;
         case QK_ROW_Q4_0: v = q4_0_row(row, x, n / 32); break;
         case QK_ROW_Q5_0: v = q5_0_row(row, x, n / 32); break;

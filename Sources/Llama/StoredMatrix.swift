@@ -182,8 +182,8 @@ final class KernelInputs {
 
 /// A linear's weights [rows × cols] kept as the file stores them (ggml blocks, rows in HF order) and multiplied
 /// without an f32 copy of the matrix: decoding reads each weight once per token, so it reads 4-bit blocks instead of
-/// f32. F32, BF16, Q8_0, Q4_0, Q5_0, Q4_K and Q6_K rows have row kernels (RowDot); other types are held dequantized
-/// to f32.
+/// f32. F32, BF16, F16, Q8_0, Q4_0, Q5_0, Q4_K and Q6_K rows have row kernels (RowDot); other types are held
+/// dequantized to f32.
 public final class StoredMatrix: @unchecked Sendable {
     /// The type the bytes hold: the file's, or F32.
     public let type: GGMLType
@@ -195,6 +195,7 @@ public final class StoredMatrix: @unchecked Sendable {
         switch t {
         case .f32: return .f32
         case .bf16: return .bf16
+        case .f16: return .f16
         case .q8_0: return .q8_0
         case .q4_0: return .q4_0
         case .q5_0: return .q5_0

@@ -21,7 +21,7 @@ public enum Int8Dot {
         switch kind {
         case .q8_0, .q4_0, .q5_0: return 32
         case .q4_K, .q6_K: return 256
-        case .f32, .bf16: return nil
+        case .f32, .bf16, .f16: return nil
         }
     }
 
@@ -92,7 +92,7 @@ public enum Int8Dot {
                 case .q5_0: v = q5_0(row, a, scales, n / 32, q5)
                 case .q4_K: v = q4_K(row, a, scales, sums, n / 256)
                 case .q6_K: v = q6_K(row, a, scales, n / 256)
-                case .f32, .bf16: preconditionFailure("no integer kernel for \(kind)")
+                case .f32, .bf16, .f16: preconditionFailure("no integer kernel for \(kind)")
                 }
                 y[r] = accumulate ? y[r] + v : v
             }

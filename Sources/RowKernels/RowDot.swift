@@ -10,7 +10,7 @@ import TensorCore
 /// These are the baseline x86-64 (SSE2) kernels and the reference for the C ones with AVX2/FMA/F16C
 /// (Sources/CRowKernels), which `RowKernelSet` picks from /proc/cpuinfo; tests hold both to the dequantized rows.
 public enum RowKind: Int, CaseIterable, Sendable {
-    case f32, bf16, q8_0, q4_0, q5_0, q4_K, q6_K
+    case f32, bf16, q8_0, q4_0, q5_0, q4_K, q6_K, f16
 }
 
 public enum RowDot {
@@ -21,6 +21,7 @@ public enum RowDot {
         switch kind {
         case .f32: each(rows, w, rowBytes, y, accumulate) { f32($0, x, n) }
         case .bf16: each(rows, w, rowBytes, y, accumulate) { bf16($0, x, n) }
+        case .f16: each(rows, w, rowBytes, y, accumulate) { f16($0, x, n) }
         case .q8_0: each(rows, w, rowBytes, y, accumulate) { q8_0($0, x, n / 32) }
         case .q4_0: decoded(rows, w, rowBytes, x, n, y, accumulate, values: 32, bytes: 18, decodeQ4_0)
         case .q5_0: decoded(rows, w, rowBytes, x, n, y, accumulate, values: 32, bytes: 22, decodeQ5_0)
@@ -161,6 +162,23 @@ public enum RowDot {
             j += 16
         }
         if j < n { s += load8(w + j) * load8(x + j) }
+        return (s + t).sum()
+    }
+
+    @inline(__always) static func f16(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        @inline(__always) func widen(_ j: Int) -> V8 {
+            var v = V8()
+            for i in 0..<8 { v[i] = half(row + 2 * (j + i)) }
+            return v
+        }
+        var s = V8(), t = V8()
+        var j = 0
+        while j + 16 <= n {
+            s += widen(j) * load8(x + j)
+            t += widen(j + 8) * load8(x + j + 8)
+            j += 16
+        }
+        if j < n { s += widen(j) * load8(x + j) }
         return (s + t).sum()
     }
 

@@ -47,9 +47,9 @@ final class StoredMatrixTests: XCTestCase {
 
     func testRowKernelsAgainstTheDequantizedRows() throws {
         let rows = 37
-        let kept: [GGMLType] = [.f32, .bf16, .q8_0, .q4_0, .q5_0, .q4_K, .q6_K]
+        let kept: [GGMLType] = [.f32, .bf16, .f16, .q8_0, .q4_0, .q5_0, .q4_K, .q6_K]
         // 512 columns: every type; 288: blocks of 32 past a whole step of 4; 40: f32/bf16 rows past whole vectors
-        let shapes: [(Int, [GGMLType])] = [(512, kept + [.f16, .q5_K]), (288, [.q8_0, .q4_0, .q5_0]), (40, [.f32, .bf16])]
+        let shapes: [(Int, [GGMLType])] = [(512, kept + [.q5_K]), (288, [.q8_0, .q4_0, .q5_0]), (40, [.f32, .bf16, .f16])]
         for (cols, types) in shapes {
             let w = Self.values(rows * cols, seed: 1), x = Self.values(cols, seed: 2)
             for t in types {
@@ -80,7 +80,7 @@ final class StoredMatrixTests: XCTestCase {
         let rows = 150, cols = 256
         let w = Self.values(rows * cols, seed: 3)
         let order = (0..<rows).map { ($0 * 7 + 3) % rows }   // 7 is coprime to 150: a permutation
-        for t in [GGMLType.q8_0, .bf16, .q6_K, .q5_0, .q5_1] {
+        for t in [GGMLType.q8_0, .bf16, .f16, .q6_K, .q5_0, .q5_1] {
             let bytes = try GGMLCodec.quantize(t, w, rowLength: cols)
             let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
             var permuted = [Float](repeating: 0, count: rows * cols)

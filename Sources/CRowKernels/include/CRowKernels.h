@@ -13,6 +13,7 @@ enum {
     QK_ROW_Q5_0 = 4,
     QK_ROW_Q4_K = 5,
     QK_ROW_Q6_K = 6,
+    QK_ROW_F16 = 7,
 };
 
 /// y[r] (+)= row r · x̂ for r in [r0, r1): row r at w + r · row_bytes, n values per row; x̂ = q · d with q [n] int8
