@@ -1,5 +1,5 @@
 """Scripts/bench generate: decoding tokens/s of `quantkit generate` beside llama-completion (2 threads each, greedy,
-the same chat prompt, 128 tokens) on SmolLM2-135M-Instruct as bf16, Q8_0 and Q4_K_M GGUFs, medians of BENCH_REPEATS
+the same chat prompt, 128 tokens) on SmolLM2-135M-Instruct as bf16, F16, Q8_0 and Q4_K_M GGUFs, medians of BENCH_REPEATS
 (3) runs, alternating; then a TinyLlama-1.1B-shaped Q4_K_M (random weights) for decoding speed and peak RSS.
 Decoding = the tokens after the first over the time after the first (llama.cpp's "eval time"); prompt time is
 reported apart. quantkit runs twice per round: exact products (the default) and `--activations llama` (activations
@@ -23,7 +23,7 @@ bf16 = "bench-out/generate/smollm2-bf16.gguf"
 if not os.path.exists(bf16):
     subprocess.check_call([qk, "convert", smol, "-o", bf16, "--type", "bf16"], stdout=subprocess.DEVNULL)
 files["SmolLM2 bf16"] = bf16
-for t in ["Q8_0", "Q4_K_M"]:
+for t in ["F16", "Q8_0", "Q4_K_M"]:
     f = f"bench-out/generate/smollm2-{t}.gguf"
     if not os.path.exists(f):
         subprocess.check_call([qk, "quantize", bf16, "-o", f, "--type", t], stdout=subprocess.DEVNULL)
