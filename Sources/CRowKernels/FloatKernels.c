@@ -13,6 +13,7 @@
 #include "CRowKernels.h"
 
 #include "BlockBits.h"
+#include "FloatMatvec.h"
 
 #include <stdlib.h>
 
@@ -183,38 +184,14 @@ QK_AVX2 static float q6_K_row(const uint8_t *row, const float *x, size_t blocks)
     return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
-QK_AVX2 int qk_f32_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x,
-                               size_t n, float *y, int accumulate) {
-    float *xp = NULL, *xsum = NULL;
-    if (kind == QK_ROW_Q4_K) {   // x reordered, and Σ x per 32: made once per call
-        xp = malloc((n + n / 32) * sizeof(float));
-        if (xp == NULL) return -2;
-        q4_K_order(x, n, xp);
-        xsum = xp + n;
-        for (size_t g = 0; g < n / 32; g++) {
-            const float *xg = x + 32 * g;
-            __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xg), _mm256_loadu_ps(xg + 8)),
-                                     _mm256_add_ps(_mm256_loadu_ps(xg + 16), _mm256_loadu_ps(xg + 24)));
-            xsum[g] = hsum(s);
-        }
+// Σ x per 32 values
+QK_AVX2 static void x_sums(const float *x, size_t n, float *xsum) {
+    for (size_t g = 0; g < n / 32; g++) {
+        const float *xg = x + 32 * g;
+        __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xg), _mm256_loadu_ps(xg + 8)),
+                                 _mm256_add_ps(_mm256_loadu_ps(xg + 16), _mm256_loadu_ps(xg + 24)));
+        xsum[g] = hsum(s);
     }
-    int status = 0;
-    for (size_t r = r0; r < r1 && status == 0; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float v = 0;
-        switch (kind) {
-        case QK_ROW_F32: v = f32_row(row, x, n); break;
-        case QK_ROW_BF16: v = bf16_row(row, x, n); break;
-        case QK_ROW_F16: v = f16_row(row, x, n); break;
-        case QK_ROW_Q8_0: v = q8_0_row(row, x, n / 32); break;
-        case QK_ROW_Q4_0: v = q4_0_row(row, x, n / 32); break;
-        case QK_ROW_Q5_0: v = q5_0_row(row, x, n / 32); break;
-        case QK_ROW_Q4_K: v = q4_K_row(row, xp, xsum, n / 256); break;
-        case QK_ROW_Q6_K: v = q6_K_row(row, x, n / 256); break;
-        default: status = -1; continue;
-        }
-        y[r] = accumulate ? y[r] + v : v;
-    }
-    free(xp);
-    return status;
 }
+
+QK_FLOAT_MATVEC(qk_f32_matvec_avx2, QK_AVX2)

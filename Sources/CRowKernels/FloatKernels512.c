@@ -3,10 +3,11 @@
 // scale applied once per 16 or 32 values — so a product again equals the dequantized row's up to float rounding.
 // Block values are assembled by BlockBits.h's AVX2 helpers as before. Four accumulators per row. Q4_K masks its
 // nibbles in place as in FloatKernels.c, 64 bytes (two runs of 32) at a time, against x in the matching order
-// (q4_K_order_512). Call only where /proc/cpuinfo lists avx512f, avx2, fma and f16c.
+// (q4_K_order). Call only where /proc/cpuinfo lists avx512f, avx2, fma and f16c.
 #include "CRowKernels.h"
 
 #include "BlockBits.h"
+#include "FloatMatvec.h"
 
 #include <stdlib.h>
 
@@ -110,7 +111,7 @@ QK_BLOCK32_ROW(q5_0_row, 22, q5_0_values_bytes)
 
 // Q4_K as FloatKernels.c's q4_K_row, two runs of 32 bytes (128 values: sub-blocks 4h … 4h + 3) per 64-byte load:
 // lanes 0–7 hold the first run's eight nibbles each, lanes 8–15 the second's. Even nibbles k belong to sub-blocks
-// 4h (lanes 0–7) and 4h + 2 (8–15), odd ones to 4h + 1 and 4h + 3; `xp` holds x in that order (q4_K_order_512).
+// 4h (lanes 0–7) and 4h + 2 (8–15), odd ones to 4h + 1 and 4h + 3; `xp` holds x in that order (q4_K_order).
 QK_512 static float q4_K_row(const uint8_t *row, const float *xp, const float *xsum, size_t blocks) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     __m256 mins = _mm256_setzero_ps();
@@ -151,7 +152,7 @@ QK_512 static float q4_K_row(const uint8_t *row, const float *xp, const float *x
 // x in q4_K_row's order: per 128 values (runs r = 0, 1 of 64), for each nibble k = 0…7 sixteen values: lane i < 8
 // of run 0, lane i ≥ 8 of run 1, each value 4(i % 8) + k / 2 of its run's sub-block k % 2, times 2^-4k (2^-24 for
 // k = 7).
-static void q4_K_order_512(const float *x, size_t n, float *xp) {
+static void q4_K_order(const float *x, size_t n, float *xp) {
     for (size_t g = 0; g < n; g += 128) {
         for (int k = 0; k < 8; k++) {
             const float scale = k == 7 ? 0x1p-24f : 1.0f / (float)(1u << (4 * k));
@@ -191,35 +192,11 @@ QK_512 static float q6_K_row(const uint8_t *row, const float *x, size_t blocks) 
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
-QK_512 int qk_f32_matvec_avx512(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x,
-                                size_t n, float *y, int accumulate) {
-    float *xp = NULL, *xsum = NULL;
-    if (kind == QK_ROW_Q4_K) {   // x reordered, and Σ x per 32: made once per call
-        xp = malloc((n + n / 32) * sizeof(float));
-        if (xp == NULL) return -2;
-        q4_K_order_512(x, n, xp);
-        xsum = xp + n;
-        for (size_t g = 0; g < n / 32; g++) {
-            xsum[g] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + 32 * g), _mm512_loadu_ps(x + 32 * g + 16)));
-        }
+// Σ x per 32 values
+QK_512 static void x_sums(const float *x, size_t n, float *xsum) {
+    for (size_t g = 0; g < n / 32; g++) {
+        xsum[g] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + 32 * g), _mm512_loadu_ps(x + 32 * g + 16)));
     }
-    int status = 0;
-    for (size_t r = r0; r < r1 && status == 0; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
-        float v = 0;
-        switch (kind) {
-        case QK_ROW_F32: v = f32_row(row, x, n); break;
-        case QK_ROW_BF16: v = bf16_row(row, x, n); break;
-        case QK_ROW_F16: v = f16_row(row, x, n); break;
-        case QK_ROW_Q8_0: v = q8_0_row(row, x, n / 32); break;
-        case QK_ROW_Q4_0: v = q4_0_row(row, x, n / 32); break;
-        case QK_ROW_Q5_0: v = q5_0_row(row, x, n / 32); break;
-        case QK_ROW_Q4_K: v = q4_K_row(row, xp, xsum, n / 256); break;
-        case QK_ROW_Q6_K: v = q6_K_row(row, x, n / 256); break;
-        default: status = -1; continue;
-        }
-        y[r] = accumulate ? y[r] + v : v;
-    }
-    free(xp);
-    return status;
 }
+
+QK_FLOAT_MATVEC(qk_f32_matvec_avx512, QK_512)

@@ -152,50 +152,47 @@ public enum RowDot {
         HalfFloat.f16ToF32Fast(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
     }
 
-    @inline(__always) static func f32(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        let w = row.assumingMemoryBound(to: Float.self)
+    /// Σ w[j]·x[j] for a row of n values (a multiple of 8) that `widen(j)` gives as floats eight at a time.
+    @inline(__always) static func plain(_ x: UnsafePointer<Float>, _ n: Int, _ widen: (Int) -> V8) -> Float {
         var s = V8(), t = V8()
         var j = 0
         while j + 16 <= n {
-            s += load8(w + j) * load8(x + j)
-            t += load8(w + j + 8) * load8(x + j + 8)
+            s += widen(j) * load8(x + j)
+            t += widen(j + 8) * load8(x + j + 8)
             j += 16
         }
-        if j < n { s += load8(w + j) * load8(x + j) }
+        if j < n { s += widen(j) * load8(x + j) }
         return (s + t).sum()
+    }
+
+    @inline(__always) static func f32(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let w = row.assumingMemoryBound(to: Float.self)
+        return plain(x, n) { load8(w + $0) }
+    }
+
+    /// Eight f16 as f32: HalfFloat.f16ToF32Fast lane by lane, the normal and subnormal forms both made and one kept
+    /// by a bit mask (plain integer lane operations: a SIMD mask select is an out-of-line call here).
+    @inline(__always) static func halves(_ p: UnsafeRawPointer) -> V8 {
+        typealias U8 = SIMD8<UInt32>
+        let w = Widen.uint32(p.loadUnaligned(as: SIMD8<UInt16>.self)) &<< 16
+        let twice = w &+ w
+        let normal = unsafeBitCast((twice &>> 4) &+ (0xE0 << 23), to: V8.self) * Float(bitPattern: 0x0780_0000)
+        let subnormal = unsafeBitCast((twice &>> 17) | (126 << 23), to: V8.self) - 0.5
+        let top = twice &>> 27                          // 0 for a subnormal (or zero) f16
+        let sub = ((top | (U8() &- top)) &>> 31) &- 1   // all ones where top is 0, else 0
+        let bits = (unsafeBitCast(normal, to: U8.self) & ~sub) | (unsafeBitCast(subnormal, to: U8.self) & sub)
+        return unsafeBitCast((w & 0x8000_0000) | bits, to: V8.self)
     }
 
     @inline(__always) static func f16(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        @inline(__always) func widen(_ j: Int) -> V8 {
-            var v = V8()
-            for i in 0..<8 { v[i] = half(row + 2 * (j + i)) }
-            return v
-        }
-        var s = V8(), t = V8()
-        var j = 0
-        while j + 16 <= n {
-            s += widen(j) * load8(x + j)
-            t += widen(j + 8) * load8(x + j + 8)
-            j += 16
-        }
-        if j < n { s += widen(j) * load8(x + j) }
-        return (s + t).sum()
+        plain(x, n) { halves(row + 2 * $0) }
     }
 
     @inline(__always) static func bf16(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        @inline(__always) func widen(_ j: Int) -> V8 {
+        plain(x, n) { j in
             let h = row.loadUnaligned(fromByteOffset: 2 * j, as: SIMD8<UInt16>.self)
             return unsafeBitCast(Widen.uint32(h) &<< 16, to: V8.self)
         }
-        var s = V8(), t = V8()
-        var j = 0
-        while j + 16 <= n {
-            s += widen(j) * load8(x + j)
-            t += widen(j + 8) * load8(x + j + 8)
-            j += 16
-        }
-        if j < n { s += widen(j) * load8(x + j) }
-        return (s + t).sum()
     }
 
     /// Q8_0: f16 d, 32 × int8; x = d·q.

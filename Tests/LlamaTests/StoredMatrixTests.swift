@@ -4,7 +4,7 @@ import Quantization
 import TensorCore
 import XCTest
 import CRowKernels
-import RowKernels
+@testable import RowKernels
 @testable import Llama
 
 /// Stored-weight products (decoding) against the dequantized matrix multiplied in double, in both kernel sets, and the
@@ -71,6 +71,32 @@ final class StoredMatrixTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+
+    /// F16 rows holding every finite f16 (subnormals, ±0, the largest), in every kernel variant, against the
+    /// products in double; the Swift reference's eight-lane widening equals the standard conversion bit for bit.
+    func testF16RowsOnEveryHalf() throws {
+        let cols = 64, rows = 65536 / cols
+        var bits = (0..<65536).map { UInt16($0) }
+        for i in bits.indices where bits[i] & 0x7C00 == 0x7C00 { bits[i] = 0 }   // ±∞ and NaN: zeros
+        let values = bits.map { Float(Float16(bitPattern: $0)) }
+        let x = Self.values(cols, seed: 21)
+        let bytes = bits.withUnsafeBytes { Array($0) }
+        let m = try bytes.withUnsafeBytes { try StoredMatrix(type: .f16, rows: rows, cols: cols, bytes: $0) }
+        let ref = Self.reference(values, rows: rows, cols: cols, x: x[...])
+        Self.eachFloatKernel { k, name in
+            var y = [Float](repeating: .nan, count: rows)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                m.rowProducts(xp.baseAddress!, rows: 0..<rows, into: yp.baseAddress!, accumulate: false, kernels: k)
+            } }
+            for r in 0..<rows {
+                XCTAssertEqual(Double(y[r]), ref[r].0, accuracy: 2e-6 * ref[r].1 + 1e-30, "F16 \(name) row \(r)")
+            }
+        }
+        for i in stride(from: 0, to: 65536, by: 8) {
+            let wide = bytes.withUnsafeBytes { RowDot.halves($0.baseAddress! + 2 * i) }
+            for l in 0..<8 { XCTAssertEqual(wide[l].bitPattern, values[i + l].bitPattern, "f16 \(bits[i + l])") }
         }
     }
 
