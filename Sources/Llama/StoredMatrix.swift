@@ -62,8 +62,8 @@ public enum RowKernelSet: String, CaseIterable, Sendable {
 
 /// How stored linears meet the activations: as f32 (`exact`: a row's product is that of its dequantized values), or
 /// rounded to int8 as llama.cpp rounds them before its dot products (`llama`: per 32 values for Q4_0/Q5_0/Q8_0 rows,
-/// per 256 for Q4_K/Q6_K; integer products — its numbers up to float order). Other rows (BF16, F32, types held as
-/// f32) take the activations as they are, as llama.cpp's bf16 decoding does in effect (its greedy tokens equal the
+/// per 256 for Q4_K/Q6_K; integer products — its numbers up to float order). Other rows (BF16, F16, F32, types held
+/// as f32) take the activations as they are, as llama.cpp's bf16 decoding does in effect (its greedy tokens equal the
 /// exact products'). With `llama`, prompts run the integer tiles (`Int8Tiles`).
 public enum ActivationRounding: String, CaseIterable, Sendable {
     case exact, llama
