@@ -184,6 +184,19 @@ QK_AVX2 static float q6_K_row(const uint8_t *row, const float *x, size_t blocks)
     return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
+// f16 or bf16 [count] → f32 (exact): F16/BF16 rows made f32 for a prompt's products
+QK_AVX2 void qk_widen_16bit_avx2(const void *src, float *dst, size_t count, int bf16) {
+    const uint8_t *s = (const uint8_t *)src;
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(dst + i, bf16 ? bf16x8(s + 2 * i) : f16x8(s + 2 * i));
+    for (; i < count; i++) {
+        const uint32_t bits = (uint32_t)(s[2 * i] | (s[2 * i + 1] << 8)) << 16;
+        float v;
+        memcpy(&v, &bits, 4);
+        dst[i] = bf16 ? v : f16_at(s + 2 * i);
+    }
+}
+
 // Σ x per 32 values
 QK_AVX2 static void x_sums(const float *x, size_t n, float *xsum) {
     for (size_t g = 0; g < n / 32; g++) {

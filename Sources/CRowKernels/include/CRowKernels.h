@@ -29,6 +29,9 @@ int qk_int8_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, si
 int qk_f32_matvec_avx2(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x, size_t n,
                        float *y, int accumulate);
 
+/// count f16 (bf16 = 0) or bf16 (bf16 = 1) values at src as f32 at dst (exact). AVX2/F16C as qk_f32_matvec_avx2.
+void qk_widen_16bit_avx2(const void *src, float *dst, size_t count, int bf16);
+
 /// qk_f32_matvec_avx2's products in 16 lanes (CRowKernels/FloatKernels512.c): call only where /proc/cpuinfo lists
 /// avx512f, avx2, fma and f16c. Returns as qk_f32_matvec_avx2.
 int qk_f32_matvec_avx512(int kind, const void *w, size_t row_bytes, size_t r0, size_t r1, const float *x, size_t n,
