@@ -300,6 +300,9 @@ public final class StoredMatrix: @unchecked Sendable {
         withExtendedLifetime(given) {}
     }
 
+    /// The most values of an F16/BF16 matrix a prompt widens to f32 at once (64 MiB); larger ones go by 256-row tiles.
+    nonisolated(unsafe) static var wholeWidening = 1 << 24
+
     /// y [T × rows] (+)= x [T × cols] · Wᵀ. A few rows of x (decoding), or any number under `llama` rounding when
     /// this kind has an integer kernel: row kernels, W's rows split evenly over the threads (each row's result does
     /// not depend on the split; under 256 rows, the calling thread alone) — or, for more than 4 rows with the AVX2
@@ -345,7 +348,7 @@ public final class StoredMatrix: @unchecked Sendable {
             BLAS.gemmNTParallel(m: T, n: R, k: C, a: xs, lda: C, b: f, ldb: C, c: ys, ldc: R, beta: accumulate ? 1 : 0)
             return
         }
-        if type == .f16 || type == .bf16, kernels == .avx2, R * C <= 1 << 24 {
+        if type == .f16 || type == .bf16, kernels == .avx2, R * C <= Self.wholeWidening {
             // F16/BF16 rows widened whole (exact; at most 64 MiB) and multiplied as f32 rows are: the 256-row tiles
             // below made SmolLM2 F16 prompts about 9 % slower
             let f = UnsafeMutablePointer<Float>.allocate(capacity: R * C)
@@ -365,9 +368,15 @@ public final class StoredMatrix: @unchecked Sendable {
         defer { scratch.deallocate() }
         nonisolated(unsafe) let sp = scratch
         let t = type
+        // F16/BF16 past 64 MiB: widened by the F16C / shift loop the whole-matrix path uses, not the codec's scalar one
+        let widen16: Int32? = kernels == .avx2 && (t == .f16 || t == .bf16) ? (t == .bf16 ? 1 : 0) : nil
         Parallel.forBlocksWithWorker(R, block: tile) { worker, r in
             let f = sp + worker * tile * C
-            GGMLCodec.decodeBlocks(t, w + r.lowerBound * rb, f, blocks: r.count * C / t.blockSize)  // checked at init
+            if let bf16 = widen16 {
+                qk_widen_16bit_avx2(w + r.lowerBound * rb, f, r.count * C, bf16)
+            } else {
+                GGMLCodec.decodeBlocks(t, w + r.lowerBound * rb, f, blocks: r.count * C / t.blockSize)  // checked at init
+            }
             BLAS.gemmNT(m: T, n: r.count, k: C, a: xs, lda: C, b: f, ldb: C, c: ys + r.lowerBound, ldc: R,
                         beta: accumulate ? 1 : 0)
         }

@@ -100,13 +100,18 @@ final class StoredMatrixTests: XCTestCase {
         }
     }
 
-    /// Both paths of `multiply` (row kernels for up to 4 rows of x, f32 tiles + sgemm for more), accumulation, and
-    /// a row order (GGUF's q/k permutation undone at load).
+    /// Both paths of `multiply` (row kernels for up to 4 rows of x, f32 tiles + sgemm for more; F16/BF16 widened
+    /// whole, or by tiles past `wholeWidening`), accumulation, and a row order (GGUF's q/k permutation undone at load).
     func testMultiplyPathsRowOrderAndAccumulate() throws {
         let rows = 150, cols = 256
         let w = Self.values(rows * cols, seed: 3)
         let order = (0..<rows).map { ($0 * 7 + 3) % rows }   // 7 is coprime to 150: a permutation
-        for t in [GGMLType.q8_0, .bf16, .f16, .q6_K, .q5_0, .q5_1] {
+        let whole = StoredMatrix.wholeWidening
+        defer { StoredMatrix.wholeWidening = whole }
+        let cases: [(GGMLType, Int)] = [(.q8_0, whole), (.bf16, whole), (.bf16, 0), (.f16, whole), (.f16, 0),
+                                        (.q6_K, whole), (.q5_0, whole), (.q5_1, whole)]
+        for (t, widening) in cases {
+            StoredMatrix.wholeWidening = widening
             let bytes = try GGMLCodec.quantize(t, w, rowLength: cols)
             let deq = try bytes.withUnsafeBytes { try GGMLCodec.dequantize(t, $0, count: rows * cols) }
             var permuted = [Float](repeating: 0, count: rows * cols)
@@ -125,7 +130,7 @@ final class StoredMatrixTests: XCTestCase {
                         for r in 0..<rows {
                             let want = ref[r].0 + (accumulate ? Double(start[tt * rows + r]) : 0)
                             XCTAssertEqual(Double(y[tt * rows + r]), want, accuracy: 2e-6 * (ref[r].1 + 1) + 1e-9,
-                                           "\(t.name) T=\(T) accumulate=\(accumulate) row \(r)")
+                                           "\(t.name) T=\(T) accumulate=\(accumulate) widening \(widening) row \(r)")
                         }
                     }
                 }
