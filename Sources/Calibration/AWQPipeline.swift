@@ -232,7 +232,10 @@ public enum AWQPipeline {
             guard keys.allSatisfy({ s.floats[$0] != nil }) else {
                 throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over")
             }
-            current = LlamaWeights.Layer(norms: LlamaNorm.allCases.map { s.floats[$0.hf]! }, linears: LlamaLinear.allCases.map { s.floats[$0.hf]! })
+            // AWQ leaves the biases as they are (it refuses to fold scales into one): the source's
+            let biases = try fwd.w.layer(l).biases
+            current = LlamaWeights.Layer(norms: LlamaNorm.allCases.map { s.floats[$0.hf]! }, linears: LlamaLinear.allCases.map { s.floats[$0.hf]! },
+                                         biases: biases)
             scales = [:]
             for input in LlamaInput.allCases { scales[input] = s.floats["scales.\(input.rawValue)"] }
             let groups = (s.metadata["groups"] ?? "").split(separator: ",").map(String.init)

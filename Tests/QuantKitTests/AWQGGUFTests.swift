@@ -107,4 +107,36 @@ final class AWQThenGPTQTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/ag.gguf.awq.state"))
     }
+
+    /// A resumed AWQ phase gives GPTQ the same scaled model as an uninterrupted one, a Qwen2 model's q/k/v biases
+    /// included (restored layers once lost them, so GPTQ calibrated those layers on a model without biases).
+    func testResumedAWQPhaseKeepsEveryTensorOfTheLayers() throws {
+        let src = try MicroQwen2GoldenTests.makeCheckpoint()
+        let dir = Support.tmpDir()
+        var a = AWQPipeline.Options()
+        a.data.calibration = [Support.validText]; a.data.samples = 4; a.data.seqLen = 32; a.groupSize = 32
+        a.statePath = dir + "/x"
+        let m = try LoadedModel.load(src)
+        let Q: (Int, LlamaLinear) -> AWQ.PseudoQuantize = { _, _ in { W, rows, cols in
+            try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: IntegerScheme(bits: 4, groupSize: 32, sym: true), quantizer: .gptq).dequantized()
+        } }
+        let fresh = try AWQThenGPTQ.scale(m, options: a, output: dir + "/x", Q: Q)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/x.awq.state"), "state kept until the whole run is done")
+        a.resume = true   // every layer comes back from the state
+        let resumed = try AWQThenGPTQ.scale(m, options: a, output: dir + "/x", Q: Q)
+        for l in 0..<2 {
+            let f = try fresh.model.forward.w.layer(l), r = try resumed.model.forward.w.layer(l)
+            XCTAssertEqual(f.bias(.q), try m.forward.w.layer(l).bias(.q), "layer \(l): AWQ leaves the biases")
+            XCTAssertEqual(f.bias(.k).count, 16, "layer \(l): two KV heads of 8")
+            XCTAssertEqual(f.biases, r.biases, "layer \(l) biases")
+            XCTAssertEqual(f.norms, r.norms, "layer \(l) norms")
+            XCTAssertEqual(f.linears, r.linears, "layer \(l) linears")
+        }
+        let toks = m.tokenizer.encode("def f(x):\n    return x + 1", addSpecial: true, parseSpecial: false)
+        let (lf, lr) = (try fresh.model.forward.logits(toks), try resumed.model.forward.logits(toks))
+        XCTAssertEqual(lf.count, lr.count)
+        XCTAssertEqual(zip(lf, lr).map { abs($0 - $1) }.max(), 0, "the same logits")
+        AWQThenGPTQ.finish(output: dir + "/x")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x.awq.state"))
+    }
 }

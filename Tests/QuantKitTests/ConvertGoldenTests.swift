@@ -98,7 +98,7 @@ final class MicroQwen2GoldenTests: XCTestCase {
     }
 
     /// The checkpoint as the golden script makes it, in a directory named as there (general.name comes from it).
-    func makeCheckpoint() throws -> String {
+    static func makeCheckpoint() throws -> String {
         let dir = Support.tmpDir() + "/micro-qwen2-hf"
         try SyntheticCheckpoint.write(shape: "micro-qwen2", to: dir)
         let zst = try Data(contentsOf: URL(fileURLWithPath: Self.golden + "/tokenizer.json.zst"))
@@ -112,7 +112,7 @@ final class MicroQwen2GoldenTests: XCTestCase {
     func testConvertAndPresetsMatchLlamaCpp() throws {
         let sums = try goldenSums()
         XCTAssertEqual(sums.count, 8)
-        let hf = try makeCheckpoint()
+        let hf = try Self.makeCheckpoint()
         XCTAssertEqual(try Support.sha256(hf + "/config.json"), sums["micro-qwen2-hf/config.json"], "synth config.json")
         XCTAssertEqual(try Support.sha256(hf + "/model.safetensors"), sums["micro-qwen2-hf/model.safetensors"], "synth weights")
         let out = Support.tmpDir()
