@@ -18,6 +18,7 @@ public enum AWQPipeline {
         /// Calibration windows used for the scale-search losses of the attention and MLP blocks (all when nil); the
         /// o_proj and down_proj searches use every token through the Gram matrix of their inputs.
         public var searchSamples: Int? = nil
+        /// The clip search after the scales (AutoAWQ's; the CLI turns it off before GPTQ).
         public var clip = true
         public var groupSize = 128
         /// Keep per-layer state in OUTPUT.state/ (`statePath` = OUTPUT), and with `resume` continue from it.
@@ -34,6 +35,8 @@ public enum AWQPipeline {
         /// (unscaled) and at the choice.
         public let ratios: [(group: String, ratio: Float, lossPlain: Double, lossBest: Double)]
         public let seconds: Double
+        /// Weights the clip search changed (nil: no clip search).
+        public var clipped: Int? = nil
     }
 
     /// One scaling group (AutoAWQ's `(prev_op, layers, inp, module2inspect)`): the op whose output is divided by the
@@ -167,17 +170,21 @@ public enum AWQPipeline {
                 divideColumns(&X[g.input.rawValue], cols: width, r.s)
             }
             // 4. clip search on every linear but q and k, with 512 tokens sampled evenly from its inputs
+            var clipped: Int? = nil
             if o.clip {
                 var sampled: [LlamaInput: [Float]] = [:]
+                clipped = 0
                 for lin in LlamaLinear.allCases where lin != .q && lin != .k {
                     let (rows, cols) = lin.shape(c)
                     if sampled[lin.input] == nil { sampled[lin.input] = AWQ.sampleRows(X[lin.input.rawValue], cols: cols) }
-                    L[lin] = try AWQ.clip(L[lin], rows: rows, cols: cols, groupSize: o.groupSize, x: sampled[lin.input]!, Q: Q(l, lin))
+                    let W = try AWQ.clip(L[lin], rows: rows, cols: cols, groupSize: o.groupSize, x: sampled[lin.input]!, Q: Q(l, lin))
+                    clipped! += zip(W, L[lin]).filter { $0 != $1 }.count
+                    L[lin] = W
                 }
             }
             current = L
             let ratios = found.map { ($0.0.name, $0.1.ratio, $0.1.plain, min($0.1.plain, $0.1.losses.min() ?? .infinity)) }
-            reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl)))
+            reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl), clipped: clipped))
         }
 
         /// The scale search of group `g` on the unscaled layer `L0`, its inputs `x` (one block per window).
@@ -220,6 +227,7 @@ public enum AWQPipeline {
         func record(_ l: Int) -> ResumeState.Record {
             guard let L = current, let rep = reports.last else { return ResumeState.Record() }
             var md: [(String, String)] = [("groups", rep.ratios.map(\.group).joined(separator: ",")), ("seconds", "\(rep.seconds)")]
+            if let n = rep.clipped { md.append(("clipped", "\(n)")) }
             for r in rep.ratios { md += [(r.group + ".ratio", "\(r.ratio)"), (r.group + ".plain", "\(r.lossPlain)"), (r.group + ".best", "\(r.lossBest)")] }
             let floats = LlamaNorm.allCases.map { ($0.hf, L[$0]) } + LlamaLinear.allCases.map { ($0.hf, L[$0]) }
                 + scales.sorted { $0.key < $1.key }.map { ("scales.\($0.key.rawValue)", $0.value) }
@@ -245,7 +253,7 @@ public enum AWQPipeline {
                     throw QKError("resume state of layer \(l) lacks the \(g) report")
                 }
                 return (g, r, a, b)
-            }, seconds: Double(s.metadata["seconds"] ?? "") ?? 0))
+            }, seconds: Double(s.metadata["seconds"] ?? "") ?? 0, clipped: s.metadata["clipped"].flatMap { Int($0) }))
         }
 
         func finish(_ l: Int) throws {

@@ -48,8 +48,9 @@ public final class SpilledLayers {
     }
 }
 
-/// AWQ then GPTQ (`--method awq+gptq`): AWQ's scale and clip searches fold their scales into the norms and linears,
-/// then GPTQ quantizes the scaled, clipped linears with its error feedback — the two fix different errors (AWQ the
+/// AWQ then GPTQ (`--method awq+gptq`): AWQ's scale search folds its scales into the norms and linears (the clip search
+/// only when asked: GPTQ takes the weights it is given as its target, so a clip's error would go unseen), then GPTQ
+/// quantizes the scaled linears with its error feedback — the two fix different errors (AWQ the
 /// weights that salient activations multiply, GPTQ the rounding error left over). The scaled layers are spilled to a
 /// scratch file beside the output, so memory stays one layer's.
 public enum AWQThenGPTQ {

@@ -86,7 +86,7 @@ extension GPTQPipeline {
 }
 
 extension AWQThenGPTQ {
-    /// AWQ then GPTQ into GGUF: the preset's plan, AWQ's scales and clips, then GPTQ on each linear's planned type.
+    /// AWQ then GPTQ into GGUF: the preset's plan, AWQ's scales (and clips, if asked), then GPTQ on each linear's planned type.
     public static func quantizeToGGUF(source: String, output: String, preset: QuantPreset, gptq: GPTQPipeline.Options, awq: AWQPipeline.Options,
                                       quantizeOptions: GGUFQuantizer.Options? = nil, progress: ProgressCallback? = nil)
         throws -> (GGUFQuantizer.Report, [GPTQPipeline.LinearReport], [AWQPipeline.LayerReport]) {

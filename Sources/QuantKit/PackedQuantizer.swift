@@ -12,7 +12,7 @@ import TensorCore
 public enum PackedQuantizer {
     public enum Method: String, CaseIterable, Sendable {
         case rtn, gptq, awq
-        /// AWQ's scales and clips, then GPTQ on the scaled weights.
+        /// AWQ's scales (and clips, if asked), then GPTQ on the scaled weights.
         case awqGPTQ = "awq+gptq"
     }
 

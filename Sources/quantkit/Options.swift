@@ -265,8 +265,9 @@ struct AWQOptions: ParsableArguments {
     @Option(name: .customLong("awq-search-samples"), help: "AWQ: calibration windows used for the scale-search losses (default: all --samples).")
     var awqSearchSamples: Int?
 
-    @Flag(name: .customLong("no-clip"), help: "AWQ: skip the clip search.")
-    var noClip = false
+    @Flag(inversion: .prefixedNo,
+          help: "AWQ: the clip search after the scales (default: on for --method awq, as AutoAWQ; off for awq+gptq, as llm-compressor's AWQ: GPTQ would take the clipped weights as its target and never see the clip's error).")
+    var clip: Bool?
 
     @Flag(name: .customLong("no-duo-scaling"), help: "AWQ: scales from activations alone (llm-awq) instead of activations and weights (AutoAWQ).")
     var noDuoScaling = false
@@ -279,11 +280,15 @@ struct AWQOptions: ParsableArguments {
         if let n = awqSearchSamples, n <= 0 { throw ValidationError("--awq-search-samples must be positive") }
     }
 
-    func options(data: CalibrationSet, resume: Bool) -> AWQPipeline.Options {
+    /// Whether any AWQ option was given (they apply to --method awq and awq+gptq only).
+    var anyGiven: Bool { awqSearchSamples != nil || clip != nil || noDuoScaling || noIdentityCandidate }
+
+    /// `thenGPTQ`: AWQ's scales feed GPTQ (`--method awq+gptq`), whose default is no clip search.
+    func options(data: CalibrationSet, resume: Bool, thenGPTQ: Bool) -> AWQPipeline.Options {
         var a = AWQPipeline.Options()
         a.data = data
         a.searchSamples = awqSearchSamples
-        a.clip = !noClip
+        a.clip = clip ?? !thenGPTQ
         a.duoScaling = !noDuoScaling
         a.identityCandidate = !noIdentityCandidate
         a.resume = resume

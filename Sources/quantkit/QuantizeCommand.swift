@@ -69,6 +69,9 @@ struct Quantize: ParsableCommand {
         } else if calib.calibration.isEmpty {
             throw ValidationError("--method \(method.rawValue) needs --calibration FILE")
         }
+        if awq.anyGiven && method != .awq && method != .awqGPTQ {
+            throw ValidationError("--awq-search-samples, --clip/--no-clip, --no-duo-scaling and --no-identity-candidate are for --method awq or awq+gptq")
+        }
         if scheme.checkpointFormat != .gptq && format != .gptq {
             throw ValidationError("--checkpoint-format is for --format gptq")
         }
@@ -107,7 +110,7 @@ struct Quantize: ParsableCommand {
                 extra.append(("linears", ReportJSON.linears(rep)))
                 if !out.json { print(ReportJSON.gptqSummary(rep)) }
             case .awq:
-                var a = awq.options(data: try calib.set(), resume: resume)
+                var a = awq.options(data: try calib.set(), resume: resume, thenGPTQ: false)
                 a.groupSize = scheme.groupSize ?? 32
                 a.statePath = output
                 a.fingerprintExtra = "gguf \(preset.name) \(gguf.tensorType.map { "\($0.pattern)=\($0.type.name)" }) \(gguf.pure)"
@@ -118,7 +121,7 @@ struct Quantize: ParsableCommand {
                 if !out.json { print(ReportJSON.awqSummary(rep)) }
             case .awqGPTQ:
                 let g = try gptqOptions(preset, output: output)
-                var a = awq.options(data: try calib.set(), resume: resume)
+                var a = awq.options(data: try calib.set(), resume: resume, thenGPTQ: true)
                 a.groupSize = scheme.groupSize ?? 32
                 let (qr, rep, layers) = try AWQThenGPTQ.quantizeToGGUF(source: source, output: output, preset: preset, gptq: g, awq: a,
                                                                         quantizeOptions: o, progress: pr.update)
@@ -191,7 +194,7 @@ struct Quantize: ParsableCommand {
         gptq.apply(to: &p.gptq, data: data, gguf: false)
         p.gptq.statePath = output
         p.gptq.resume = resume
-        p.awq = awq.options(data: data, resume: resume)
+        p.awq = awq.options(data: data, resume: resume, thenGPTQ: method == .awqGPTQ)
         p.awq.statePath = output
         let pr = ProgressPrinter()
         let r = try PackedQuantizer.quantize(source, to: output, options: p, progress: pr.update)

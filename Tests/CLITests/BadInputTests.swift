@@ -194,6 +194,7 @@ final class BadInputTests: XCTestCase {
             (["--type", "Q4_0", "--method", "gptq", "--calibration", "x.txt", "--damp", "1.5"], ["--damp must be in [0, 1)"]),
             (["--type", "Q4_0", "--method", "awq", "--calibration", "x.txt", "--samples", "0"], ["--samples must be positive"]),
             (["--type", "Q4_0", "--calibration", "x.txt"], ["--calibration is for --method gptq or awq"]),
+            (["--type", "Q4_0", "--method", "gptq", "--calibration", "x.txt", "--no-clip"], ["--clip/--no-clip", "are for --method awq or awq+gptq"]),
             (["--format", "gptq", "--bits", "5"], ["--bits must be 2, 3, 4 or 8"]),
             (["--format", "awq", "--imatrix", "x.gguf"], ["apply to --format gguf"]),
             (["--method", "rtn"], ["--type PRESET is required for --format gguf"]),
@@ -207,7 +208,7 @@ final class BadInputTests: XCTestCase {
         }
         let help = try CLI.run(["quantize", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         for listed in ["(values: gguf, gptq, awq, compressed-tensors; default: gguf)", "(values: rtn, gptq, awq, awq+gptq; default: rtn)",
-                       "GGUF TYPES", "CALIBRATION (GPTQ, AWQ)", "PACKED INTEGER SCHEME"] {
+                       "GGUF TYPES", "CALIBRATION (GPTQ, AWQ)", "PACKED INTEGER SCHEME", "--clip/--no-clip"] {
             XCTAssertTrue(help.contains(listed), "quantize --help lists \(listed): \(help)")
         }
     }

@@ -39,4 +39,33 @@ final class GPTQDefaultsTests: XCTestCase {
         let config = try String(contentsOfFile: d + "/default/quantize_config.json", encoding: .utf8)
         XCTAssertTrue(config.replacingOccurrences(of: " ", with: "").contains("\"desc_act\":false"), config)
     }
+
+    /// AWQ's clip search: on for --method awq (AutoAWQ), off for awq+gptq (llm-compressor's AWQ has none, and GPTQ
+    /// would take the clipped weights as its target, so what the clip costs would go unmeasured).
+    func testAWQClipsAloneButNotBeforeGPTQ() throws {
+        let d = CLI.tmpDir()
+        let awqCal = ["--calibration", text, "--samples", "8", "--seq-len", "64", "--awq-search-samples", "2"]
+        func clipped(_ method: String, _ extra: [String], _ name: String) throws -> (Data, [Any]) {
+            let out = d + "/" + name
+            let r = try CLI.run(["quantize", microK, "--type", "Q4_0", "--method", method] + awqCal + extra + ["-o", out, "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let layers = try XCTUnwrap(j?["layers"] as? [[String: Any]], r.stdout)
+            XCTAssertEqual(layers.count, 2)
+            return (try Data(contentsOf: URL(fileURLWithPath: out)), layers.map { $0["clipped_weights"] ?? NSNull() })
+        }
+        let (ag, agClip) = try clipped("awq+gptq", [], "ag.gguf")
+        let (agOff, _) = try clipped("awq+gptq", ["--no-clip"], "ag-off.gguf")
+        let (agOn, agOnClip) = try clipped("awq+gptq", ["--clip"], "ag-on.gguf")
+        XCTAssertEqual(ag, agOff, "awq+gptq: no clip search by default")
+        XCTAssertNotEqual(ag, agOn, "--clip: clipped weights give other blocks")
+        XCTAssertTrue(agClip.allSatisfy { $0 is NSNull }, "\(agClip)")
+        let counts = agOnClip.compactMap { ($0 as? NSNumber)?.intValue }
+        XCTAssertEqual(counts.count, 2, "\(agOnClip)")
+        XCTAssertGreaterThan(counts.reduce(0, +), 0, "the clip search clipped some weights")
+        let (awq, awqClip) = try clipped("awq", [], "awq.gguf")
+        let (awqOn, _) = try clipped("awq", ["--clip"], "awq-on.gguf")
+        XCTAssertEqual(awq, awqOn, "awq: the clip search is on by default")
+        XCTAssertEqual(awqClip.compactMap { ($0 as? NSNumber)?.intValue }, counts, "the same AWQ phase clips the same weights")
+    }
 }
