@@ -177,8 +177,9 @@ public enum AWQPipeline {
                 for lin in LlamaLinear.allCases where lin != .q && lin != .k {
                     let (rows, cols) = lin.shape(c)
                     if sampled[lin.input] == nil { sampled[lin.input] = AWQ.sampleRows(X[lin.input.rawValue], cols: cols) }
-                    let W = try AWQ.clip(L[lin], rows: rows, cols: cols, groupSize: o.groupSize, x: sampled[lin.input]!, Q: Q(l, lin))
-                    clipped! += zip(W, L[lin]).filter { $0 != $1 }.count
+                    let W0 = L[lin]
+                    let W = try AWQ.clip(W0, rows: rows, cols: cols, groupSize: o.groupSize, x: sampled[lin.input]!, Q: Q(l, lin))
+                    for k in W.indices where W[k] != W0[k] { clipped! += 1 }
                     L[lin] = W
                 }
             }
@@ -241,7 +242,7 @@ public enum AWQPipeline {
                 throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over")
             }
             // AWQ leaves the biases as they are (it refuses to fold scales into one): the source's
-            let biases = try fwd.w.layer(l).biases
+            let biases = try fwd.w.biases(l)
             current = LlamaWeights.Layer(norms: LlamaNorm.allCases.map { s.floats[$0.hf]! }, linears: LlamaLinear.allCases.map { s.floats[$0.hf]! },
                                          biases: biases)
             scales = [:]

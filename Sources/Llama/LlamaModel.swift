@@ -179,21 +179,37 @@ public final class LlamaWeights {
         return w
     }
 
+    /// Layer l's linear biases (empty for a linear without one): a resident or provided layer's, else read from the
+    /// source alone (not the layer's weights).
+    public func biases(_ l: Int) throws -> [[Float]] {
+        if let L = resident[l] { return L.biases }
+        if let provider { return try provider(l).biases }
+        guard let source else { throw QKError("layer \(l) has no weights") }
+        return try Self.biases(l, config, source)
+    }
+
+    /// Tensor `n` of the source as f32, `count` values or an error; released from the source once read.
+    private static func required(_ n: String, _ count: Int, _ source: LlamaTensorSource) throws -> [Float] {
+        let t = try source.floats(n)
+        source.release?(n)
+        guard t.count == count else { throw QKError("tensor \(n) has \(t.count) values, expected \(count)") }
+        return t
+    }
+
+    private static func biases(_ l: Int, _ config: LlamaConfig, _ source: LlamaTensorSource) throws -> [[Float]] {
+        try LlamaLinear.allCases.map { lin in
+            lin.hasBias(config) ? try required(lin.biasHFName(layer: l), lin.shape(config).rows, source) : []
+        }
+    }
+
     /// Layer l as f32: resident, or made from the source now.
     public func layer(_ l: Int) throws -> Layer {
         if let L = resident[l] { return L }
         if let provider { return try provider(l) }
         guard let source else { throw QKError("layer \(l) has no weights") }
-        func req(_ n: String, _ count: Int) throws -> [Float] {
-            let t = try source.floats(n)
-            source.release?(n)
-            guard t.count == count else { throw QKError("tensor \(n) has \(t.count) values, expected \(count)") }
-            return t
-        }
+        let req = { (n: String, count: Int) in try Self.required(n, count, source) }
         let norms = try LlamaNorm.allCases.map { try req($0.hfName(layer: l), config.hiddenSize) }
-        let biases = try LlamaLinear.allCases.map { lin in
-            lin.hasBias(config) ? try req(lin.biasHFName(layer: l), lin.shape(config).rows) : []
-        }
+        let biases = try Self.biases(l, config, source)
         // each linear as stored (with `storedLinears`, where the source has that form) or as f32
         let stored = try LlamaLinear.allCases.map { lin -> StoredMatrix? in
             let name = lin.hfName(layer: l), (rows, cols) = lin.shape(config)

@@ -283,12 +283,12 @@ struct AWQOptions: ParsableArguments {
     /// Whether any AWQ option was given (they apply to --method awq and awq+gptq only).
     var anyGiven: Bool { awqSearchSamples != nil || clip != nil || noDuoScaling || noIdentityCandidate }
 
-    /// `thenGPTQ`: AWQ's scales feed GPTQ (`--method awq+gptq`), whose default is no clip search.
-    func options(data: CalibrationSet, resume: Bool, thenGPTQ: Bool) -> AWQPipeline.Options {
+    /// For `method` awq or awq+gptq (whose default is no clip search: AWQ's scales feed GPTQ).
+    func options(data: CalibrationSet, resume: Bool, method: PackedQuantizer.Method) -> AWQPipeline.Options {
         var a = AWQPipeline.Options()
         a.data = data
         a.searchSamples = awqSearchSamples
-        a.clip = clip ?? !thenGPTQ
+        a.clip = clip ?? (method != .awqGPTQ)
         a.duoScaling = !noDuoScaling
         a.identityCandidate = !noIdentityCandidate
         a.resume = resume

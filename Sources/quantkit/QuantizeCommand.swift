@@ -110,7 +110,7 @@ struct Quantize: ParsableCommand {
                 extra.append(("linears", ReportJSON.linears(rep)))
                 if !out.json { print(ReportJSON.gptqSummary(rep)) }
             case .awq:
-                var a = awq.options(data: try calib.set(), resume: resume, thenGPTQ: false)
+                var a = awq.options(data: try calib.set(), resume: resume, method: method)
                 a.groupSize = scheme.groupSize ?? 32
                 a.statePath = output
                 a.fingerprintExtra = "gguf \(preset.name) \(gguf.tensorType.map { "\($0.pattern)=\($0.type.name)" }) \(gguf.pure)"
@@ -121,7 +121,7 @@ struct Quantize: ParsableCommand {
                 if !out.json { print(ReportJSON.awqSummary(rep)) }
             case .awqGPTQ:
                 let g = try gptqOptions(preset, output: output)
-                var a = awq.options(data: try calib.set(), resume: resume, thenGPTQ: true)
+                var a = awq.options(data: try calib.set(), resume: resume, method: method)
                 a.groupSize = scheme.groupSize ?? 32
                 let (qr, rep, layers) = try AWQThenGPTQ.quantizeToGGUF(source: source, output: output, preset: preset, gptq: g, awq: a,
                                                                         quantizeOptions: o, progress: pr.update)
@@ -194,7 +194,7 @@ struct Quantize: ParsableCommand {
         gptq.apply(to: &p.gptq, data: data, gguf: false)
         p.gptq.statePath = output
         p.gptq.resume = resume
-        p.awq = awq.options(data: data, resume: resume, thenGPTQ: method == .awqGPTQ)
+        p.awq = awq.options(data: data, resume: resume, method: method)
         p.awq.statePath = output
         let pr = ProgressPrinter()
         let r = try PackedQuantizer.quantize(source, to: output, options: p, progress: pr.update)
