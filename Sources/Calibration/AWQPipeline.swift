@@ -46,8 +46,8 @@ public enum AWQPipeline {
         enum Previous {
             /// An RMSNorm gain (one scale per hidden channel).
             case norm(LlamaNorm)
-            /// A linear's output rows; the group applies only when their count equals the scaled linears' input width
-            /// (v → o is skipped under GQA).
+            /// A linear's output rows (and its bias): one per input column of the scaled linears, or under GQA one per
+            /// KV channel for v → o (`tie`).
             case linear(LlamaLinear)
         }
         enum Inspect {
@@ -72,11 +72,43 @@ public enum AWQPipeline {
             ScalingGroup(name: "down", previous: .linear(.up), input: .mlpHidden, inspect: .linear),
         ]
 
-        /// Whether the group's scales can be folded into its previous op under `c`.
-        func applies(_ c: LlamaConfig) -> Bool {
-            guard case .linear(let p) = previous else { return true }
-            return p.shape(c).rows == linears[0].shape(c).cols
+        /// For each input column of the scaled linears, the output channel of the previous op that feeds it (nil: the
+        /// scales cannot be folded under `c`). Column i reads channel i, except v → o under GQA: o's column h·hd + d
+        /// reads channel k·hd + d of v, k = h ÷ (heads ÷ KV heads) the KV head of query head h. One scale per KV channel,
+        /// applied to every o column that reads it, keeps the fold exact (AutoAWQ and llm-compressor skip the pair).
+        func tie(_ c: LlamaConfig) -> [Int]? {
+            let cols = linears[0].shape(c).cols
+            guard case .linear(let p) = previous else { return Array(0..<cols) }
+            let rows = p.shape(c).rows
+            if rows == cols { return Array(0..<cols) }
+            let hd = c.headDim
+            guard p == .v, linears == [.o], c.numKVHeads > 0, c.numHeads % c.numKVHeads == 0, rows == c.numKVHeads * hd,
+                  cols == c.numHeads * hd else { return nil }
+            let group = c.numHeads / c.numKVHeads
+            return (0..<cols).map { col in (col / hd / group) * hd + col % hd }
         }
+
+        /// Whether the group's scales can be folded into its previous op under `c`.
+        func applies(_ c: LlamaConfig) -> Bool { tie(c) != nil }
+
+        /// The number of channels the previous op outputs (one scale each).
+        func channels(_ c: LlamaConfig) -> Int {
+            switch previous {
+            case .norm: return linears[0].shape(c).cols
+            case .linear(let p): return p.shape(c).rows
+            }
+        }
+    }
+
+    /// Per channel, the mean of a per-column statistic over the columns the channel feeds (`tie`: column → channel).
+    static func perChannel(_ v: [Float], tie: [Int], channels: Int) -> [Float] {
+        var sum = [Float](repeating: 0, count: channels)
+        var count = [Float](repeating: 0, count: channels)
+        for (col, ch) in tie.enumerated() {
+            sum[ch] += v[col]
+            count[ch] += 1
+        }
+        return zip(sum, count).map { $0 / $1 }
     }
 
     static func scaleColumns(_ W: inout [Float], cols: Int, _ s: [Float]) {
@@ -98,11 +130,6 @@ public enum AWQPipeline {
         for (what, width) in widths where o.groupSize > 0 && width % o.groupSize != 0 {
             let fits = [128, 64, 32].filter { width % $0 == 0 }.map(String.init).joined(separator: ", ")
             throw QKError("AWQ group size \(o.groupSize) does not divide the \(what) \(width); use one that does (e.g. \(fits))")
-        }
-        for g in ScalingGroup.llama where g.applies(c) {
-            if case .linear(let p) = g.previous, p.hasBias(c) {
-                throw QKError("AWQ: folding the \(g.name) scales into \(p.hf)'s bias is not supported")
-            }
         }
         let method = Layers(options: o, forward: m.forward, source: m.path, windows: windows.count, Q: Q, finished: finished)
         try LayerwiseCalibration.run(m.forward, windows: windows, method: method, statePath: o.statePath, resume: o.resume, progress: progress)
@@ -139,8 +166,9 @@ public enum AWQPipeline {
         var label: String { "awq" }
 
         var fingerprint: String {
-            "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|id\(o.identityCandidate)|clip\(o.clip)|search\(nSearch)|n\(o.data.samples)x\(o.data.seqLen)" +
-                "|seed\(o.data.seed)|\(o.fingerprintExtra)"
+            let groups = ScalingGroup.llama.filter { $0.applies(c) }.map(\.name).joined(separator: ",")
+            return "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|id\(o.identityCandidate)|clip\(o.clip)" + "|search\(nSearch)" +
+                "|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|groups \(groups)|\(o.fingerprintExtra)"
         }
 
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
@@ -156,18 +184,22 @@ public enum AWQPipeline {
             for g in groups { found.append((g, try search(l, g, L0, X[g.input.rawValue], T: T))) }
             // 3. fold: previous op ÷ s, the group's linears' columns × s, their captured inputs ÷ s
             scales = [:]
+            // (r.s: one scale per channel of the previous op; s: per input column of the linears)
             for (g, r) in found where r.ratio >= 0 {
-                scales[g.input] = r.s
+                let s = g.tie(c)!.map { r.s[$0] }
+                scales[g.input] = s
                 let width = g.linears[0].shape(c).cols
                 switch g.previous {
                 case .norm(let n):
-                    for i in 0..<width { L[n][i] /= r.s[i] }
+                    for i in r.s.indices { L[n][i] /= r.s[i] }
                 case .linear(let p):
                     let cols = p.shape(c).cols
-                    for row in 0..<width { for cc in 0..<cols { L[p][row * cols + cc] /= r.s[row] } }
+                    for row in r.s.indices { for cc in 0..<cols { L[p][row * cols + cc] /= r.s[row] } }
+                    // its bias too: the channel's output (w·x + b) ÷ s
+                    for row in L.biases[p.rawValue].indices { L.biases[p.rawValue][row] /= r.s[row] }
                 }
-                for lin in g.linears { scaleColumns(&L[lin], cols: width, r.s) }
-                divideColumns(&X[g.input.rawValue], cols: width, r.s)
+                for lin in g.linears { scaleColumns(&L[lin], cols: width, s) }
+                divideColumns(&X[g.input.rawValue], cols: width, s)
             }
             // 4. clip search on every linear but q and k, with 512 tokens sampled evenly from its inputs
             var clipped: Int? = nil
@@ -190,14 +222,19 @@ public enum AWQPipeline {
 
         /// The scale search of group `g` on the unscaled layer `L0`, its inputs `x` (one block per window).
         func search(_ l: Int, _ g: ScalingGroup, _ L0: LlamaWeights.Layer, _ x: [[Float]], T: Int) throws -> AWQ.ScaleSearch {
+            // the statistics per channel of the previous op (the search's s), the candidates' s per input column
             let width = g.linears[0].shape(c).cols
-            let xMean = AWQ.xMean(x, cols: width)
-            let wMean = AWQ.wMean(g.linears.map { L0[$0] }, cols: width, groupSize: o.groupSize)
+            let tie = g.tie(c)!
+            let channels = g.channels(c)
+            let xMean = AWQPipeline.perChannel(AWQ.xMean(x, cols: width), tie: tie, channels: channels)
+            let wMean = AWQPipeline.perChannel(AWQ.wMean(g.linears.map { L0[$0] }, cols: width, groupSize: o.groupSize), tie: tie,
+                                               channels: channels)
+            let perColumn = { (s: [Float]) in tie.map { s[$0] } }
             func scaled(_ s: [Float]) throws -> LlamaWeights.Layer {
                 var Lq = L0
                 for lin in g.linears {
                     let (rows, cols) = lin.shape(c)
-                    Lq[lin] = try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: s, Q: Q(l, lin))
+                    Lq[lin] = try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: perColumn(s), Q: Q(l, lin))
                 }
                 return Lq
             }
@@ -219,8 +256,8 @@ public enum AWQPipeline {
                 let (rows, cols) = lin.shape(c)
                 let gram = OutputError.gram(x, cols: cols)
                 return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling, identity: o.identityCandidate) { s in
-                    OutputError.mse(L0[lin], try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: s, Q: self.Q(l, lin)),
-                                    gram: gram, rows: rows, cols: cols)
+                    let Wq = try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: perColumn(s), Q: self.Q(l, lin))
+                    return OutputError.mse(L0[lin], Wq, gram: gram, rows: rows, cols: cols)
                 }
             }
         }
@@ -230,19 +267,21 @@ public enum AWQPipeline {
             var md: [(String, String)] = [("groups", rep.ratios.map(\.group).joined(separator: ",")), ("seconds", "\(rep.seconds)")]
             if let n = rep.clipped { md.append(("clipped", "\(n)")) }
             for r in rep.ratios { md += [(r.group + ".ratio", "\(r.ratio)"), (r.group + ".plain", "\(r.lossPlain)"), (r.group + ".best", "\(r.lossBest)")] }
-            let floats = LlamaNorm.allCases.map { ($0.hf, L[$0]) } + LlamaLinear.allCases.map { ($0.hf, L[$0]) }
+            // the biases too: a v → o fold divides v's
+            let biases = LlamaLinear.allCases.filter { $0.hasBias(c) }.map { ($0.hf + ".bias", L.bias($0)) }
+            let floats = LlamaNorm.allCases.map { ($0.hf, L[$0]) } + LlamaLinear.allCases.map { ($0.hf, L[$0]) } + biases
                 + scales.sorted { $0.key < $1.key }.map { ("scales.\($0.key.rawValue)", $0.value) }
             return ResumeState.Record(floats: floats, metadata: md)
         }
 
         func restore(_ l: Int, from s: ResumeState.Saved) throws {
             // resume keys: the tensors' HF names inside the layer
-            let keys = LlamaNorm.allCases.map(\.hf) + LlamaLinear.allCases.map(\.hf)
+            let biased = LlamaLinear.allCases.filter { $0.hasBias(c) }
+            let keys = LlamaNorm.allCases.map(\.hf) + LlamaLinear.allCases.map(\.hf) + biased.map { $0.hf + ".bias" }
             guard keys.allSatisfy({ s.floats[$0] != nil }) else {
                 throw QKError("resume state of layer \(l) is incomplete; run without --resume to start over")
             }
-            // AWQ leaves the biases as they are (it refuses to fold scales into one): the source's
-            let biases = try fwd.w.biases(l)
+            let biases = LlamaLinear.allCases.map { $0.hasBias(c) ? s.floats[$0.hf + ".bias"]! : [] }
             current = LlamaWeights.Layer(norms: LlamaNorm.allCases.map { s.floats[$0.hf]! }, linears: LlamaLinear.allCases.map { s.floats[$0.hf]! },
                                          biases: biases)
             scales = [:]

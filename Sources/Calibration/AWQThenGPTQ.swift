@@ -60,8 +60,8 @@ public enum AWQThenGPTQ {
         public let reports: [AWQPipeline.LayerReport]
         /// Per layer: the scales folded into each input's columns.
         public let scales: [[LlamaInput: [Float]]]
-        /// Per layer: the scaled norms (what the output must store in place of the source's).
-        public let norms: [[[Float]]]
+        /// Per layer: the scaled norms and biases by HF name (what the output must store in place of the source's).
+        public let vectors: [[(name: String, values: [Float])]]
         let spill: SpilledLayers
     }
 
@@ -71,16 +71,16 @@ public enum AWQThenGPTQ {
         let spill = try SpilledLayers(scratch: output + ".awq.partial")
         let n = m.forward.w.config.numLayers
         var scales = [[LlamaInput: [Float]]](repeating: [:], count: n)
-        var norms = [[[Float]]](repeating: [], count: n)
+        var vectors = [[(name: String, values: [Float])]](repeating: [], count: n)
         var a = o
         if let p = o.statePath { a.statePath = p + ".awq" }
         let reports = try AWQPipeline.run(m, options: a, Q: Q, progress: progress) { l, L, s in
             try spill.add(l, L)
             scales[l] = s
-            norms[l] = L.norms
+            vectors[l] = L.vectors(layer: l)
         }
         let model = m.replacingLayers { try spill.layer($0) }
-        return Scaled(model: model, reports: reports, scales: scales, norms: norms, spill: spill)
+        return Scaled(model: model, reports: reports, scales: scales, vectors: vectors, spill: spill)
     }
 
     /// An importance per HF linear weight name (e.g. from an imatrix of the unscaled model) for the scaled model: each

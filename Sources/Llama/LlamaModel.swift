@@ -54,6 +54,12 @@ public final class LlamaWeights {
         /// The bias of a linear ([out], empty when it has none).
         public func bias(_ l: LlamaLinear) -> [Float] { biases[l.rawValue] }
 
+        /// Layer `l`'s norms and biases by HF name: the one-dimensional tensors (AWQ's folds change them too).
+        public func vectors(layer l: Int) -> [(name: String, values: [Float])] {
+            LlamaNorm.allCases.map { ($0.hfName(layer: l), self[$0]) }
+                + LlamaLinear.allCases.filter { !bias($0).isEmpty }.map { ($0.biasHFName(layer: l), bias($0)) }
+        }
+
         // _modify yields the stored array in place: `L[.v][i] /= s` must not copy the matrix per element
         public subscript(_ n: LlamaNorm) -> [Float] {
             get { norms[n.rawValue] }
@@ -177,15 +183,6 @@ public final class LlamaWeights {
                              resident: Array(repeating: nil, count: config.numLayers))
         w.provider = provider
         return w
-    }
-
-    /// Layer l's linear biases (empty for a linear without one): a resident or provided layer's, else read from the
-    /// source alone (not the layer's weights).
-    public func biases(_ l: Int) throws -> [[Float]] {
-        if let L = resident[l] { return L.biases }
-        if let provider { return try provider(l).biases }
-        guard let source else { throw QKError("layer \(l) has no weights") }
-        return try Self.biases(l, config, source)
     }
 
     /// Tensor `n` of the source as f32, `count` values or an error; released from the source once read.

@@ -24,7 +24,7 @@ extension GPTQPipeline {
     }
 
     /// GPTQ into GGUF as above, after AWQ when `awq` is given (`AWQThenGPTQ`): AWQ's searches use each linear's planned
-    /// type as Q, its scaled norms replace the source's, and the imatrix (when given) is divided by the scales squared.
+    /// type as Q, its scaled norms (and biases) replace the source's, and the imatrix (when given) is divided by the scales squared.
     static func calibratedGGUF(source: String, output: String, preset: QuantPreset, options o: Options, awq: AWQPipeline.Options?,
                                quantizeOptions: GGUFQuantizer.Options?, progress: ProgressCallback?)
         throws -> (GGUFQuantizer.Report, [LinearReport], [AWQPipeline.LayerReport]) {
@@ -62,9 +62,7 @@ extension GPTQPipeline {
             a.statePath = o.statePath
             a.fingerprintExtra += opts.fingerprintExtra
             let scaled = try AWQThenGPTQ.scale(m, options: a, output: output, Q: plannedQ(typeOf), progress: progress)
-            for (l, norms) in scaled.norms.enumerated() {
-                try planNorms(layer: l, norms, typeOf, into: &replacements)
-            }
+            for v in scaled.vectors { try planVectors(v, typeOf, into: &replacements) }
             m = scaled.model
             awqReports = scaled.reports
             opts.importance = AWQThenGPTQ.scaledImportance(opts.importance, scaled)
@@ -119,7 +117,7 @@ extension AWQPipeline {
                 if let s = scales[lin.input], let im = importance { importance = zip(im, s).map { $0 / ($1 * $1) } }
                 replacements[g] = (t, try GGMLCodec.quantize(t, try lin.toGGUF(L[lin], c), rowLength: cols, imatrix: importance))
             }
-            try planNorms(layer: l, L.norms, typeOf, into: &replacements)
+            try planVectors(L.vectors(layer: l), typeOf, into: &replacements)
         }
         let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
         ResumeState.finish(output: output)
@@ -136,12 +134,11 @@ func plannedQ(_ typeOf: [String: GGMLType]) -> (Int, LlamaLinear) -> AWQ.PseudoQ
     }
 }
 
-/// Layer `l`'s norms (`norms[norm.rawValue]`, e.g. AWQ-scaled) encoded in the types the plan gives them.
-func planNorms(layer l: Int, _ norms: [[Float]], _ typeOf: [String: GGMLType],
-               into replacements: inout [String: (GGMLType, [UInt8])]) throws {
-    for norm in LlamaNorm.allCases {
-        guard let g = LlamaTensorNames.gguf(norm.hfName(layer: l)), let t = typeOf[g] else { continue }
-        let x = norms[norm.rawValue]
+/// A layer's norms and biases by HF name (`Layer.vectors`, e.g. AWQ-scaled) encoded in the types the plan gives them.
+func planVectors(_ vectors: [(name: String, values: [Float])], _ typeOf: [String: GGMLType],
+                 into replacements: inout [String: (GGMLType, [UInt8])]) throws {
+    for (name, x) in vectors {
+        guard let g = LlamaTensorNames.gguf(name), let t = typeOf[g] else { continue }
         replacements[g] = (t, try GGMLCodec.quantize(t, x, rowLength: x.count))
     }
 }

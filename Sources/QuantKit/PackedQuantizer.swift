@@ -82,9 +82,7 @@ public enum PackedQuantizer {
                 a.fingerprintExtra += "|awq+gptq packed \(o.layout.rawValue) \(s) z\(s.zeroFloor)"
                 let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .gptq).dequantized() }
                 let sc = try AWQThenGPTQ.scale(model, options: a, output: dir, Q: { _, _ in Q }, progress: progress)
-                for (l, norms) in sc.norms.enumerated() {
-                    for norm in LlamaNorm.allCases { replaced[norm.hfName(layer: l)] = norms[norm.rawValue] }
-                }
+                for (name, values) in sc.vectors.joined() { replaced[name] = values }
                 model = sc.model
                 report.awqLayers = sc.reports
                 g.fingerprintExtra += "|after awq \(a.groupSize) duo\(a.duoScaling) id\(a.identityCandidate) clip\(a.clip)"
@@ -110,7 +108,7 @@ public enum PackedQuantizer {
                     let (rows, cols) = lin.shape(c)
                     try linears.add(lin.module(layer: l), try IntegerQuant.rtn(L[lin], rows: rows, cols: cols, scheme: s, quantizer: .awq))
                 }
-                for norm in LlamaNorm.allCases { replaced[norm.hfName(layer: l)] = L[norm] }
+                for (name, values) in L.vectors(layer: l) { replaced[name] = values }
             }
         }
         report.checkpoint = try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,

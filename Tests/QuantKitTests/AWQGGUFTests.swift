@@ -103,7 +103,9 @@ final class AWQThenGPTQTests: XCTestCase {
             }
         })
         for l in 0..<2 {
-            for norm in LlamaNorm.allCases { XCTAssertEqual(try stored.layer(l)[norm], again.norms[l][norm.rawValue], "layer \(l) \(norm)") }
+            let vectors = try stored.layer(l).vectors(layer: l)
+            XCTAssertEqual(vectors.map(\.name), again.vectors[l].map(\.name))
+            XCTAssertEqual(vectors.map(\.values), again.vectors[l].map(\.values), "layer \(l)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/ag.gguf.awq.state"))
     }

@@ -76,11 +76,11 @@ final class LayerwiseTests: XCTestCase {
         }
     }
 
-    func testAWQScalingGroupsFoldVIntoOOnlyWhenTheWidthsMatch() {
+    func testAWQScalingGroupsFoldVIntoOWithOrWithoutGQA() {
         var c = LlamaConfig(hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKVHeads: 4, vocabSize: 10, headDim: 16)
         XCTAssertEqual(AWQPipeline.ScalingGroup.llama.filter { $0.applies(c) }.map(\.name), ["qkv", "o", "mlp", "down"])
-        c.numKVHeads = 2
-        XCTAssertEqual(AWQPipeline.ScalingGroup.llama.filter { $0.applies(c) }.map(\.name), ["qkv", "mlp", "down"])
+        c.numKVHeads = 2   // tied: one scale per KV channel (AWQTiedVOTests)
+        XCTAssertEqual(AWQPipeline.ScalingGroup.llama.filter { $0.applies(c) }.map(\.name), ["qkv", "o", "mlp", "down"])
         XCTAssertEqual(AWQPipeline.ScalingGroup.llama.map { $0.linears }, [[.q, .k, .v], [.o], [.gate, .up], [.down]])
     }
 
