@@ -167,8 +167,8 @@ public enum AWQPipeline {
 
         var fingerprint: String {
             let groups = ScalingGroup.llama.filter { $0.applies(c) }.map(\.name).joined(separator: ",")
-            return "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|id\(o.identityCandidate)|clip\(o.clip)" + "|search\(nSearch)" +
-                "|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|groups \(groups)|\(o.fingerprintExtra)"
+            return "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|id\(o.identityCandidate)|clip\(o.clip)|search\(nSearch)"
+                + "|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|groups \(groups)|\(o.fingerprintExtra)"
         }
 
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {

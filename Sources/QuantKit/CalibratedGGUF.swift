@@ -24,7 +24,8 @@ extension GPTQPipeline {
     }
 
     /// GPTQ into GGUF as above, after AWQ when `awq` is given (`AWQThenGPTQ`): AWQ's searches use each linear's planned
-    /// type as Q, its scaled norms (and biases) replace the source's, and the imatrix (when given) is divided by the scales squared.
+    /// type as Q, its scaled norms (and biases) replace the source's, and the imatrix (when given) is divided by the
+    /// scales squared.
     static func calibratedGGUF(source: String, output: String, preset: QuantPreset, options o: Options, awq: AWQPipeline.Options?,
                                quantizeOptions: GGUFQuantizer.Options?, progress: ProgressCallback?)
         throws -> (GGUFQuantizer.Report, [LinearReport], [AWQPipeline.LayerReport]) {
