@@ -14,6 +14,7 @@ let package = Package(
         // System libraries, found through pkg-config.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         // Layers, each depending only on the ones below it.
         // Kernels in C: dot products of stored weight rows (decoding) with AVX2/FMA/F16C intrinsics, f32 activations
@@ -21,7 +22,7 @@ let package = Package(
         // and an AVX-512 f32 matrix product (TensorCore's BLAS.gemmNT); per-function target attributes, called only
         // where /proc/cpuinfo lists what they use, so a binary built elsewhere runs on any x86-64.
         .target(name: "CRowKernels"),
-        .target(name: "TensorCore", dependencies: ["CBLAS", "CRowKernels"]),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CMalloc", "CRowKernels"]),
         .target(name: "ModelFormats", dependencies: ["TensorCore"]),
         .target(name: "Tokenizers", dependencies: ["TensorCore", "ModelFormats"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "ModelFormats"]),

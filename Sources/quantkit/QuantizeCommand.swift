@@ -4,6 +4,7 @@ import Foundation
 import ModelFormats
 import QuantKit
 import Quantization
+import TensorCore
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -92,6 +93,8 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         try guarded {
+            // calibration allocates the large buffers HeapPolicy keeps for reuse
+            if method != .rtn { HeapPolicy.reuseLargeBlocks() }
             if let layout = format.packedLayout { return try runPacked(layout) }
             let preset = gguf.type!
             let o = gguf.options(preset: preset, pre: pre)

@@ -7,8 +7,9 @@ import TensorCore
 @main
 struct Quantkit: ParsableCommand {
     static func main() {
-        // Commands that run the model get OpenBLAS's fast kernels (see BLASCore); others start as they are.
-        if let cmd = CommandLine.arguments.dropFirst().first, ["eval", "generate", "imatrix", "--version", "bench-sgemm"].contains(cmd) {
+        // Commands that run the model (quantize for GPTQ / AWQ) get OpenBLAS's fast kernels (see BLASCore); others
+        // start as they are.
+        if let cmd = CommandLine.arguments.dropFirst().first, ["eval", "generate", "imatrix", "quantize", "--version", "bench-sgemm"].contains(cmd) {
             BLASCore.selectFastKernels()
         }
         do {
