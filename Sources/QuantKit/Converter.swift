@@ -137,6 +137,18 @@ public enum Converter {
         return Plan(checkpoint: ck, fileType: ftype, tensors: tensors, metadata: md, ropeFreqs: ropeFreqs)
     }
 
+    /// Every tensor of the checkpoint against config.json: the shape it implies, and a layer below num_hidden_layers
+    /// (a tensor beyond it would be copied into an output no loader reads as the model).
+    static func checkShapes(_ ck: HFCheckpoint) throws {
+        var untied = ck.config
+        untied.tieWordEmbeddings = false
+        let expected = Dictionary(uniqueKeysWithValues: LlamaTensors.expected(untied).map { ($0.name, $0.shape) })
+        for name in ck.weights.names {
+            guard let info = ck.weights.info(name) else { continue }
+            try checkShape(name, info.shape, ck.config, expected: expected, file: ck.weights.path(of: name) ?? ck.dir)
+        }
+    }
+
     static func checkShape(_ name: String, _ shape: [Int], _ c: LlamaConfig, expected: [String: [Int]], file: String) throws {
         if let w = expected[name], w != shape {
             throw QKError(file: file, "tensor \(name) has shape \(shape), config.json implies \(w)")

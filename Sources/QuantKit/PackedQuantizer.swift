@@ -44,6 +44,7 @@ public enum PackedQuantizer {
         if try PackedReader(configPath: ck.dir + "/config.json", weights: ck.weights) != nil {
             throw QKError(file: source, "is already quantized (config.json has quantization_config); start from the float checkpoint")
         }
+        try Converter.checkShapes(ck)
         let c = ck.config
         var s = o.scheme
         if o.layout == .gptq && !o.gptqV2 && !s.sym { s.zeroFloor = 1 }

@@ -98,6 +98,11 @@ final class BadInputTests: XCTestCase {
             let out = CLI.tmpDir() + "/\(name).gguf"
             try expectFailure(["convert", dir, "-o", out], output: out, contains: expect)
         }
+        // the packed writer checks the checkpoint the same way (it used to copy a layer beyond the config as F16)
+        for (name, dir, expect) in cases where ["extra-layer", "wrong-shape", "missing-tensor"].contains(name) {
+            let out = CLI.tmpDir() + "/\(name)-packed"
+            try expectFailure(["quantize", dir, "-o", out, "--format", "gptq", "--group-size", "32"], output: out, contains: expect)
+        }
     }
 
     func testMalformedGGUFThroughInspectAndExport() throws {
