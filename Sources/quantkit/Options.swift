@@ -229,7 +229,7 @@ struct GGUFTypeOptions: ParsableArguments {
 /// GPTQ's own settings.
 struct GPTQOptions: ParsableArguments {
     @Flag(name: .customLong("act-order"), inversion: .prefixedNo,
-          help: "GPTQ: quantize columns in order of decreasing Hessian diagonal. Default: on into GGUF (with static groups: ggml blocks are fixed in column order; no cost at run time), off for packed formats (desc_act=False, as the original GPTQ code and AutoGPTQ default; --act-order for desc_act=True).")
+          help: "GPTQ: quantize columns in order of decreasing Hessian diagonal. Default: on into GGUF (with static groups: ggml blocks are fixed in column order; no cost at run time), off for packed formats (desc_act=False, the default of the original GPTQ code and of transformers' GPTQConfig; AutoGPTQ's BaseQuantizeConfig defaults to True; --act-order for desc_act=True).")
     var actOrder: Bool?
 
     @Flag(name: .customLong("static-groups"), help: "GPTQ: group parameters from the unmodified weights (always so into GGUF with act-order).")
