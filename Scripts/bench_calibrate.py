@@ -54,8 +54,9 @@ def ours(job, dest):
     method = ["--format", "awq", "--method", "awq"] if job == "awq" else ["--format", "gptq", "--method", "gptq"]
     if job == "awq" and awq_search:
         method += ["--awq-search-samples", awq_search]
-    # act-order as llm-compressor's "static": groups in column order, their parameters from the unmodified weights
-    act = ["--act-order", "--static-groups"] if job == "gptq-act" else []
+    # act-order as llm-compressor's "static" (quantkit's default too): groups in column order, their parameters from the
+    # unmodified weights; the plain job quantizes the columns in their stored order, as llm-compressor with actorder=None
+    act = ["--act-order", "--static-groups"] if job == "gptq-act" else ["--no-act-order"]
     shutil.rmtree(dest, ignore_errors=True)
     return run([qk, "quantize", smol, "-o", dest] + method + act + ["--bits", "4", "--group-size", group, "--asym"] + calib, env)
 
@@ -78,7 +79,7 @@ def tinyllama():
     for r in range(int(os.environ.get("BENCH_TINY_REPEATS", "1"))):
         shutil.rmtree(dest, ignore_errors=True)
         w, rss = run([qk, "quantize", src, "-o", dest, "--format", "gptq", "--method", "gptq", "--bits", "4",
-                      "--group-size", group, "--asym"] + calib, env)
+                      "--group-size", group, "--asym", "--no-act-order"] + calib, env)
         walls.append(w); peak = max(peak, rss)
         print(f"gptq-tinyllama run {r + 1}: quantkit {w:.1f} s, peak RSS {rss / 2**20:.0f} MiB", flush=True)
     return walls, peak, size

@@ -20,8 +20,8 @@ groups = {"group_0": {"targets": ["Linear"], "weights": weights}}
 if job.startswith("gptq"):
     from llmcompressor.modifiers.quantization import GPTQModifier
     # act-order: llm-compressor 0.14 offers only "static" (its default: groups in column order, parameters fixed
-    # before the updates); the bench gives quantkit --act-order --static-groups, the same scheme (without
-    # --static-groups quantkit keeps the groups in act-order, g_idx, as GPTQModel's desc_act)
+    # before the updates); the bench gives quantkit --act-order --static-groups, the same scheme and quantkit's default
+    # (--act-order alone keeps the groups in act-order, g_idx, as AutoGPTQ's desc_act)
     recipe = GPTQModifier(config_groups=groups, ignore=["lm_head"], dampening_frac=0.01, block_size=128,
                           actorder="static" if job == "gptq-act" else None)
 elif job == "awq":

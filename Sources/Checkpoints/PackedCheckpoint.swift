@@ -40,12 +40,17 @@ public enum PackedCheckpoint {
         let g = JSONValue.int(Int64(s.groupSize))
         switch layout {
         case .gptq:
-            return .object([("bits", .int(Int64(s.bits))), ("group_size", g), ("desc_act", .bool(p.actOrder)), ("sym", .bool(s.sym)),
+            // desc_act tells loaders the g_idx may be out of column order: with static groups it is not (act-order
+            // changed only the order in which GPTQ quantized the columns), so kernels without act-order support serve
+            let descAct = p.actOrder && !p.staticGroups
+            let order = p.actOrder ? (p.staticGroups ? "static" : "group") : "none"
+            return .object([("bits", .int(Int64(s.bits))), ("group_size", g), ("desc_act", .bool(descAct)), ("sym", .bool(s.sym)),
                             ("damp_percent", .double(Double("\(p.damp)") ?? Double(p.damp))), ("true_sequential", .bool(p.trueSequential)),
                             ("static_groups", .bool(p.staticGroups)), ("lm_head", .bool(false)), ("quant_method", .string("gptq")),
                             ("checkpoint_format", .string(v1 ? "gptq" : "gptq_v2")), ("pack_dtype", .string("int32")),
                             ("model_name_or_path", .null), ("model_file_base_name", .string("model")),
-                            ("meta", .object([("quantizer", .array([.string("quantkit:\(QuantKitInfo.version)")])), ("method", .string(p.method))]))])
+                            ("meta", .object([("quantizer", .array([.string("quantkit:\(QuantKitInfo.version)")])), ("method", .string(p.method)),
+                                              ("act_order", .string(order))]))])
         case .awq:
             return .object([("quant_method", .string("awq")), ("bits", .int(Int64(s.bits))), ("group_size", g),
                             ("zero_point", .bool(true)), ("version", .string("gemm")), ("modules_to_not_convert", .null)])

@@ -229,10 +229,17 @@ struct GGUFTypeOptions: ParsableArguments {
 /// GPTQ's own settings.
 struct GPTQOptions: ParsableArguments {
     @Flag(name: .customLong("act-order"), inversion: .prefixedNo,
-          help: "GPTQ: quantize columns in order of decreasing Hessian diagonal. Default: on into GGUF (with static groups: ggml blocks are fixed in column order; no cost at run time), off for packed formats (desc_act=False, the default of the original GPTQ code and of transformers' GPTQConfig; AutoGPTQ's BaseQuantizeConfig defaults to True; --act-order for desc_act=True).")
+          help: """
+              GPTQ: quantize columns in order of decreasing Hessian diagonal. Default: act-order with static groups \
+              (groups in column order, their parameters from the unmodified weights; no g_idx, desc_act=False: no cost \
+              at run time) — llm-compressor's default actorder=static; GGUF blocks always take it. --act-order alone on \
+              packed formats: groups in act-order with a g_idx (desc_act=True, AutoGPTQ's act-order). --no-act-order: \
+              the stored column order (the original GPTQ code and transformers' GPTQConfig).
+              """)
     var actOrder: Bool?
 
-    @Flag(name: .customLong("static-groups"), help: "GPTQ: group parameters from the unmodified weights (always so into GGUF with act-order).")
+    @Flag(name: .customLong("static-groups"),
+          help: "GPTQ: group parameters from the unmodified weights (as the default act-order does; with --act-order on a packed format it keeps desc_act=False).")
     var staticGroups = false
 
     @Option(help: "GPTQ damping, as a fraction of the mean Hessian diagonal (raised automatically if Cholesky fails).")
@@ -249,11 +256,12 @@ struct GPTQOptions: ParsableArguments {
         guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
     }
 
-    /// `gguf`: the output is a GGUF file (act-order by default, with static groups), else a packed checkpoint.
+    /// Act-order with static groups unless asked otherwise; `gguf`: the output is a GGUF file, whose blocks are fixed
+    /// in column order (static groups always), else a packed checkpoint, where `--act-order` alone asks for g_idx groups.
     func apply(to o: inout GPTQPipeline.Options, data: CalibrationSet, gguf: Bool) {
         o.data = data
-        o.gptq.actOrder = actOrder ?? gguf
-        o.gptq.staticGroups = staticGroups || (gguf && o.gptq.actOrder)
+        o.gptq.actOrder = actOrder ?? true
+        o.gptq.staticGroups = staticGroups || (o.gptq.actOrder && (gguf || actOrder == nil))
         o.gptq.damp = damp
         o.gptq.updatedGroupParams = updatedGroupParams
         o.trueSequential = !noTrueSequential

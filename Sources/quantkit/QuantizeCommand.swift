@@ -76,6 +76,10 @@ struct Quantize: ParsableCommand {
         if scheme.checkpointFormat != .gptq && format != .gptq {
             throw ValidationError("--checkpoint-format is for --format gptq")
         }
+        if gptq.updatedGroupParams && (format == .gguf || gptq.staticGroups || gptq.actOrder == nil) {
+            // static groups (the default act-order, and GGUF's) fix every group's parameters before the pass
+            throw ValidationError("--updated-group-params is for packed formats with groups set during the pass: give --no-act-order, or --act-order without --static-groups")
+        }
         if format == .gguf {
             if gguf.type == nil { throw ValidationError("--type PRESET is required for --format gguf") }
             if output == nil && !gguf.dryRun { throw ValidationError("-o OUTPUT is required (or --dry-run)") }

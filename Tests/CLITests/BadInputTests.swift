@@ -203,6 +203,9 @@ final class BadInputTests: XCTestCase {
             (["--format", "gptq", "--bits", "5"], ["--bits must be 2, 3, 4 or 8"]),
             (["--format", "awq", "--imatrix", "x.gguf"], ["apply to --format gguf"]),
             (["--method", "rtn"], ["--type PRESET is required for --format gguf"]),
+            // the default act-order has static groups: nothing for --updated-group-params to update
+            (["--format", "gptq", "--method", "gptq", "--calibration", "x.txt", "--updated-group-params"],
+             ["--updated-group-params is for packed formats with groups set during the pass"]),
         ]
         for (extra, messages) in cases {
             let r = try CLI.run(["quantize", missing, "-o", out] + extra)

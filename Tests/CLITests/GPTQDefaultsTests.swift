@@ -1,8 +1,11 @@
 import Foundation
+import ModelFormats
 import XCTest
 
-/// GPTQ's act-order default through the binary: on into GGUF (static groups: ggml blocks are fixed in column order, so
-/// the order costs nothing at run time), off for packed checkpoints (desc_act=False, as the original GPTQ code and AutoGPTQ default).
+/// GPTQ's act-order default through the binary: act-order with static groups everywhere — into GGUF (ggml blocks are
+/// fixed in column order, so the order costs nothing at run time) and into packed checkpoints (groups in column order,
+/// no g_idx: desc_act=False, llm-compressor's default actorder=static); `--act-order` alone on a packed format keeps
+/// the groups in act-order with a g_idx (desc_act=True), `--no-act-order` quantizes in the stored order.
 final class GPTQDefaultsTests: XCTestCase {
     let microHF = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-hf").path
     let microK = CLI.repo.appendingPathComponent("Formats/golden/micro-llama-k-bf16.gguf").path
@@ -28,16 +31,41 @@ final class GPTQDefaultsTests: XCTestCase {
         XCTAssertEqual(byDefault.count, plain.count, "same plan, same size")
     }
 
-    func testPackedDefaultsToColumnOrder() throws {
+    func testPackedDefaultsToStaticActOrder() throws {
         let d = CLI.tmpDir()
         let packed = [microHF, "--format", "gptq", "--group-size", "32"] + cal
         let byDefault = try quantize(packed, to: d + "/default")
+        let explicit = try quantize(packed + ["--act-order", "--static-groups"], to: d + "/static")
         let plain = try quantize(packed + ["--no-act-order"], to: d + "/plain")
-        let act = try quantize(packed + ["--act-order"], to: d + "/act")
-        XCTAssertEqual(byDefault, plain, "packed: the default is desc_act=False")
-        XCTAssertNotEqual(byDefault, act)
-        let config = try String(contentsOfFile: d + "/default/quantize_config.json", encoding: .utf8)
-        XCTAssertTrue(config.replacingOccurrences(of: " ", with: "").contains("\"desc_act\":false"), config)
+        let dynamic = try quantize(packed + ["--act-order"], to: d + "/dynamic")
+        XCTAssertEqual(byDefault, explicit, "packed: the default is --act-order --static-groups")
+        XCTAssertNotEqual(byDefault, plain, "--no-act-order quantizes columns in their stored order")
+        XCTAssertNotEqual(byDefault, dynamic, "--act-order alone: groups in act-order")
+        func config(_ name: String) throws -> [String: Any] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: d + "/" + name + "/quantize_config.json"))
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        }
+        for (name, descAct, staticGroups, order) in [("default", false, true, "static"), ("plain", false, false, "none"),
+                                                     ("dynamic", true, false, "group")] {
+            let c = try config(name)
+            XCTAssertEqual(c["desc_act"] as? Bool, descAct, name)
+            XCTAssertEqual(c["static_groups"] as? Bool, staticGroups, name)
+            XCTAssertEqual((c["meta"] as? [String: Any])?["act_order"] as? String, order, name)
+        }
+        // static groups keep every g_idx in column order (column i in group i / 32); act-order groups do not
+        func trivialGroups(_ name: String) throws -> Bool {
+            let f = try SafetensorsFile(path: d + "/" + name + "/model.safetensors")
+            let idx = f.tensors.filter { $0.name.hasSuffix(".g_idx") }
+            XCTAssertEqual(idx.count, 2 * 7, "every linear of the two layers has a g_idx")
+            return try idx.allSatisfy { t in
+                XCTAssertEqual(t.dtype, .i32, t.name)
+                let raw = f.bytes(of: t)
+                return (0..<(raw.count / 4)).allSatisfy { Int(raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) == $0 / 32 }
+            }
+        }
+        XCTAssertTrue(try trivialGroups("default"))
+        XCTAssertTrue(try trivialGroups("plain"))
+        XCTAssertFalse(try trivialGroups("dynamic"))
     }
 
     /// AWQ's clip search: on for --method awq (AutoAWQ), off for awq+gptq (llm-compressor's AWQ has none, and GPTQ
