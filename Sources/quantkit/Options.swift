@@ -256,12 +256,18 @@ struct GPTQOptions: ParsableArguments {
         guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
     }
 
-    /// Act-order with static groups unless asked otherwise; `gguf`: the output is a GGUF file, whose blocks are fixed
-    /// in column order (static groups always), else a packed checkpoint, where `--act-order` alone asks for g_idx groups.
+    /// Whether group parameters are fixed before the pass: asked for, or act-order (the default) into GGUF, whose
+    /// blocks are fixed in column order, or by default into a packed checkpoint, where `--act-order` alone asks for
+    /// g_idx groups.
+    func staticGroups(gguf: Bool) -> Bool {
+        staticGroups || (actOrder ?? true) && (gguf || actOrder == nil)
+    }
+
+    /// Act-order with static groups unless asked otherwise; `gguf`: the output is a GGUF file, else a packed checkpoint.
     func apply(to o: inout GPTQPipeline.Options, data: CalibrationSet, gguf: Bool) {
         o.data = data
         o.gptq.actOrder = actOrder ?? true
-        o.gptq.staticGroups = staticGroups || (o.gptq.actOrder && (gguf || actOrder == nil))
+        o.gptq.staticGroups = staticGroups(gguf: gguf)
         o.gptq.damp = damp
         o.gptq.updatedGroupParams = updatedGroupParams
         o.trueSequential = !noTrueSequential

@@ -76,8 +76,9 @@ struct Quantize: ParsableCommand {
         if scheme.checkpointFormat != .gptq && format != .gptq {
             throw ValidationError("--checkpoint-format is for --format gptq")
         }
-        if gptq.updatedGroupParams && (format == .gguf || gptq.staticGroups || gptq.actOrder == nil) {
-            // static groups (the default act-order, and GGUF's) fix every group's parameters before the pass
+        if gptq.updatedGroupParams && (format == .gguf || gptq.staticGroups(gguf: false)) {
+            // static groups (the default act-order) fix every group's parameters before the pass; into GGUF the flag
+            // would do nothing (ggml blocks set during the pass already take the updated weights)
             throw ValidationError("--updated-group-params is for packed formats with groups set during the pass: give --no-act-order, or --act-order without --static-groups")
         }
         if format == .gguf {
