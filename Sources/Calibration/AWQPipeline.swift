@@ -26,6 +26,8 @@ public enum AWQPipeline {
         public var resume = false
         /// Anything else the result depends on (the target format and scheme), for the resume fingerprint.
         public var fingerprintExtra = ""
+        /// Receives the wall time of each phase ("awq capture", "awq search blocks", "awq clip", …) when given.
+        public var times: PhaseTimes? = nil
         public init() {}
     }
 
@@ -164,6 +166,7 @@ public enum AWQPipeline {
         }
 
         var label: String { "awq" }
+        var times: PhaseTimes? { o.times }
 
         var fingerprint: String {
             let groups = ScalingGroup.llama.filter { $0.applies(c) }.map(\.name).joined(separator: ",")
@@ -176,13 +179,19 @@ public enum AWQPipeline {
             let T = o.data.seqLen
             // 1. inputs of every linear from the full-precision layer, whose outputs feed the next layer
             var X = [[[Float]]](repeating: [], count: LlamaInput.allCases.count)
-            pass.run(L, capturing: Set(LlamaInput.layerStages), advance: true) { _, input, x, _ in X[input.rawValue].append(Array(x)) }
+            times.time("awq capture") {
+                pass.run(L, capturing: Set(LlamaInput.layerStages), advance: true) { _, input, x, _ in X[input.rawValue].append(Array(x)) }
+            }
             let L0 = L
             let groups = ScalingGroup.llama.filter { $0.applies(c) }
             // 2. every group's scales searched on the unscaled layer
             var found: [(ScalingGroup, AWQ.ScaleSearch)] = []
-            for g in groups { found.append((g, try search(l, g, L0, X[g.input.rawValue], T: T))) }
+            for g in groups {
+                let phase = g.inspect == .linear ? "awq search linears" : "awq search blocks"
+                found.append((g, try times.time(phase) { try search(l, g, L0, X[g.input.rawValue], T: T) }))
+            }
             // 3. fold: previous op ÷ s, the group's linears' columns × s, their captured inputs ÷ s
+            let tFold = PhaseTimes.now()
             scales = [:]
             // (r.s: one scale per channel of the previous op; s: per input column of the linears)
             for (g, r) in found where r.ratio >= 0 {
@@ -201,9 +210,12 @@ public enum AWQPipeline {
                 for lin in g.linears { scaleColumns(&L[lin], cols: width, s) }
                 divideColumns(&X[g.input.rawValue], cols: width, s)
             }
+            times?.add("awq fold", PhaseTimes.now() - tFold)
             // 4. clip search on every linear but q and k, with 512 tokens sampled evenly from its inputs
             var clipped: Int? = nil
             if o.clip {
+                let tClip = PhaseTimes.now()
+                defer { times?.add("awq clip", PhaseTimes.now() - tClip) }
                 var sampled: [LlamaInput: [Float]] = [:]
                 clipped = 0
                 for lin in LlamaLinear.allCases where lin != .q && lin != .k {

@@ -27,6 +27,8 @@ public enum GPTQPipeline {
         public var resume = false
         /// Anything else the result depends on (e.g. the imatrix file), for the resume fingerprint.
         public var fingerprintExtra = ""
+        /// Receives the wall time of each phase ("gptq capture", "gptq hessian", "gptq solve", …) when given.
+        public var times: PhaseTimes? = nil
         public init() {}
     }
 
@@ -80,6 +82,7 @@ public enum GPTQPipeline {
         }
 
         var label: String { "gptq" }
+        var times: PhaseTimes? { o.times }
 
         var fingerprint: String {
             let g = o.gptq
@@ -96,6 +99,8 @@ public enum GPTQPipeline {
             var rows = 0
             /// Captured rows not yet in `sum` [pendingRows × width].
             var pending: [Float] = []
+            /// Wall seconds spent adding rows to the sum (inside the capture's callbacks too).
+            var seconds = 0.0
 
             static func batchRows(width: Int) -> Int { max(512, min(4096, (64 << 20) / (4 * max(1, width)))) }
 
@@ -113,6 +118,8 @@ public enum GPTQPipeline {
             /// Adds the pending rows to the sum.
             mutating func flush() {
                 guard !pending.isEmpty else { return }
+                let t0 = PhaseTimes.now()
+                defer { seconds += PhaseTimes.now() - t0 }
                 let n = pending.count / width
                 pending.withUnsafeBufferPointer { p in
                     sum.withUnsafeMutableBufferPointer { c in
@@ -143,17 +150,28 @@ public enum GPTQPipeline {
                 // runs once per window
                 for stage in stages {
                     var gram = Gram()
+                    let t0 = PhaseTimes.now()
                     pass.runStage(L, stage) { _, x, width in gram.add(x, width: width) }
-                    guard let h = gram.hessian() else { continue }
+                    let h = gram.hessian()
+                    times?.add("gptq capture", PhaseTimes.now() - t0 - gram.seconds)
+                    times?.add("gptq hessian", gram.seconds)
+                    guard let h else { continue }
                     for lin in stage.linears { try quantize(l, lin, &L, H: h) }
                 }
             } else {
                 // every stage's input from one run of the layer as it came in (summed in place: a copy out of the
                 // dictionary would duplicate the sum for every window)
                 var grams: [LlamaInput: Gram] = [:]
+                let t0 = PhaseTimes.now()
                 pass.run(L, capturing: Set(stages), advance: false) { _, input, x, width in grams[input, default: Gram()].add(x, width: width) }
+                var hessians: [LlamaInput: [Float]] = [:]
+                for stage in stages { hessians[stage] = grams[stage]?.hessian() }
+                let gramSeconds = grams.values.reduce(0) { $0 + $1.seconds }
+                grams = [:]
+                times?.add("gptq capture", PhaseTimes.now() - t0 - gramSeconds)
+                times?.add("gptq hessian", gramSeconds)
                 for stage in stages {
-                    guard var gram = grams.removeValue(forKey: stage), let h = gram.hessian() else { continue }
+                    guard let h = hessians.removeValue(forKey: stage) else { continue }
                     for lin in stage.linears { try quantize(l, lin, &L, H: h) }
                 }
             }
@@ -169,13 +187,15 @@ public enum GPTQPipeline {
                 go.grid = g
             }
             if let imp = o.importance?(name), imp.count == width { go.importance = imp }
-            let r = try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: go)
+            let r = try times.time("gptq solve") { try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: go) }
             L[lin] = r.Q
             results[lin] = r
-            let rtn = try roundToNearest(w, rows: rows, cols: width, options: go)
-            report.append(LinearReport(name: name, loss: r.loss, damp: r.dampUsed,
-                                       outputMSERTN: OutputError.mse(w, rtn, gram: h, rows: rows, cols: width, gramScale: 0.5),
-                                       outputMSE: OutputError.mse(w, r.Q, gram: h, rows: rows, cols: width, gramScale: 0.5)))
+            try times.time("gptq report") {
+                let rtn = try roundToNearest(w, rows: rows, cols: width, options: go)
+                report.append(LinearReport(name: name, loss: r.loss, damp: r.dampUsed,
+                                           outputMSERTN: OutputError.mse(w, rtn, gram: h, rows: rows, cols: width, gramScale: 0.5),
+                                           outputMSE: OutputError.mse(w, r.Q, gram: h, rows: rows, cols: width, gramScale: 0.5)))
+            }
         }
 
         func record(_ l: Int) -> ResumeState.Record {

@@ -21,6 +21,8 @@ public protocol LayerwiseMethod: AnyObject {
     func restore(_ l: Int, from saved: ResumeState.Saved) throws
     /// Layer l is finished (processed or restored): hand it on and forget it.
     func finish(_ l: Int) throws
+    /// Where the wall time goes (nil: not measured); the runner adds its own phases under the method's label.
+    var times: PhaseTimes? { get }
 }
 
 /// The one layer-wise calibration loop: calibration windows → embeddings → for each decoder layer, the method
@@ -35,24 +37,28 @@ public enum LayerwiseCalibration {
         let first = state?.done ?? 0
         for l in 0..<first {
             try method.restore(l, from: try state!.load("layer-\(l)"))
-            try method.finish(l)
+            try method.times.time("\(method.label) output") { try method.finish(l) }
         }
-        let pass: LayerwisePass
-        if first > 0, let state {
-            pass = LayerwisePass(forward, residuals: try state.loadActivations(after: first - 1, count: windows.count), layer: first)
-        } else {
-            pass = try LayerwisePass(forward, sequences: windows)
+        let times = method.times
+        let label = method.label
+        let pass: LayerwisePass = try times.time("\(label) embed") {
+            if first > 0, let state {
+                return LayerwisePass(forward, residuals: try state.loadActivations(after: first - 1, count: windows.count), layer: first)
+            }
+            return try LayerwisePass(forward, sequences: windows)
         }
         let t0 = Date()
         for l in first..<n {
-            var L = try forward.w.layer(l)
+            var L = try times.time("\(label) load") { try forward.w.layer(l) }
             try method.process(l, &L, pass: pass)
-            if pass.layer == l { pass.advance(L) }
+            if pass.layer == l { times.time("\(label) forward") { pass.advance(L) } }
             if let state {
-                try state.save("layer-\(l)", method.record(l))
-                try state.saveActivations(pass.residuals, after: l)
+                try times.time("\(label) state") {
+                    try state.save("layer-\(l)", method.record(l))
+                    try state.saveActivations(pass.residuals, after: l)
+                }
             }
-            try method.finish(l)
+            try times.time("\(label) output") { try method.finish(l) }
             let el = Date().timeIntervalSince(t0)
             progress?("\(method.label) layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l - first + 1) * Double(n - l - 1)))s)", l + 1, n)
         }

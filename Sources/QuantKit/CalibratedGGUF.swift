@@ -77,7 +77,9 @@ extension GPTQPipeline {
             let bytes = try r.blocks ?? GPTQ.packGGML(r, type: t, rows: rows, cols: cols)
             replacements[g] = (t, try lin.toGGUF(rowBytes: bytes, rowBytes: t.rowBytes(cols), c))
         }
-        let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
+        let q = try o.times.time("write") {
+            try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
+        }
         ResumeState.finish(output: output)
         if awq != nil { AWQThenGPTQ.finish(output: output) }
         return (q, report, awqReports)
@@ -120,7 +122,9 @@ extension AWQPipeline {
             }
             try planVectors(L.vectors(layer: l), typeOf, into: &replacements)
         }
-        let q = try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
+        let q = try o.times.time("write") {
+            try GGUFQuantizer.quantize(source, to: output, options: qo, replacements: replacements, progress: progress)
+        }
         ResumeState.finish(output: output)
         return (q, reports)
     }

@@ -26,6 +26,8 @@ public enum PackedQuantizer {
         public var awq = AWQPipeline.Options()
         /// GPTQ layout: `checkpoint_format: gptq_v2` instead of v1 (whose zero points are floored at 1).
         public var gptqV2 = false
+        /// Receives the wall time of each phase of the run (the calibration's and "write") when given.
+        public var times: PhaseTimes? = nil
         public init() {}
     }
 
@@ -76,9 +78,11 @@ public enum PackedQuantizer {
         case .gptq, .awqGPTQ:
             var model = try LoadedModel.load(source)
             var g = o.gptq
+            g.times = o.times
             if o.method == .awqGPTQ {
                 // AWQ's searches against GPTQ's min-max grid (what the scaled weights end up on)
                 var a = o.awq
+                a.times = o.times
                 a.groupSize = s.groupSize
                 a.fingerprintExtra += "|awq+gptq packed \(o.layout.rawValue) \(s) z\(s.zeroFloor)"
                 let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .gptq).dequantized() }
@@ -101,6 +105,7 @@ public enum PackedQuantizer {
         case .awq:
             let model = try LoadedModel.load(source)
             var a = o.awq
+            a.times = o.times
             a.groupSize = s.groupSize
             a.fingerprintExtra += "|packed \(o.layout.rawValue) \(s) z\(s.zeroFloor)"
             let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .awq).dequantized() }
@@ -112,8 +117,10 @@ public enum PackedQuantizer {
                 for (name, values) in L.vectors(layer: l) { replaced[name] = values }
             }
         }
-        report.checkpoint = try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,
-                                                       provenance: prov, gptqV2: o.gptqV2, progress: progress)
+        report.checkpoint = try o.times.time("write") {
+            try PackedCheckpoint.write(dir: dir, source: ck, layout: o.layout, scheme: s, linears: linears, replaced: replaced,
+                                       provenance: prov, gptqV2: o.gptqV2, progress: progress)
+        }
         ResumeState.finish(output: dir)
         if o.method == .awqGPTQ { AWQThenGPTQ.finish(output: dir) }
         report.seconds = Date().timeIntervalSince(t0)

@@ -109,9 +109,12 @@ struct Quantize: ParsableCommand {
             let pr = ProgressPrinter()
             let r: GGUFQuantizer.Report
             var extra: [(String, JSONValue)] = []
+            let times = PhaseTimes()
+            let t0 = PhaseTimes.now()
             switch method {
             case .gptq:
-                let g = try gptqOptions(preset, output: output)
+                var g = try gptqOptions(preset, output: output)
+                g.times = times
                 let (qr, rep) = try GPTQPipeline.quantizeToGGUF(source: source, output: output, preset: preset, options: g,
                                                                 quantizeOptions: o, progress: pr.update)
                 r = qr
@@ -119,6 +122,7 @@ struct Quantize: ParsableCommand {
                 if !out.json { print(ReportJSON.gptqSummary(rep)) }
             case .awq:
                 var a = awq.options(data: try calib.set(), resume: resume, method: method)
+                a.times = times
                 a.groupSize = scheme.groupSize ?? 32
                 a.statePath = output
                 a.fingerprintExtra = "gguf \(preset.name) \(gguf.tensorType.map { "\($0.pattern)=\($0.type.name)" }) \(gguf.pure)"
@@ -128,8 +132,10 @@ struct Quantize: ParsableCommand {
                 extra.append(("layers", ReportJSON.awqLayers(rep)))
                 if !out.json { print(ReportJSON.awqSummary(rep)) }
             case .awqGPTQ:
-                let g = try gptqOptions(preset, output: output)
+                var g = try gptqOptions(preset, output: output)
+                g.times = times
                 var a = awq.options(data: try calib.set(), resume: resume, method: method)
+                a.times = times
                 a.groupSize = scheme.groupSize ?? 32
                 let (qr, rep, layers) = try AWQThenGPTQ.quantizeToGGUF(source: source, output: output, preset: preset, gptq: g, awq: a,
                                                                         quantizeOptions: o, progress: pr.update)
@@ -142,11 +148,14 @@ struct Quantize: ParsableCommand {
             case .rtn:
                 r = try GGUFQuantizer.quantize(source, to: output, options: o, progress: pr.update)
             }
+            let seconds = PhaseTimes.now() - t0
             if out.json {
                 print(JSONValue.object([("output", .string(r.output)), ("tensors", .int(Int64(r.tensors))), ("bytes", .int(Int64(r.bytes))),
-                                        ("bits_per_weight", .double(r.bitsPerWeight))] + extra).serialized())
+                                        ("bits_per_weight", .double(r.bitsPerWeight)), ("seconds", .double(seconds)),
+                                        ("phases", ReportJSON.phases(times))] + extra).serialized())
             } else {
                 print(String(format: "wrote %@: %ld tensors, %ld bytes, %.4f bits per weight", r.output, r.tensors, r.bytes, r.bitsPerWeight))
+                if method != .rtn { print(ReportJSON.timeSummary(seconds: seconds, times)) }
             }
         }
     }
@@ -204,21 +213,25 @@ struct Quantize: ParsableCommand {
         p.gptq.resume = resume
         p.awq = awq.options(data: data, resume: resume, method: method)
         p.awq.statePath = output
+        let times = PhaseTimes()
+        p.times = times
         let pr = ProgressPrinter()
         let r = try PackedQuantizer.quantize(source, to: output, options: p, progress: pr.update)
         let ck = r.checkpoint
         if out.json {
             var kv: [(String, JSONValue)] = [("output", .string(ck.dir)), ("format", .string(ck.checkpointFormat)), ("method", .string(method.rawValue)),
                                              ("scheme", .string(p.scheme.description)), ("tensors", .int(Int64(ck.tensors))), ("bytes", .int(Int64(ck.bytes))),
-                                             ("bits_per_weight", .double(ck.bitsPerWeight)), ("seconds", .double(r.seconds))]
+                                             ("bits_per_weight", .double(ck.bitsPerWeight)), ("seconds", .double(r.seconds)),
+                                             ("phases", ReportJSON.phases(times))]
             if !r.linears.isEmpty { kv.append(("linears", ReportJSON.linears(r.linears))) }
             if !r.awqLayers.isEmpty { kv.append(("layers", ReportJSON.awqLayers(r.awqLayers))) }
             print(JSONValue.object(kv).serialized())
         } else {
             if !r.linears.isEmpty { print(ReportJSON.gptqSummary(r.linears)) }
             if !r.awqLayers.isEmpty { print(ReportJSON.awqSummary(r.awqLayers)) }
-            print(String(format: "wrote %@ (%@, %@, %@): %ld tensors, %ld bytes, %.4f bits per weight, %.1f s", ck.dir, ck.checkpointFormat, method.rawValue,
-                         p.scheme.description, ck.tensors, ck.bytes, ck.bitsPerWeight, r.seconds))
+            print(String(format: "wrote %@ (%@, %@, %@): %ld tensors, %ld bytes, %.4f bits per weight", ck.dir, ck.checkpointFormat, method.rawValue,
+                         p.scheme.description, ck.tensors, ck.bytes, ck.bitsPerWeight))
+            print(ReportJSON.timeSummary(seconds: r.seconds, times))
         }
     }
 }

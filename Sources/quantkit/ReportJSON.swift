@@ -33,4 +33,15 @@ enum ReportJSON {
         return String(format: "AWQ: %ld layers, %ld scale searches (%ld kept unscaled); summed block-output MSE %.6g (unscaled %.6g, %.1f%% lower); ",
                       rep.count, all.count, declined, best, plain, plain > 0 ? 100 * (1 - best / plain) : 0) + clip
     }
+
+    /// Where a calibrated run's wall time went, by phase, in seconds.
+    static func phases(_ t: PhaseTimes) -> JSONValue {
+        .object(t.phases.map { ($0.name, .double($0.seconds)) })
+    }
+
+    /// "time 412.3 s: gptq capture 140.2 s (34 %), …" with the phases in the order they first ran.
+    static func timeSummary(seconds: Double, _ t: PhaseTimes) -> String {
+        let parts = t.phases.map { String(format: "%@ %.1f s (%.0f %%)", $0.name, $0.seconds, seconds > 0 ? 100 * $0.seconds / seconds : 0) }
+        return String(format: "time %.1f s", seconds) + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
+    }
 }
