@@ -35,12 +35,12 @@ public enum LayerwiseCalibration {
         let fingerprint = method.fingerprint + "|windows \(ResumeState.digest(windows))"
         let state = try statePath.map { try ResumeState(output: $0, fingerprint: fingerprint, resume: resume) }
         let first = state?.done ?? 0
-        for l in 0..<first {
-            try method.restore(l, from: try state!.load("layer-\(l)"))
-            try method.times.time("\(method.label) output") { try method.finish(l) }
-        }
         let times = method.times
         let label = method.label
+        for l in 0..<first {
+            try method.restore(l, from: try state!.load("layer-\(l)"))
+            try times.time("\(label) output") { try method.finish(l) }
+        }
         let pass: LayerwisePass = try times.time("\(label) embed") {
             if first > 0, let state {
                 return LayerwisePass(forward, residuals: try state.loadActivations(after: first - 1, count: windows.count), layer: first)
@@ -60,7 +60,7 @@ public enum LayerwiseCalibration {
             }
             try times.time("\(label) output") { try method.finish(l) }
             let el = Date().timeIntervalSince(t0)
-            progress?("\(method.label) layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l - first + 1) * Double(n - l - 1)))s)", l + 1, n)
+            progress?("\(label) layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l - first + 1) * Double(n - l - 1)))s)", l + 1, n)
         }
     }
 }
