@@ -18,6 +18,9 @@ public enum AWQPipeline {
         /// Calibration windows used for the scale-search losses of the attention and MLP blocks (all when nil); the
         /// o_proj and down_proj searches use every token through the Gram matrix of their inputs.
         public var searchSamples: Int? = nil
+        /// What the attention and MLP groups' scale searches measure (the o_proj and down_proj searches are linear
+        /// either way).
+        public var searchLoss = SearchLoss.block
         /// The clip search after the scales (AutoAWQ's; the CLI turns it off before GPTQ).
         public var clip = true
         public var groupSize = 128
@@ -29,6 +32,19 @@ public enum AWQPipeline {
         /// Receives the wall time of each phase ("awq capture", "awq search blocks", "awq clip", …) when given.
         public var times: PhaseTimes? = nil
         public init() {}
+    }
+
+    /// How a scale candidate of a group is judged.
+    public enum SearchLoss: String, CaseIterable, Sendable {
+        /// The output MSE of the block the group feeds (self-attention, MLP) on `searchSamples` windows, the block
+        /// run once per candidate (AutoAWQ, llm-compressor).
+        case block
+        /// The output MSE of the group's linears themselves over every calibration token, through the Gram matrix of
+        /// their shared input: no block runs, so the softmax and SwiGLU that follow are not seen.
+        case linear
+
+        /// What resume fingerprints add for this setting (nothing for the default, so earlier states still match).
+        public var fingerprint: String { self == .block ? "" : "|loss \(rawValue)" }
     }
 
     public struct LayerReport {
@@ -189,6 +205,7 @@ public enum AWQPipeline {
         var fingerprint: String {
             let groups = ScalingGroup.llama.filter { $0.applies(c) }.map(\.name).joined(separator: ",")
             return "awq|\(source)|g\(o.groupSize)|duo\(o.duoScaling)|id\(o.identityCandidate)|clip\(o.clip)|search\(nSearch)"
+                + o.searchLoss.fingerprint
                 + "|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|groups \(groups)|\(o.fingerprintExtra)"
         }
 
@@ -205,7 +222,7 @@ public enum AWQPipeline {
             // 2. every group's scales searched on the unscaled layer
             var found: [(ScalingGroup, AWQ.ScaleSearch)] = []
             for g in groups {
-                let phase = g.inspect == .linear ? "awq search linears" : "awq search blocks"
+                let phase = g.inspect == .linear || o.searchLoss == .linear ? "awq search linears" : "awq search blocks"
                 found.append((g, try times.time(phase) { try search(l, g, L0, X[g.input.rawValue], T: T) }))
             }
             // 3. fold: previous op ÷ s, the group's linears' columns × s, their captured inputs ÷ s
@@ -268,7 +285,7 @@ public enum AWQPipeline {
                 }
                 return Lq
             }
-            switch g.inspect {
+            switch o.searchLoss == .linear ? .linear : g.inspect {
             case .selfAttention, .mlp:
                 let block = { (L: LlamaWeights.Layer, k: Int) -> [Float] in
                     g.inspect == .mlp ? self.fwd.mlp(L, normed: x[k], T: T) : self.fwd.selfAttention(l, L, normed: x[k], T: T)
@@ -281,13 +298,21 @@ public enum AWQPipeline {
                     return loss / Double(nSearch)
                 }
             case .linear:
-                // a linear block: its output MSE from the inputs' Gram matrix, over every calibration token
-                let lin = g.linears[0]
-                let (rows, cols) = lin.shape(c)
-                let gram = OutputError.gram(x, cols: cols)
+                // the linears' output MSE from their input's Gram matrix, over every calibration token (several linears:
+                // the mean over all their outputs)
+                let gram = OutputError.gram(x, cols: width)
+                let outputs = g.linears.reduce(0) { $0 + $1.shape(c).rows }
                 return try AWQ.searchScales(xMean: xMean, wMean: wMean, duo: o.duoScaling, identity: o.identityCandidate) { s in
-                    let Wq = try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: perColumn(s), Q: self.Q(l, lin))
-                    return OutputError.mse(L0[lin], Wq, gram: gram, rows: rows, cols: cols)
+                    var sum = 0.0
+                    for lin in g.linears {
+                        let (rows, cols) = lin.shape(c)
+                        let Wq = try AWQ.scaledPseudoQuantize(L0[lin], rows: rows, cols: cols, s: perColumn(s),
+                                                              Q: self.Q(l, lin))
+                        let mse = OutputError.mse(L0[lin], Wq, gram: gram, rows: rows, cols: cols)
+                        if g.linears.count == 1 { return mse }
+                        sum += mse * Double(rows)
+                    }
+                    return sum / Double(outputs)
                 }
             }
         }

@@ -68,6 +68,7 @@ extension GPTQPipeline {
             awqReports = scaled.reports
             opts.importance = AWQThenGPTQ.scaledImportance(opts.importance, scaled)
             opts.fingerprintExtra += " after awq g\(a.groupSize) duo\(a.duoScaling) id\(a.identityCandidate) clip\(a.clip)"
+                + a.searchLoss.fingerprint
         }
         // each linear packed into its blocks as soon as its layer is done
         let report = try run(m, options: opts, progress: progress) { l, lin, r in

@@ -91,6 +91,7 @@ public enum PackedQuantizer {
                 model = sc.model
                 report.awqLayers = sc.reports
                 g.fingerprintExtra += "|after awq \(a.groupSize) duo\(a.duoScaling) id\(a.identityCandidate) clip\(a.clip)"
+                    + a.searchLoss.fingerprint
             }
             g.gptq.grid = .minmax(bits: s.bits, sym: s.sym)
             g.gptq.groupSize = s.groupSize

@@ -24,6 +24,8 @@ extension Evaluation.Perplexity.EvalProtocol: ArgumentParser.ExpressibleByArgume
 
 extension Llama.ActivationRounding: ArgumentParser.ExpressibleByArgument {}
 
+extension Calibration.AWQPipeline.SearchLoss: ArgumentParser.ExpressibleByArgument {}
+
 extension Quantization.QuantPreset: ArgumentParser.ExpressibleByArgument {
     /// llama-quantize's names (any case), Q4_K/Q5_K/Q3_K for their _M presets, or an ftype number.
     public init?(argument: String) {
@@ -290,18 +292,29 @@ struct AWQOptions: ParsableArguments {
           help: "AWQ: search the ratio grid alone, as AutoAWQ does (by default no scaling is a candidate too, so AWQ can decline to scale).")
     var noIdentityCandidate = false
 
+    @Option(name: .customLong("awq-search-loss"),
+            help: """
+                AWQ: what a scale candidate of the q/k/v and gate/up groups is judged by: block (the attention or MLP \
+                output on --awq-search-samples windows, as AutoAWQ and llm-compressor) or linear (the group's linears' \
+                outputs over every window, through their input's Gram matrix: no block runs).
+                """)
+    var awqSearchLoss: AWQPipeline.SearchLoss?
+
     func validate() throws {
         if let n = awqSearchSamples, n <= 0 { throw ValidationError("--awq-search-samples must be positive") }
     }
 
     /// Whether any AWQ option was given (they apply to --method awq and awq+gptq only).
-    var anyGiven: Bool { awqSearchSamples != nil || clip != nil || noDuoScaling || noIdentityCandidate }
+    var anyGiven: Bool {
+        awqSearchSamples != nil || clip != nil || noDuoScaling || noIdentityCandidate || awqSearchLoss != nil
+    }
 
     /// For `method` awq or awq+gptq (whose default is no clip search: AWQ's scales feed GPTQ).
     func options(data: CalibrationSet, resume: Bool, method: PackedQuantizer.Method) -> AWQPipeline.Options {
         var a = AWQPipeline.Options()
         a.data = data
         a.searchSamples = awqSearchSamples
+        a.searchLoss = awqSearchLoss ?? .block
         a.clip = clip ?? (method != .awqGPTQ)
         a.duoScaling = !noDuoScaling
         a.identityCandidate = !noIdentityCandidate

@@ -71,7 +71,8 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--method \(method.rawValue) needs --calibration FILE")
         }
         if awq.anyGiven && method != .awq && method != .awqGPTQ {
-            throw ValidationError("--awq-search-samples, --clip/--no-clip, --no-duo-scaling and --no-identity-candidate are for --method awq or awq+gptq")
+            throw ValidationError("--awq-search-samples, --clip/--no-clip, --no-duo-scaling, --no-identity-candidate and "
+                                  + "--awq-search-loss are for --method awq or awq+gptq")
         }
         if scheme.checkpointFormat != .gptq && format != .gptq {
             throw ValidationError("--checkpoint-format is for --format gptq")
