@@ -130,6 +130,7 @@ public enum AWQ {
         var bestMax = orgMax
         var minErr = [Double](repeating: 1e9, count: rows * G)
         var E = [Float](repeating: 0, count: n * rows)   // [n × rows] partial-output error of one group
+        var acc = [Double](repeating: 0, count: rows)
         for i in 0..<shrinkSteps {
             let f = 1 - Float(i) / Float(grid)
             var Wc = W
@@ -144,10 +145,16 @@ public enum AWQ {
                 x.withUnsafeBufferPointer { xp in D.withUnsafeBufferPointer { dp in
                     BLAS.gemmNTParallel(m: n, n: rows, k: g, a: xp.baseAddress! + j * g, lda: cols, b: dp.baseAddress! + j * g, ldb: cols, c: &E, ldc: rows)
                 } }
+                // Σ_t E[t, r]², token by token along E's rows (each row's sum in the same order as a column walk)
+                for r in 0..<rows { acc[r] = 0 }
+                E.withUnsafeBufferPointer { ep in acc.withUnsafeMutableBufferPointer { ap in
+                    for t in 0..<n {
+                        let e = ep.baseAddress! + t * rows
+                        for r in 0..<rows { let v = Double(e[r]); ap[r] += v * v }
+                    }
+                } }
                 for r in 0..<rows {
-                    var acc = 0.0
-                    for t in 0..<n { let e = Double(E[t * rows + r]); acc += e * e }
-                    let err = acc / Double(max(1, n))
+                    let err = acc[r] / Double(max(1, n))
                     if err < minErr[r * G + j] { minErr[r * G + j] = err; bestMax[r * G + j] = orgMax[r * G + j] * f }
                 }
             }

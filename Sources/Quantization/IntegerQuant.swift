@@ -59,14 +59,19 @@ public struct QuantizedLinear: Equatable, Sendable {
         self.rows = rows; self.cols = cols; self.scheme = scheme; self.codes = codes; self.scales = scales; self.zeros = zeros; self.gIdx = gIdx
     }
 
-    /// The weights these codes stand for: [rows × cols].
+    /// The weights these codes stand for: [rows × cols] (rows spread over the threads).
     public func dequantized() -> [Float] {
         let G = groups
         var W = [Float](repeating: 0, count: rows * cols)
-        for r in 0..<rows {
-            for c in 0..<cols {
-                let g = r * G + Int(gIdx[c])
-                W[r * cols + c] = scales[g] * Float(Int32(codes[r * cols + c]) - zeros[g])
+        W.withUnsafeMutableBufferPointer { wp in
+            nonisolated(unsafe) let w = wp
+            Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, cols))) { rs in
+                for r in rs {
+                    for c in 0..<cols {
+                        let g = r * G + Int(gIdx[c])
+                        w[r * cols + c] = scales[g] * Float(Int32(codes[r * cols + c]) - zeros[g])
+                    }
+                }
             }
         }
         return W
@@ -134,7 +139,8 @@ public enum IntegerQuant {
         q >= lo ? min(q, hi) : lo
     }
 
-    /// Round-to-nearest of W [rows × cols] with groups in column order.
+    /// Round-to-nearest of W [rows × cols] with groups in column order (rows spread over the threads: each row's codes
+    /// depend on that row alone).
     public static func rtn(_ W: [Float], rows: Int, cols: Int, scheme s: IntegerScheme, quantizer: IntegerQuantizer) throws -> QuantizedLinear {
         try s.validate(cols: cols, what: "this matrix")
         guard W.count == rows * cols else { throw QKError("RTN: \(W.count) values for \(rows)×\(cols)") }
@@ -142,16 +148,22 @@ public enum IntegerQuant {
         var q = QuantizedLinear(rows: rows, cols: cols, scheme: s, codes: [UInt8](repeating: 0, count: rows * cols),
                                 scales: [Float](repeating: 0, count: rows * G), zeros: [Int32](repeating: 0, count: rows * G),
                                 gIdx: (0..<cols).map { Int32($0 / g) })
-        W.withUnsafeBufferPointer { wp in
-            for r in 0..<rows {
-                for j in 0..<G {
-                    let x = UnsafeBufferPointer(rebasing: wp[(r * cols + j * g)..<(r * cols + (j + 1) * g)])
-                    let (scale, zero) = params(x, scheme: s, quantizer: quantizer)
-                    q.scales[r * G + j] = scale; q.zeros[r * G + j] = zero
-                    for c in 0..<g { q.codes[r * cols + j * g + c] = code(x[c], scale: scale, zero: zero, maxq: s.maxq) }
+        W.withUnsafeBufferPointer { wp in q.codes.withUnsafeMutableBufferPointer { cp in
+            q.scales.withUnsafeMutableBufferPointer { sp in q.zeros.withUnsafeMutableBufferPointer { zp in
+                nonisolated(unsafe) let (w, codes, scales, zeros) = (wp, cp, sp, zp)
+                Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, cols))) { rs in
+                    for r in rs {
+                        for j in 0..<G {
+                            let x = UnsafeBufferPointer(rebasing: w[(r * cols + j * g)..<(r * cols + (j + 1) * g)])
+                            let (scale, zero) = params(x, scheme: s, quantizer: quantizer)
+                            scales[r * G + j] = scale
+                            zeros[r * G + j] = zero
+                            for c in 0..<g { codes[r * cols + j * g + c] = code(x[c], scale: scale, zero: zero, maxq: s.maxq) }
+                        }
+                    }
                 }
-            }
-        }
+            } }
+        } }
         return q
     }
 }
