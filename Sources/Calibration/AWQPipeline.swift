@@ -201,6 +201,7 @@ public enum AWQPipeline {
 
         var label: String { "awq" }
         var times: PhaseTimes? { o.times }
+        var advancesFirst: Bool { true }
 
         var fingerprint: String {
             let groups = ScalingGroup.llama.filter { $0.applies(c) }.map(\.name).joined(separator: ",")

@@ -83,6 +83,7 @@ public enum GPTQPipeline {
 
         var label: String { "gptq" }
         var times: PhaseTimes? { o.times }
+        var advancesFirst: Bool { false }
 
         var fingerprint: String {
             let g = o.gptq

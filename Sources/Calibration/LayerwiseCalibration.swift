@@ -23,6 +23,9 @@ public protocol LayerwiseMethod: AnyObject {
     func finish(_ l: Int) throws
     /// Where the wall time goes (nil: not measured); the runner adds its own phases under the method's label.
     var times: PhaseTimes? { get }
+    /// Whether `process` advances the pass before it is done (AWQ): the previous layer's residual streams are then
+    /// saved before it starts, not beside it (the pass would copy every window still being written).
+    var advancesFirst: Bool { get }
 }
 
 /// The one layer-wise calibration loop: calibration windows → embeddings → for each decoder layer, the method
@@ -50,6 +53,7 @@ public enum LayerwiseCalibration {
         let t0 = Date()
         for l in first..<n {
             var L = try times.time("\(label) load") { try forward.w.layer(l) }
+            if method.advancesFirst, let state { try times.time("\(label) state") { try state.waitForCommit() } }
             try method.process(l, &L, pass: pass)
             if pass.layer == l { times.time("\(label) forward") { pass.advance(L) } }
             if let state {
@@ -62,5 +66,7 @@ public enum LayerwiseCalibration {
             let el = Date().timeIntervalSince(t0)
             progress?("\(label) layer \(l) (\(Int(el))s, ETA \(Int(el / Double(l - first + 1) * Double(n - l - 1)))s)", l + 1, n)
         }
+        // the last layer's state is on disk before the caller writes the output and removes the state
+        if let state { try times.time("\(label) state") { try state.waitForCommit() } }
     }
 }

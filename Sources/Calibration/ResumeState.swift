@@ -13,6 +13,12 @@ public final class ResumeState {
     let fingerprint: String
     /// Steps finished by an earlier run (0 when starting fresh).
     public private(set) var done = 0
+    /// The activations of the last step are written, synced and counted in the manifest on `committer` while the
+    /// next step computes (`saveActivations`, `waitForCommit`).
+    private let committer = DispatchQueue(label: "quantkit.resume-state")
+    private let pending = DispatchGroup()
+    private let lock = NSLock()
+    private var commitError: Error? = nil
 
     public static func directory(for output: String) -> String { output + ".state" }
 
@@ -109,11 +115,33 @@ public final class ResumeState {
     public func discard(_ name: String) { try? FileManager.default.removeItem(atPath: path(name)) }
 
     /// Saves the activations of every window after `step` and marks `step + 1` steps done; the previous step's
-    /// activations are dropped.
+    /// activations are dropped. The file is written, synced and renamed, and the manifest counts the step, in the
+    /// background and in that order, so the next step's work overlaps the disk. The arrays are shared, not copied:
+    /// GPTQ changes them only when its next layer is done, long after the write (AWQ, which changes them first,
+    /// waits for the write: `LayerwiseMethod.advancesFirst`). A failed save is thrown by the next call or by
+    /// `waitForCommit`.
     public func saveActivations(_ X: [[Float]], after step: Int) throws {
-        try save("act-\(step)", floats: X.enumerated().map { ("x.\($0.offset)", $0.element) })
-        try markDone(step + 1)
-        if step > 0 { discard("act-\(step - 1)") }
+        try waitForCommit()
+        nonisolated(unsafe) let (x, state) = (X, self)
+        committer.async(group: pending) {
+            do {
+                try state.save("act-\(step)", floats: x.enumerated().map { ("x.\($0.offset)", $0.element) })
+                try state.markDone(step + 1)
+                if step > 0 { state.discard("act-\(step - 1)") }
+            } catch {
+                state.lock.lock()
+                state.commitError = state.commitError ?? error
+                state.lock.unlock()
+            }
+        }
+    }
+
+    /// Waits for the background commit of the last activations, and throws its error if it failed.
+    public func waitForCommit() throws {
+        pending.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        if let e = commitError { throw e }
     }
 
     /// The activations saved after `step`.
@@ -126,7 +154,10 @@ public final class ResumeState {
     }
 
     /// The run finished: the state is no longer needed.
-    public func finish() { try? FileManager.default.removeItem(atPath: dir) }
+    public func finish() {
+        pending.wait()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
 
     /// Removes the state kept for `output` (after the output is complete).
     public static func finish(output: String) { try? FileManager.default.removeItem(atPath: directory(for: output)) }
