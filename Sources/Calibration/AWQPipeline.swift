@@ -223,7 +223,7 @@ public enum AWQPipeline {
             // 2. every group's scales searched on the unscaled layer
             var found: [(ScalingGroup, AWQ.ScaleSearch)] = []
             for g in groups {
-                let phase = g.inspect == .linear || o.searchLoss == .linear ? "awq search linears" : "awq search blocks"
+                let phase = inspect(g) == .linear ? "awq search linears" : "awq search blocks"
                 found.append((g, try times.time(phase) { try search(l, g, L0, X[g.input.rawValue], T: T) }))
             }
             // 3. fold: previous op ÷ s, the group's linears' columns × s, their captured inputs ÷ s
@@ -268,6 +268,9 @@ public enum AWQPipeline {
             reports.append(LayerReport(layer: l, ratios: ratios, seconds: Date().timeIntervalSince(tl), clipped: clipped))
         }
 
+        /// What group `g`'s search measures: its own block, or its linears under `SearchLoss.linear`.
+        func inspect(_ g: ScalingGroup) -> ScalingGroup.Inspect { o.searchLoss == .linear ? .linear : g.inspect }
+
         /// The scale search of group `g` on the unscaled layer `L0`, its inputs `x` (one block per window).
         func search(_ l: Int, _ g: ScalingGroup, _ L0: LlamaWeights.Layer, _ x: [[Float]], T: Int) throws -> AWQ.ScaleSearch {
             // the statistics per channel of the previous op (the search's s), the candidates' s per input column
@@ -286,7 +289,7 @@ public enum AWQPipeline {
                 }
                 return Lq
             }
-            switch o.searchLoss == .linear ? .linear : g.inspect {
+            switch inspect(g) {
             case .selfAttention, .mlp:
                 let block = { (L: LlamaWeights.Layer, k: Int) -> [Float] in
                     g.inspect == .mlp ? self.fwd.mlp(L, normed: x[k], T: T) : self.fwd.selfAttention(l, L, normed: x[k], T: T)

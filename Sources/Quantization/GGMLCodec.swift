@@ -23,7 +23,7 @@ public enum GGMLCodec {
         let blocksPerRow = rowLength / type.blockSize
         nonisolated(unsafe) let src = UnsafeMutablePointer(mutating: x)
         nonisolated(unsafe) let dst = y
-        Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, rowLength))) { r in
+        Parallel.forRows(rows, rowLength: rowLength) { r in
             encodeRows(type, UnsafePointer(src + r.lowerBound * rowLength), rows: r.count, rowLength: rowLength, imatrix: imatrix,
                        into: dst + r.lowerBound * rowBytes)
         }

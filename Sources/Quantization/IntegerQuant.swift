@@ -65,7 +65,7 @@ public struct QuantizedLinear: Equatable, Sendable {
         var W = [Float](repeating: 0, count: rows * cols)
         W.withUnsafeMutableBufferPointer { wp in
             nonisolated(unsafe) let w = wp
-            Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, cols))) { rs in
+            Parallel.forRows(rows, rowLength: cols) { rs in
                 for r in rs {
                     for c in 0..<cols {
                         let g = r * G + Int(gIdx[c])
@@ -151,7 +151,7 @@ public enum IntegerQuant {
         W.withUnsafeBufferPointer { wp in q.codes.withUnsafeMutableBufferPointer { cp in
             q.scales.withUnsafeMutableBufferPointer { sp in q.zeros.withUnsafeMutableBufferPointer { zp in
                 nonisolated(unsafe) let (w, codes, scales, zeros) = (wp, cp, sp, zp)
-                Parallel.forRanges(rows, minChunk: max(1, 16384 / max(1, cols))) { rs in
+                Parallel.forRows(rows, rowLength: cols) { rs in
                     for r in rs {
                         for j in 0..<G {
                             let x = UnsafeBufferPointer(rebasing: w[(r * cols + j * g)..<(r * cols + (j + 1) * g)])

@@ -21,6 +21,12 @@ public enum Parallel {
         }
     }
 
+    /// `forRanges` over the rows of a matrix whose rows are `rowLength` values, each range at least 16K values (a
+    /// row-by-row kernel: small matrices stay on one thread).
+    public static func forRows(_ rows: Int, rowLength: Int, _ body: (Range<Int>) -> Void) {
+        forRanges(rows, minChunk: max(1, 16384 / max(1, rowLength)), body)
+    }
+
     /// Calls `body(range)` for the fixed blocks [0, block), [block, 2·block), … of `0..<count`, spread over the
     /// threads. The blocks do not depend on the thread count, so a kernel whose rounding depends on the shape it is
     /// given (BLAS) computes the same bytes at any thread count.
