@@ -19,6 +19,9 @@ public enum GPTQPipeline {
         /// stores as F16/BF16/F32). Without it every linear takes `gptq.grid`. Describe it in `fingerprintExtra`.
         public var grids: ((Int, LlamaLinear) -> GPTQGrid?)? = nil
         public var trueSequential = true
+        /// GPTAQ (GPTQModel's `gptaq`): each linear's target is its output on the full-precision model's inputs, carried
+        /// in a second set of residual streams through the unquantized layers (`gptq.gptaqAlpha` of the correction).
+        public var gptaq = false
         /// Per-linear column importance for the weighted ggml block search (by HF weight name), e.g. from an imatrix;
         /// nil → diag(H).
         public var importance: ((String) -> [Float]?)? = nil
@@ -88,7 +91,8 @@ public enum GPTQPipeline {
         var fingerprint: String {
             let g = o.gptq
             return "gptq|\(source)|\(g.grid)|g\(g.groupSize)|act\(g.actOrder)|static\(g.staticGroups)|damp\(g.damp)|b\(g.blockSize)" +
-                "|w\(g.weightedBlockScales)|upd\(g.updatedGroupParams)|seq\(o.trueSequential)|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|\(o.fingerprintExtra)"
+                "|w\(g.weightedBlockScales)|upd\(g.updatedGroupParams)|seq\(o.trueSequential)|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|\(o.fingerprintExtra)" +
+                (o.gptaq ? "|gptaq\(g.gptaqAlpha)" : "")
         }
 
         /// XᵀX of a stage's captured inputs, summed over the windows (the lower triangle until `hessian`). Windows are
@@ -144,41 +148,147 @@ public enum GPTQPipeline {
             }
         }
 
+        /// GPTAQ's asymmetry term 2(X̃ − X)ᵀX/n of a stage: X the captured inputs, X̃ the full-precision model's, summed
+        /// over the windows in batches as `Gram`.
+        struct Cross {
+            var sum: [Float] = []
+            var width = 0
+            var rows = 0
+            /// Rows not yet in `sum`: X̃ − X and X [pendingRows × width].
+            var pendingD: [Float] = []
+            var pendingX: [Float] = []
+            var seconds = 0.0
+
+            mutating func add(fp: [Float], _ x: UnsafeBufferPointer<Float>, width w: Int) {
+                if sum.isEmpty {
+                    sum = [Float](repeating: 0, count: w * w)
+                    width = w
+                    pendingD.reserveCapacity(Gram.batchRows(width: w) * w)
+                    pendingX.reserveCapacity(Gram.batchRows(width: w) * w)
+                }
+                for i in 0..<x.count { pendingD.append(fp[i] - x[i]) }
+                pendingX.append(contentsOf: x)
+                rows += x.count / w
+                if pendingX.count >= Gram.batchRows(width: w) * w { flush() }
+            }
+
+            mutating func flush() {
+                guard !pendingX.isEmpty else { return }
+                let t0 = PhaseTimes.now()
+                defer { seconds += PhaseTimes.now() - t0 }
+                let n = pendingX.count / width
+                let w = width
+                pendingD.withUnsafeBufferPointer { d in
+                    pendingX.withUnsafeBufferPointer { x in
+                        sum.withUnsafeMutableBufferPointer { c in
+                            nonisolated(unsafe) let (dp, xp, cp) = (d.baseAddress!, x.baseAddress!, c.baseAddress!)
+                            // rows of the sum split over the threads: C[r, :] += D[:, r]ᵀ · X
+                            Parallel.forBlocks(w, block: (w + 1) / 2) { r in
+                                BLAS.gemmTN(m: r.count, n: w, k: n, a: dp + r.lowerBound, lda: w, b: xp, ldb: w,
+                                            c: cp + r.lowerBound * w, ldc: w)
+                            }
+                        }
+                    }
+                }
+                pendingD.removeAll(keepingCapacity: true)
+                pendingX.removeAll(keepingCapacity: true)
+            }
+
+            /// 2(X̃ − X)ᵀX / n (nil when nothing was captured).
+            mutating func term() -> [Float]? {
+                guard rows > 0 else { return nil }
+                flush()
+                pendingD = []
+                pendingX = []
+                var c = sum
+                sum = []
+                let scale = 2 / Float(rows)
+                for i in c.indices { c[i] *= scale }
+                return c
+            }
+        }
+
+        /// GPTAQ: the residual streams of the full-precision model, before the layer `process` runs next.
+        var fpPass: LayerwisePass? = nil
+
+        var carriesStreams: Bool { o.gptaq }
+        var carriedStreams: [[Float]] { fpPass?.residuals ?? [] }
+        func resumeCarried(_ streams: [[Float]], layer: Int, forward: LlamaForward) {
+            fpPass = LayerwisePass(forward, residuals: streams, layer: layer)
+        }
+
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
             let stages = LlamaInput.layerStages
+            let fpL = L  // the layer unquantized (GPTAQ's full-precision inputs)
+            if o.gptaq && fpPass == nil {
+                guard l == 0 else { throw QKError("GPTAQ: no full-precision residual streams before layer \(l)") }
+                fpPass = LayerwisePass(pass.forward, residuals: pass.residuals, layer: l)
+            }
+            let fp = fpPass
+            let windows = pass.residuals.count
             if o.trueSequential {
                 // stage by stage from the layer as quantized so far, each run continuing from the last: every linear
                 // runs once per window
                 for stage in stages {
                     var gram = Gram()
+                    var cross = Cross()
                     let t0 = PhaseTimes.now()
-                    pass.runStage(L, stage) { _, x, width in gram.add(x, width: width) }
+                    if let fp {
+                        // GPTAQ: a few windows at a time, each window's full-precision input beside its quantized one
+                        for first in stride(from: 0, to: windows, by: 8) {
+                            let range = first..<min(windows, first + 8)
+                            var fpX = [[Float]](repeating: [], count: range.count)
+                            fp.runStage(fpL, stage, sequences: range) { k, x, _ in fpX[k - first] = Array(x) }
+                            pass.runStage(L, stage, sequences: range) { k, x, width in
+                                gram.add(x, width: width)
+                                cross.add(fp: fpX[k - first], x, width: width)
+                            }
+                        }
+                    } else {
+                        pass.runStage(L, stage) { _, x, width in gram.add(x, width: width) }
+                    }
                     let h = gram.hessian()
-                    times?.add("gptq capture", PhaseTimes.now() - t0 - gram.seconds)
-                    times?.add("gptq hessian", gram.seconds)
+                    let c = cross.term()
+                    times?.add("gptq capture", PhaseTimes.now() - t0 - gram.seconds - cross.seconds)
+                    times?.add("gptq hessian", gram.seconds + cross.seconds)
                     guard let h else { continue }
-                    for lin in stage.linears { try quantize(l, lin, &L, H: h) }
+                    for lin in stage.linears { try quantize(l, lin, &L, H: h, cross: c) }
                 }
             } else {
                 // every stage's input from one run of the layer as it came in (summed in place: a copy out of the
                 // dictionary would duplicate the sum for every window)
                 var grams: [LlamaInput: Gram] = [:]
+                var crosses: [LlamaInput: Cross] = [:]
                 let t0 = PhaseTimes.now()
-                pass.run(L, capturing: Set(stages), advance: false) { _, input, x, width in grams[input, default: Gram()].add(x, width: width) }
+                var fpX: [LlamaInput: [[Float]]] = [:]
+                fp?.run(fpL, capturing: Set(stages), advance: false) { k, input, x, _ in
+                    fpX[input, default: [[Float]](repeating: [], count: windows)][k] = Array(x)
+                }
+                pass.run(L, capturing: Set(stages), advance: false) { k, input, x, width in
+                    grams[input, default: Gram()].add(x, width: width)
+                    if let f = fpX[input] { crosses[input, default: Cross()].add(fp: f[k], x, width: width) }
+                }
+                fpX = [:]
                 var hessians: [LlamaInput: [Float]] = [:]
-                for stage in stages { hessians[stage] = grams[stage]?.hessian() }
-                let gramSeconds = grams.values.reduce(0) { $0 + $1.seconds }
+                var terms: [LlamaInput: [Float]] = [:]
+                for stage in stages {
+                    hessians[stage] = grams[stage]?.hessian()
+                    terms[stage] = crosses[stage]?.term()
+                }
+                let gramSeconds = grams.values.reduce(0) { $0 + $1.seconds } + crosses.values.reduce(0) { $0 + $1.seconds }
                 grams = [:]
+                crosses = [:]
                 times?.add("gptq capture", PhaseTimes.now() - t0 - gramSeconds)
                 times?.add("gptq hessian", gramSeconds)
                 for stage in stages {
                     guard let h = hessians.removeValue(forKey: stage) else { continue }
-                    for lin in stage.linears { try quantize(l, lin, &L, H: h) }
+                    for lin in stage.linears { try quantize(l, lin, &L, H: h, cross: terms[stage]) }
                 }
             }
+            if let fp { times.time("gptq forward") { fp.advance(fpL) } }
         }
 
-        func quantize(_ l: Int, _ lin: LlamaLinear, _ L: inout LlamaWeights.Layer, H h: [Float]) throws {
+        func quantize(_ l: Int, _ lin: LlamaLinear, _ L: inout LlamaWeights.Layer, H h: [Float], cross: [Float]? = nil) throws {
             let w = L[lin]
             let (rows, width) = lin.shape(c)
             let name = lin.hfName(layer: l)
@@ -188,7 +298,7 @@ public enum GPTQPipeline {
                 go.grid = g
             }
             if let imp = o.importance?(name), imp.count == width { go.importance = imp }
-            let r = try times.time("gptq solve") { try GPTQ.run(W: w, rows: rows, cols: width, H: h, options: go) }
+            let r = try times.time("gptq solve") { try GPTQ.run(W: w, rows: rows, cols: width, H: h, cross: cross, options: go) }
             L[lin] = r.Q
             results[lin] = r
             try times.time("gptq report") {

@@ -26,6 +26,19 @@ public protocol LayerwiseMethod: AnyObject {
     /// Whether `process` advances the pass before it is done (AWQ): the previous layer's residual streams are then
     /// saved before it starts, not beside it (the pass would copy every window still being written).
     var advancesFirst: Bool { get }
+    /// Whether the method carries residual streams of its own beside the pass's (GPTAQ: the full-precision model's),
+    /// one per window, saved with the pass's in the resume state.
+    var carriesStreams: Bool { get }
+    /// The carried streams before the layer the pass enters next.
+    var carriedStreams: [[Float]] { get }
+    /// Continues from carried streams saved before `layer` (a resumed run).
+    func resumeCarried(_ streams: [[Float]], layer: Int, forward: LlamaForward)
+}
+
+extension LayerwiseMethod {
+    public var carriesStreams: Bool { false }
+    public var carriedStreams: [[Float]] { [] }
+    public func resumeCarried(_ streams: [[Float]], layer: Int, forward: LlamaForward) {}
 }
 
 /// The one layer-wise calibration loop: calibration windows → embeddings → for each decoder layer, the method
@@ -46,7 +59,10 @@ public enum LayerwiseCalibration {
         }
         let pass: LayerwisePass = try times.time("\(label) embed") {
             if first > 0, let state {
-                return LayerwisePass(forward, residuals: try state.loadActivations(after: first - 1, count: windows.count), layer: first)
+                let k = windows.count
+                let saved = try state.loadActivations(after: first - 1, count: method.carriesStreams ? 2 * k : k)
+                if method.carriesStreams { method.resumeCarried(Array(saved[k...]), layer: first, forward: forward) }
+                return LayerwisePass(forward, residuals: Array(saved[..<k]), layer: first)
             }
             return try LayerwisePass(forward, sequences: windows)
         }
@@ -59,7 +75,7 @@ public enum LayerwiseCalibration {
             if let state {
                 try times.time("\(label) state") {
                     try state.save("layer-\(l)", method.record(l))
-                    try state.saveActivations(pass.residuals, after: l)
+                    try state.saveActivations(pass.residuals + method.carriedStreams, after: l)
                 }
             }
             try times.time("\(label) output") { try method.finish(l) }

@@ -17,6 +17,8 @@ public enum PackedCheckpoint {
         public var actOrder = false
         public var staticGroups = false
         public var trueSequential = true
+        /// GPTAQ's alpha when GPTQ ran with asymmetric calibration (nil: plain GPTQ).
+        public var gptaqAlpha: Float? = nil
         public init() {}
     }
 
@@ -50,7 +52,8 @@ public enum PackedCheckpoint {
                             ("checkpoint_format", .string(v1 ? "gptq" : "gptq_v2")), ("pack_dtype", .string("int32")),
                             ("model_name_or_path", .null), ("model_file_base_name", .string("model")),
                             ("meta", .object([("quantizer", .array([.string("quantkit:\(QuantKitInfo.version)")])), ("method", .string(p.method)),
-                                              ("act_order", .string(order))]))])
+                                              ("act_order", .string(order))] +
+                                             (p.gptaqAlpha.map { [("gptaq_alpha", .double(Double("\($0)") ?? Double($0)))] } ?? [])))])
         case .awq:
             return .object([("quant_method", .string("awq")), ("bits", .int(Int64(s.bits))), ("group_size", g),
                             ("zero_point", .bool(true)), ("version", .string("gemm")), ("modules_to_not_convert", .null)])

@@ -104,8 +104,10 @@ public final class LayerwisePass {
     /// sequence, computed from what the run for the stage before left — so call it for the stages in order, changing
     /// the layer between runs only in the linears the stage just run feeds. Each linear then runs once per sequence,
     /// with the weights it has when its input is next needed, and `advance` finishes from the MLP's values: the same
-    /// values as running the layer from its start for every stage (runLayer's steps, in its order).
-    public func runStage(_ L: LlamaWeights.Layer, _ stage: LlamaInput, _ body: (Int, UnsafeBufferPointer<Float>, Int) -> Void) {
+    /// values as running the layer from its start for every stage (runLayer's steps, in its order). With `sequences`,
+    /// only those (each range's stages still in order: a caller may go through the sequences a range at a time).
+    public func runStage(_ L: LlamaWeights.Layer, _ stage: LlamaInput, sequences: Range<Int>? = nil,
+                         _ body: (Int, UnsafeBufferPointer<Float>, Int) -> Void) {
         let fwd = forward
         let c = fwd.w.config
         let H = c.hiddenSize
@@ -113,9 +115,10 @@ public final class LayerwisePass {
         let F = c.intermediateSize
         let eps = Float(c.rmsNormEps)
         let l = layer
-        if stage == .attnNormed || staged == nil { staged = Array(repeating: Staged(), count: residuals.count) }
+        if staged == nil { staged = Array(repeating: Staged(), count: residuals.count) }
         let s = cache.scratch
-        for k in residuals.indices {
+        for k in sequences ?? residuals.indices {
+            if stage == .attnNormed { staged![k] = Staged() }
             let T = length(k)
             let h = s.get(.normed, count: T * H)           // [T, H]
             func norm(_ x: [Float], _ g: LlamaNorm) {

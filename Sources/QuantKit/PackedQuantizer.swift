@@ -103,6 +103,7 @@ public enum PackedQuantizer {
             }
             report.linears = rep
             prov.damp = g.gptq.damp; prov.actOrder = g.gptq.actOrder; prov.staticGroups = g.gptq.staticGroups; prov.trueSequential = g.trueSequential
+            if g.gptaq { prov.gptaqAlpha = g.gptq.gptaqAlpha }
         case .awq:
             let model = try LoadedModel.load(source)
             var a = o.awq

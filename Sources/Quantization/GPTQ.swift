@@ -39,6 +39,8 @@ public struct GPTQOptions: Sendable {
     /// g64 (32 × 512): KLD 0.362 → 0.341 symmetric, but 0.232 → 0.263 asymmetric, so it is not the default. ggml block
     /// grids always take their scales from the updated weights.
     public var updatedGroupParams = false
+    /// GPTAQ (GPTQModel's `gptaq_alpha`): how much of the asymmetry correction (`GPTQ.run`'s `cross`) the pass applies.
+    public var gptaqAlpha: Float = 0.25
     public init() {}
 }
 
@@ -171,9 +173,16 @@ public enum GPTQ {
         }
     }
 
-    /// Quantizes W [rows × cols] (HF [out, in]) given H [cols × cols].
-    public static func run(W w0: [Float], rows: Int, cols: Int, H h0: [Float], options o: GPTQOptions) throws -> Result {
+    /// Quantizes W [rows × cols] (HF [out, in]) given H [cols × cols]. With `cross` (GPTAQ, Li et al. 2025: asymmetric
+    /// calibration), the target is the layer's output on the full-precision model's inputs X̃ rather than on the inputs X
+    /// it gets from the layers quantized before it: `cross` = 2(X̃ − X)ᵀX/n [cols × cols], scaled as H, and each
+    /// column's value also moves the columns after it by P = α·triu(cross·Uᵀ, 1)·U (U: the upper factor of H⁻¹),
+    /// as GPTQModel's `gptaq` does.
+    public static func run(W w0: [Float], rows: Int, cols: Int, H h0: [Float], cross c0: [Float]? = nil,
+                           options o: GPTQOptions) throws -> Result {
         guard w0.count == rows * cols, h0.count == cols * cols else { throw QKError("GPTQ: W is \(w0.count) values, H \(h0.count); expected \(rows)×\(cols) and \(cols)²") }
+        if let c0, c0.count != cols * cols { throw QKError("GPTQ: the asymmetry term has \(c0.count) values; expected \(cols)²") }
+        var cross = c0
         var groupSize = o.groupSize
         var blockType: GGMLType? = nil
         if case let .block(t) = o.grid {
@@ -193,6 +202,7 @@ public enum GPTQ {
         for i in 0..<cols where H[i * cols + i] == 0 {
             H[i * cols + i] = 1
             for r in 0..<rows { W[r * cols + i] = 0 }
+            if cross != nil { for r in 0..<cols { cross![r * cols + i] = 0 } }
         }
         let groupOf = (0..<cols).map { $0 / groupSize }
         // block importance for the weighted ggml block search (original column order)
@@ -238,6 +248,11 @@ public enum GPTQ {
             for r in 0..<rows { for c in 0..<cols { W2[r * cols + c] = W[r * cols + p[c]] } }
             for i in 0..<cols { for j in 0..<cols { H2[i * cols + j] = H[p[i] * cols + p[j]] } }
             W = W2; H = H2
+            if let c = cross {
+                var c2 = c
+                for i in 0..<cols { for j in 0..<cols { c2[i * cols + j] = c[p[i] * cols + p[j]] } }
+                cross = c2
+            }
         }
         // damping, with automatic increase when Cholesky fails
         var meanDiag = 0.0
@@ -256,6 +271,14 @@ public enum GPTQ {
             if damp > 1 { throw QKError("GPTQ: the Hessian is not positive definite even with damp \(damp)") }
         }
         let HinvF = Hinv.map(Float.init)
+        // GPTAQ's update matrix, held through a pointer the column loop reads
+        let P: UnsafeMutableBufferPointer<Float>? = cross.map {
+            let m = asymmetryUpdate($0, U: HinvF, n: cols, alpha: o.gptaqAlpha)
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: m.count)
+            _ = b.initialize(from: m)
+            return b
+        }
+        defer { P?.deallocate() }
         var Q = [Float](repeating: 0, count: rows * cols)
         var codes = [Int32](repeating: 0, count: rows * cols)
         var params: [GroupParams?] = staticParams.isEmpty ? Array(repeating: nil, count: (cols + groupSize - 1) / groupSize) : staticParams
@@ -266,6 +289,7 @@ public enum GPTQ {
         // a block grid's blocks lie inside one lazy batch, so their scales come from the values GPTQ has updated so far
         let B = isBlock ? (max(1, o.blockSize) + groupSize - 1) / groupSize * groupSize : max(1, o.blockSize)
         var W1 = [Float](repeating: 0, count: rows * B), Err1 = [Float](repeating: 0, count: rows * B)
+        var Q1 = [Float](repeating: 0, count: P == nil ? 0 : rows * B)  // GPTAQ: the batch's quantized values
         for i1 in stride(from: 0, to: cols, by: B) {
             let i2 = min(i1 + B, cols), count = i2 - i1
             for r in 0..<rows { for i in 0..<count { W1[r * B + i] = W[r * cols + i1 + i] } }
@@ -301,9 +325,11 @@ public enum GPTQ {
                 let d = HinvF[col * cols + col]
                 let j = orig % groupSize
                 // W1[r, i+1 ..< count] -= err_r · Hinv[col, i1+i+1 ..< i2], row by row through pointers (the loop vectorizes)
+                // GPTAQ: and += w_r · P[col, i1+i+1 ..< i2]
                 W1.withUnsafeMutableBufferPointer { w1 in
                     HinvF.withUnsafeBufferPointer { hp in
                         let h = hp.baseAddress! + col * cols + i1
+                        let p = P.map { $0.baseAddress! + col * cols + i1 }
                         for r in 0..<rows {
                             let w = w1.baseAddress! + r * B
                             let wv = w[i]
@@ -321,7 +347,12 @@ public enum GPTQ {
                             let err = (wv - qv) / d
                             loss += Double((wv - qv) * (wv - qv) / (d * d) / 2)
                             Err1[r * B + i] = err
-                            for c in (i + 1)..<count { w[c] -= err * h[c] }
+                            if let p {
+                                Q1[r * B + i] = qv
+                                for c in (i + 1)..<count { w[c] -= err * h[c] - wv * p[c] }
+                            } else {
+                                for c in (i + 1)..<count { w[c] -= err * h[c] }
+                            }
                         }
                     }
                 }
@@ -332,6 +363,13 @@ public enum GPTQ {
                     BLAS.gemmNN(m: rows, n: cols - i2, k: count, a: ep.baseAddress!, lda: B, b: hp.baseAddress! + i1 * cols + i2, ldb: cols,
                                 c: wp.baseAddress! + i2, ldc: cols, alpha: -1, beta: 1)
                 } } }
+                // GPTAQ: W[:, i2:] += Q1 · P[i1:i2, i2:] (the batch as quantized, as GPTQModel's lazy update has it)
+                if let P {
+                    Q1.withUnsafeBufferPointer { qp in W.withUnsafeMutableBufferPointer { wp in
+                        BLAS.gemmNN(m: rows, n: cols - i2, k: count, a: qp.baseAddress!, lda: B, b: P.baseAddress! + i1 * cols + i2, ldb: cols,
+                                    c: wp.baseAddress! + i2, ldc: cols, alpha: 1, beta: 1)
+                    } }
+                }
             }
         }
         let gIdx = (0..<cols).map { orig -> Int in
@@ -358,6 +396,24 @@ public enum GPTQ {
         }
         return Result(Q: Q, codes: codes, params: params.map { $0 ?? GroupParams(scale: [Float](repeating: 0, count: rows), zero: [Float](repeating: 0, count: rows)) },
                       groupIndex: gIdx, perm: perm, loss: loss, dampUsed: damp)
+    }
+
+    /// GPTAQ's update matrix P = α·triu(C·Uᵀ, 1)·U [n × n] (strictly upper triangular), C the asymmetry term and U the
+    /// upper factor of H⁻¹, both in the pass's column order.
+    static func asymmetryUpdate(_ C: [Float], U: [Float], n: Int, alpha: Float) -> [Float] {
+        var M = [Float](repeating: 0, count: n * n)
+        C.withUnsafeBufferPointer { cp in U.withUnsafeBufferPointer { up in M.withUnsafeMutableBufferPointer { mp in
+            BLAS.gemmNTParallel(m: n, n: n, k: n, a: cp.baseAddress!, lda: n, b: up.baseAddress!, ldb: n, c: mp.baseAddress!, ldc: n)
+        } } }
+        for i in 0..<n { for j in 0...i { M[i * n + j] = 0 } }
+        var P = [Float](repeating: 0, count: n * n)
+        M.withUnsafeBufferPointer { mp in U.withUnsafeBufferPointer { up in P.withUnsafeMutableBufferPointer { pp in
+            nonisolated(unsafe) let (a, b, c) = (mp.baseAddress!, up.baseAddress!, pp.baseAddress!)
+            Parallel.forBlocks(n, block: 256) { r in
+                BLAS.gemmNN(m: r.count, n: n, k: n, a: a + r.lowerBound * n, lda: n, b: b, ldb: n, c: c + r.lowerBound * n, ldc: n, alpha: alpha)
+            }
+        } } }
+        return P
     }
 
     /// A result on a min-max grid as an integer-coded linear (codes, f16 scales, integer zeros, g_idx).

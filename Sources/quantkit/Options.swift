@@ -254,8 +254,23 @@ struct GPTQOptions: ParsableArguments {
           help: "GPTQ, packed groups smaller than 128: scale and zero from the weights as updated so far, not the reference's stale copy (helped symmetric, hurt asymmetric on SmolLM2).")
     var updatedGroupParams = false
 
+    @Flag(help: """
+              GPTQ: asymmetric calibration (GPTAQ, GPTQModel's gptaq=True): each linear's target is its output on the \
+              full-precision model's inputs, not on the inputs the layers quantized before it give; a second set of \
+              residual streams runs through the unquantized layers (one more forward pass, twice the streams' memory).
+              """)
+    var gptaq = false
+
+    @Option(name: .customLong("gptaq-alpha"),
+            help: "GPTAQ: the fraction of the asymmetry correction applied (GPTQModel's gptaq_alpha). (default: 0.25)")
+    var gptaqAlpha: Float?
+
     func validate() throws {
         guard damp >= 0, damp < 1 else { throw ValidationError("--damp must be in [0, 1)") }
+        if let a = gptaqAlpha {
+            guard gptaq else { throw ValidationError("--gptaq-alpha needs --gptaq") }
+            guard a.isFinite, a > 0, a <= 1 else { throw ValidationError("--gptaq-alpha must be in (0, 1] (got \(a))") }
+        }
     }
 
     /// Whether group parameters are fixed before the pass: asked for, or act-order (the default) into GGUF, whose
@@ -272,6 +287,8 @@ struct GPTQOptions: ParsableArguments {
         o.gptq.staticGroups = staticGroups(gguf: gguf)
         o.gptq.damp = damp
         o.gptq.updatedGroupParams = updatedGroupParams
+        o.gptq.gptaqAlpha = gptaqAlpha ?? 0.25
+        o.gptaq = gptaq
         o.trueSequential = !noTrueSequential
     }
 }

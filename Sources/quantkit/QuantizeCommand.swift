@@ -74,6 +74,9 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--awq-search-samples, --clip/--no-clip, --no-duo-scaling, --no-identity-candidate and "
                                   + "--awq-search-loss are for --method awq or awq+gptq")
         }
+        if gptq.gptaq && method != .gptq && method != .awqGPTQ {
+            throw ValidationError("--gptaq is for --method gptq or awq+gptq")
+        }
         if scheme.checkpointFormat != .gptq && format != .gptq {
             throw ValidationError("--checkpoint-format is for --format gptq")
         }

@@ -113,7 +113,7 @@ final class HardeningTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(done(), steps, "state kept after the interruption", file: file, line: line)
     }
 
-    /// Slow real-model check: GPTQ, AWQ and imatrix runs killed part-way and resumed give the same bytes as
+    /// Slow real-model check: GPTQ, AWQ, GPTAQ and imatrix runs killed part-way and resumed give the same bytes as
     /// uninterrupted runs, and the state directory is gone afterwards.
     func testKilledRunsResumeToTheSameBytes() throws {
         guard let model = ProcessInfo.processInfo.environment["QUANTKIT_SMOLLM2_DIR"], FileManager.default.fileExists(atPath: model) else {
@@ -123,6 +123,8 @@ final class HardeningTests: XCTestCase {
         let jobs: [(String, [String])] = [
             ("gptq", ["quantize", model, "--format", "gptq", "--method", "gptq", "--group-size", "64", "--act-order"] + cal),
             ("awq.gguf", ["quantize", model, "--type", "Q4_0", "--method", "awq", "--awq-search-samples", "2"] + cal),
+            // GPTAQ's full-precision streams are kept and restored with the quantized ones
+            ("gptaq.gguf", ["quantize", model, "--type", "Q4_0", "--method", "gptq", "--gptaq"] + cal),
             ("imatrix.gguf", ["imatrix", model, "--calibration", text, "--ctx", "128", "--chunks", "24"]),
         ]
         for (name, args) in jobs {

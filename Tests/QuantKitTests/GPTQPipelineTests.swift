@@ -1,4 +1,6 @@
-import Calibration
+@testable import Calibration
+import Checkpoints
+import Llama
 import XCTest
 import Evaluation
 import ModelFormats
@@ -76,6 +78,41 @@ final class GPTQPipelineTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("cannot write blk.0.ffn_down.weight as TQ2_0"), "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/tq.gguf"))
+    }
+
+    /// GPTAQ carries the full-precision model's residual streams beside the quantized ones: after the last layer they
+    /// are the unquantized model's, value for value, while the quantized streams have moved away from them; and the
+    /// file has plain GPTQ's types and size but other blocks.
+    func testGPTAQCarriesTheFullPrecisionStreams() throws {
+        let m = try LoadedModel.load(Support.microK)
+        var o = GPTQPipeline.Options()
+        o.data.calibration = [Support.validText]; o.data.samples = 4; o.data.seqLen = 64; o.data.seed = 0
+        o.gptq.grid = .ggml(.q4_0)
+        o.gptaq = true
+        let windows = try o.data.windows(m.tokenizer)
+        let method = GPTQPipeline.Layers(options: o, config: m.forward.w.config, source: m.path, consume: { _, _, _ in })
+        let quantized = try LayerwisePass(m.forward, sequences: windows)
+        let n = m.forward.w.config.numLayers
+        for l in 0..<n {
+            var L = try m.forward.w.layer(l)
+            try method.process(l, &L, pass: quantized)
+            quantized.advance(L)
+        }
+        let reference = try LayerwisePass(m.forward, sequences: windows)
+        for l in 0..<n { reference.advance(try m.forward.w.layer(l)) }
+        XCTAssertEqual(method.carriedStreams.count, windows.count)
+        XCTAssertTrue(method.carriedStreams == reference.residuals, "the carried streams are the unquantized model's")
+        XCTAssertFalse(quantized.residuals == reference.residuals)
+
+        let dir = Support.tmpDir()
+        o.gptq.grid = GPTQOptions().grid
+        _ = try GPTQPipeline.quantizeToGGUF(source: Support.microK, output: dir + "/gptaq.gguf", preset: .named("Q4_0")!, options: o)
+        o.gptaq = false
+        _ = try GPTQPipeline.quantizeToGGUF(source: Support.microK, output: dir + "/gptq.gguf", preset: .named("Q4_0")!, options: o)
+        let a = try GGUFFile(path: dir + "/gptaq.gguf"), b = try GGUFFile(path: dir + "/gptq.gguf")
+        XCTAssertEqual(a.tensors.map(\.type), b.tensors.map(\.type))
+        XCTAssertEqual(a.file.size, b.file.size)
+        XCTAssertNotEqual(try Support.sha256(dir + "/gptaq.gguf"), try Support.sha256(dir + "/gptq.gguf"))
     }
 }
 
