@@ -219,7 +219,9 @@ public enum GPTQPipeline {
 
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
             let stages = LlamaInput.layerStages
-            let fpL = L  // the layer unquantized (GPTAQ's full-precision inputs)
+            // GPTAQ: the layer unquantized, for the full-precision inputs (plain GPTQ keeps no copy: each linear's f32
+            // weights go as soon as its result replaces them)
+            let fpL: LlamaWeights.Layer? = o.gptaq ? L : nil
             if o.gptaq && fpPass == nil {
                 guard l == 0 else { throw QKError("GPTAQ: no full-precision residual streams before layer \(l)") }
                 fpPass = LayerwisePass(pass.forward, residuals: pass.residuals, layer: l)
@@ -233,7 +235,7 @@ public enum GPTQPipeline {
                     var gram = Gram()
                     var cross = Cross()
                     let t0 = PhaseTimes.now()
-                    if let fp {
+                    if let fp, let fpL {
                         // GPTAQ: a few windows at a time, each window's full-precision input beside its quantized one
                         for first in stride(from: 0, to: windows, by: 8) {
                             let range = first..<min(windows, first + 8)
@@ -261,8 +263,10 @@ public enum GPTQPipeline {
                 var crosses: [LlamaInput: Cross] = [:]
                 let t0 = PhaseTimes.now()
                 var fpX: [LlamaInput: [[Float]]] = [:]
-                fp?.run(fpL, capturing: Set(stages), advance: false) { k, input, x, _ in
-                    fpX[input, default: [[Float]](repeating: [], count: windows)][k] = Array(x)
+                if let fp, let fpL {
+                    fp.run(fpL, capturing: Set(stages), advance: false) { k, input, x, _ in
+                        fpX[input, default: [[Float]](repeating: [], count: windows)][k] = Array(x)
+                    }
                 }
                 pass.run(L, capturing: Set(stages), advance: false) { k, input, x, width in
                     grams[input, default: Gram()].add(x, width: width)
@@ -285,7 +289,7 @@ public enum GPTQPipeline {
                     for lin in stage.linears { try quantize(l, lin, &L, H: h, cross: terms[stage]) }
                 }
             }
-            if let fp { times.time("gptq forward") { fp.advance(fpL) } }
+            if let fp, let fpL { times.time("gptq forward") { fp.advance(fpL) } }
         }
 
         func quantize(_ l: Int, _ lin: LlamaLinear, _ L: inout LlamaWeights.Layer, H h: [Float], cross: [Float]? = nil) throws {

@@ -287,7 +287,7 @@ struct GPTQOptions: ParsableArguments {
         o.gptq.staticGroups = staticGroups(gguf: gguf)
         o.gptq.damp = damp
         o.gptq.updatedGroupParams = updatedGroupParams
-        o.gptq.gptaqAlpha = gptaqAlpha ?? 0.25
+        o.gptq.gptaqAlpha = gptaqAlpha ?? Quantization.GPTQOptions().gptaqAlpha
         o.gptaq = gptaq
         o.trueSequential = !noTrueSequential
     }
