@@ -23,6 +23,9 @@ public enum AWQPipeline {
         public var searchLoss = SearchLoss.block
         /// The clip search after the scales (AutoAWQ's; the CLI turns it off before GPTQ).
         public var clip = true
+        /// AWQ then GPTQ: keep a layer's scales only where GPTQ's output with them is closer to the target than without
+        /// (`GPTQPipeline.Unscaled`); false keeps them in every layer.
+        public var judgeScales = true
         public var groupSize = 128
         /// Keep per-layer state in OUTPUT.state/ (`statePath` = OUTPUT), and with `resume` continue from it.
         public var statePath: String? = nil
@@ -55,6 +58,8 @@ public enum AWQPipeline {
         public let seconds: Double
         /// Weights the clip search changed (nil: no clip search).
         public var clipped: Int? = nil
+        /// AWQ then GPTQ with the judge: whether the layer kept its scales under GPTQ (nil: not judged).
+        public var keptUnderGPTQ: Bool? = nil
     }
 
     /// One scaling group (AutoAWQ's `(prev_op, layers, inp, module2inspect)`): the op whose output is divided by the

@@ -96,6 +96,32 @@ public enum AWQThenGPTQ {
         }
     }
 
+    /// The GPTQ pass's judge of the scales (`GPTQPipeline.Unscaled`): layers of `original` (the model before AWQ), with
+    /// `importance` for the unscaled linears. `dropped(l)` is told each layer whose scales GPTQ did better without (the
+    /// caller then stores the source's norms and biases for it); `decisions` collects every judgement.
+    public static func judge(_ original: LoadedModel, importance: ((String) -> [Float]?)?, dropped: @escaping (Int) -> Void,
+                             decisions: Decisions) -> GPTQPipeline.Unscaled {
+        GPTQPipeline.Unscaled(layer: { try original.forward.w.layer($0) }, importance: importance) { l, kept in
+            decisions.kept[l] = kept
+            if !kept { dropped(l) }
+        }
+    }
+
+    /// Per layer: whether GPTQ kept AWQ's scales.
+    public final class Decisions {
+        public var kept: [Int: Bool] = [:]
+        public init() {}
+
+        /// `reports` with each layer's judgement.
+        public func apply(_ reports: [AWQPipeline.LayerReport]) -> [AWQPipeline.LayerReport] {
+            reports.map { r in
+                var r = r
+                r.keptUnderGPTQ = kept[r.layer]
+                return r
+            }
+        }
+    }
+
     /// Removes the AWQ phase's resume state once the whole run is done.
     public static func finish(output: String) {
         ResumeState.finish(output: output + ".awq")

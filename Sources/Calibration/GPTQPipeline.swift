@@ -32,7 +32,30 @@ public enum GPTQPipeline {
         public var fingerprintExtra = ""
         /// Receives the wall time of each phase ("gptq capture", "gptq hessian", "gptq solve", …) when given.
         public var times: PhaseTimes? = nil
+        /// AWQ then GPTQ: the layers without AWQ's scales, to judge the scales by (`Unscaled`); nil runs GPTQ on the
+        /// model's layers alone.
+        public var unscaled: Unscaled? = nil
         public init() {}
+    }
+
+    /// The block-level judge of AWQ's scales under GPTQ: each layer is quantized twice, from its scaled and its
+    /// unscaled weights, each from the same incoming streams, and the one whose output streams are closer to the target
+    /// (the full-precision model's streams with GPTAQ, else the unquantized layer's output on the same inputs) is
+    /// kept. The linears' own output errors cannot judge it (GPTQ minimizes them either way; AWQ's gain is in what
+    /// the softmax and SwiGLU after them make of the error).
+    public struct Unscaled {
+        /// Layer l before AWQ's scales were folded in.
+        public var layer: (Int) throws -> LlamaWeights.Layer
+        /// The block search's column importance for the unscaled linears (by HF weight name), as `Options.importance`.
+        public var importance: ((String) -> [Float]?)?
+        /// Told once per layer (also when restored from the resume state) whether AWQ's scales were kept.
+        public var decided: (Int, Bool) -> Void
+        public init(layer: @escaping (Int) throws -> LlamaWeights.Layer, importance: ((String) -> [Float]?)?,
+                    decided: @escaping (Int, Bool) -> Void) {
+            self.layer = layer
+            self.importance = importance
+            self.decided = decided
+        }
     }
 
     /// Per linear: the GPTQ loss, the damping used, and the mean squared output error per element on the
@@ -92,7 +115,7 @@ public enum GPTQPipeline {
             let g = o.gptq
             return "gptq|\(source)|\(g.grid)|g\(g.groupSize)|act\(g.actOrder)|static\(g.staticGroups)|damp\(g.damp)|b\(g.blockSize)" +
                 "|w\(g.weightedBlockScales)|upd\(g.updatedGroupParams)|seq\(o.trueSequential)|n\(o.data.samples)x\(o.data.seqLen)|seed\(o.data.seed)|\(o.fingerprintExtra)" +
-                (o.gptaq ? "|gptaq\(g.gptaqAlpha)" : "")
+                (o.gptaq ? "|gptaq\(g.gptaqAlpha)" : "") + (o.unscaled != nil ? "|judged" : "")
         }
 
         /// XᵀX of a stage's captured inputs, summed over the windows (the lower triangle until `hessian`). Windows are
@@ -183,7 +206,8 @@ public enum GPTQPipeline {
                         sum.withUnsafeMutableBufferPointer { c in
                             nonisolated(unsafe) let (dp, xp, cp) = (d.baseAddress!, x.baseAddress!, c.baseAddress!)
                             // rows of the sum split over the threads: C[r, :] += D[:, r]ᵀ · X
-                            Parallel.forBlocks(w, block: (w + 1) / 2) { r in
+                            let threads = max(1, Parallel.threads)
+                            Parallel.forBlocks(w, block: (w + threads - 1) / threads) { r in
                                 BLAS.gemmTN(m: r.count, n: w, k: n, a: dp + r.lowerBound, lda: w, b: xp, ldb: w,
                                             c: cp + r.lowerBound * w, ldc: w)
                             }
@@ -217,16 +241,76 @@ public enum GPTQPipeline {
             fpPass = LayerwisePass(forward, residuals: streams, layer: layer)
         }
 
+        /// Per layer judged: whether AWQ's scales were kept (`Unscaled`).
+        var keptScales: [Int: Bool] = [:]
+
         func process(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass) throws {
-            let stages = LlamaInput.layerStages
             // GPTAQ: the layer unquantized, for the full-precision inputs (plain GPTQ keeps no copy: each linear's f32
             // weights go as soon as its result replaces them)
-            let fpL: LlamaWeights.Layer? = o.gptaq ? L : nil
+            let fpL: LlamaWeights.Layer? = o.gptaq || o.unscaled != nil ? L : nil
             if o.gptaq && fpPass == nil {
                 guard l == 0 else { throw QKError("GPTAQ: no full-precision residual streams before layer \(l)") }
                 fpPass = LayerwisePass(pass.forward, residuals: pass.residuals, layer: l)
             }
-            let fp = fpPass
+            guard let u = o.unscaled, let fpL else {
+                try calibrate(l, &L, pass: pass, fpL: fpL, importance: o.importance)
+                if let fp = fpPass, let fpL { times.time("gptq forward") { fp.advance(fpL) } }
+                return
+            }
+            // AWQ's scales judged: the scaled layer on the pass, the unscaled one on a copy of the incoming streams
+            let input = pass.residuals
+            let reported = report.count
+            let scaledResults = try calibrate(l, &L, pass: pass, fpL: fpL, importance: o.importance)
+            times.time("gptq forward") { pass.advance(L) }
+            let unscaledL = try u.layer(l)
+            var B = unscaledL
+            let side = LayerwisePass(pass.forward, residuals: input, layer: l)
+            let unscaledResults = try calibrate(l, &B, pass: side, fpL: unscaledL, importance: u.importance)
+            times.time("gptq forward") { side.advance(B) }
+            let target: [[Float]] = times.time("gptq forward") {
+                if let fp = fpPass {
+                    // from what the unscaled layer's stage runs left (the same values as the scaled layer's)
+                    fp.advance(unscaledL)
+                    return fp.residuals
+                }
+                let t = LayerwisePass(pass.forward, residuals: input, layer: l)
+                t.advance(fpL)
+                return t.residuals
+            }
+            let keep = Self.distance(pass.residuals, target) <= Self.distance(side.residuals, target)
+            keptScales[l] = keep
+            u.decided(l, keep)
+            let kept = keep ? scaledResults : unscaledResults
+            results = kept.results
+            report.removeSubrange(reported...)
+            report += kept.report
+            if !keep {
+                L = B
+                pass.adopt(side)
+            }
+        }
+
+        /// Σ‖a − b‖² over every window's streams.
+        static func distance(_ a: [[Float]], _ b: [[Float]]) -> Double {
+            var d = 0.0
+            for (x, y) in zip(a, b) {
+                for i in x.indices {
+                    let e = Double(x[i] - y[i])
+                    d += e * e
+                }
+            }
+            return d
+        }
+
+        /// GPTQ on layer l's linears from `pass`'s streams (`fpL`: the layer unquantized, for GPTAQ's full-precision
+        /// inputs). Returns the layer's results and reports (also left in `results` and `report`).
+        @discardableResult
+        func calibrate(_ l: Int, _ L: inout LlamaWeights.Layer, pass: LayerwisePass, fpL: LlamaWeights.Layer?,
+                       importance: ((String) -> [Float]?)?) throws -> (results: [LlamaLinear: GPTQ.Result], report: [LinearReport]) {
+            let stages = LlamaInput.layerStages
+            let fp = o.gptaq ? fpPass : nil
+            let reported = report.count
+            results = [:]
             let windows = pass.residuals.count
             if o.trueSequential {
                 // stage by stage from the layer as quantized so far, each run continuing from the last: every linear
@@ -254,7 +338,7 @@ public enum GPTQPipeline {
                     times?.add("gptq capture", PhaseTimes.now() - t0 - gram.seconds - cross.seconds)
                     times?.add("gptq hessian", gram.seconds + cross.seconds)
                     guard let h else { continue }
-                    for lin in stage.linears { try quantize(l, lin, &L, H: h, cross: c) }
+                    for lin in stage.linears { try quantize(l, lin, &L, H: h, cross: c, importance: importance) }
                 }
             } else {
                 // every stage's input from one run of the layer as it came in (summed in place: a copy out of the
@@ -286,13 +370,14 @@ public enum GPTQPipeline {
                 times?.add("gptq hessian", gramSeconds)
                 for stage in stages {
                     guard let h = hessians.removeValue(forKey: stage) else { continue }
-                    for lin in stage.linears { try quantize(l, lin, &L, H: h, cross: terms[stage]) }
+                    for lin in stage.linears { try quantize(l, lin, &L, H: h, cross: terms[stage], importance: importance) }
                 }
             }
-            if let fp, let fpL { times.time("gptq forward") { fp.advance(fpL) } }
+            return (results, Array(report[reported...]))
         }
 
-        func quantize(_ l: Int, _ lin: LlamaLinear, _ L: inout LlamaWeights.Layer, H h: [Float], cross: [Float]? = nil) throws {
+        func quantize(_ l: Int, _ lin: LlamaLinear, _ L: inout LlamaWeights.Layer, H h: [Float], cross: [Float]?,
+                      importance: ((String) -> [Float]?)?) throws {
             let w = L[lin]
             let (rows, width) = lin.shape(c)
             let name = lin.hfName(layer: l)
@@ -301,7 +386,7 @@ public enum GPTQPipeline {
                 guard let g = grids(l, lin) else { return }  // stored unquantized: nothing to calibrate
                 go.grid = g
             }
-            if let imp = o.importance?(name), imp.count == width { go.importance = imp }
+            if let imp = importance?(name), imp.count == width { go.importance = imp }
             let r = try times.time("gptq solve") { try GPTQ.run(W: w, rows: rows, cols: width, H: h, cross: cross, options: go) }
             L[lin] = r.Q
             results[lin] = r
@@ -315,6 +400,7 @@ public enum GPTQPipeline {
 
         func record(_ l: Int) -> ResumeState.Record {
             var rec = ResumeState.Record()
+            if let k = keptScales[l] { rec.metadata.append(("awq.scales.kept", "\(k)")) }
             for linear in LlamaLinear.allCases {
                 let name = linear.hfName(layer: l), lin = linear.hf
                 guard let r = results[linear], let rep = report.last(where: { $0.name == name }) else {
@@ -341,6 +427,13 @@ public enum GPTQPipeline {
         }
 
         func restore(_ l: Int, from s: ResumeState.Saved) throws {
+            if let u = o.unscaled {
+                guard let k = s.metadata["awq.scales.kept"], k == "true" || k == "false" else {
+                    throw QKError("resume state of layer \(l) lacks the AWQ scales' judgement; run without --resume to start over")
+                }
+                keptScales[l] = k == "true"
+                u.decided(l, k == "true")
+            }
             for linear in LlamaLinear.allCases {
                 let lin = linear.hf
                 if s.metadata[lin + ".kept"] == "true" { continue }
@@ -374,6 +467,7 @@ public enum GPTQPipeline {
         }
 
         func finish(_ l: Int) throws {
+            keptScales[l] = nil
             for lin in LlamaLinear.allCases {
                 guard let r = results.removeValue(forKey: lin) else { continue }
                 try consume(l, lin, r)

@@ -39,6 +39,15 @@ public final class LayerwisePass {
         self.cache = cache ?? LlamaForward.KVCache(config: forward.w.config, capacity: max(1, longest))
     }
 
+    /// Takes over `other`'s residual streams and position (a pass run beside this one from the same streams, e.g.
+    /// with other weights for the layer).
+    public func adopt(_ other: LayerwisePass) {
+        precondition(other.residuals.count == residuals.count, "adopt: a pass over other sequences")
+        residuals = other.residuals
+        layer = other.layer
+        staged = nil
+    }
+
     /// Tokens of sequence s.
     func length(_ s: Int) -> Int { residuals[s].count / forward.w.config.hiddenSize }
 

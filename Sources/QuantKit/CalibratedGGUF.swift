@@ -59,11 +59,18 @@ extension GPTQPipeline {
         }
         var replacements: [String: (GGMLType, [UInt8])] = [:]
         var awqReports: [AWQPipeline.LayerReport] = []
+        let decisions = AWQThenGPTQ.Decisions()
         if var a = awq {
             a.statePath = o.statePath
             a.fingerprintExtra += opts.fingerprintExtra
             let scaled = try AWQThenGPTQ.scale(m, options: a, output: output, Q: plannedQ(typeOf), progress: progress)
             for v in scaled.vectors { try planVectors(v, typeOf, into: &replacements) }
+            if a.judgeScales {
+                // a layer GPTQ does better on unscaled keeps the source's norms and biases
+                opts.unscaled = AWQThenGPTQ.judge(m, importance: opts.importance, dropped: { l in
+                    for (name, _) in scaled.vectors[l] { LlamaTensorNames.gguf(name).map { replacements[$0] = nil } }
+                }, decisions: decisions)
+            }
             m = scaled.model
             awqReports = scaled.reports
             opts.importance = AWQThenGPTQ.scaledImportance(opts.importance, scaled)
@@ -83,7 +90,7 @@ extension GPTQPipeline {
         }
         ResumeState.finish(output: output)
         if awq != nil { AWQThenGPTQ.finish(output: output) }
-        return (q, report, awqReports)
+        return (q, report, decisions.apply(awqReports))
     }
 }
 

@@ -77,6 +77,7 @@ public enum PackedQuantizer {
             }
         case .gptq, .awqGPTQ:
             var model = try LoadedModel.load(source)
+            let decisions = AWQThenGPTQ.Decisions()
             var g = o.gptq
             g.times = o.times
             if o.method == .awqGPTQ {
@@ -88,6 +89,12 @@ public enum PackedQuantizer {
                 let Q: AWQ.PseudoQuantize = { W, rows, cols in try IntegerQuant.rtn(W, rows: rows, cols: cols, scheme: s, quantizer: .gptq).dequantized() }
                 let sc = try AWQThenGPTQ.scale(model, options: a, output: dir, Q: { _, _ in Q }, progress: progress)
                 for (name, values) in sc.vectors.joined() { replaced[name] = values }
+                if a.judgeScales {
+                    // a layer GPTQ does better on unscaled keeps the source's norms and biases
+                    g.unscaled = AWQThenGPTQ.judge(model, importance: nil, dropped: { l in
+                        for (name, _) in sc.vectors[l] { replaced[name] = nil }
+                    }, decisions: decisions)
+                }
                 model = sc.model
                 report.awqLayers = sc.reports
                 g.fingerprintExtra += "|after awq \(a.groupSize) duo\(a.duoScaling) id\(a.identityCandidate) clip\(a.clip)"
@@ -102,6 +109,7 @@ public enum PackedQuantizer {
                 try linears.add(lin.module(layer: l), GPTQ.integerLinear(r, rows: rows, cols: cols, scheme: s))
             }
             report.linears = rep
+            report.awqLayers = decisions.apply(report.awqLayers)
             prov.damp = g.gptq.damp; prov.actOrder = g.gptq.actOrder; prov.staticGroups = g.gptq.staticGroups; prov.trueSequential = g.trueSequential
             if g.gptaq { prov.gptaqAlpha = g.gptq.gptaqAlpha }
         case .awq:

@@ -317,6 +317,13 @@ struct AWQOptions: ParsableArguments {
                 """)
     var awqSearchLoss: AWQPipeline.SearchLoss?
 
+    @Flag(name: .customLong("no-scale-judge"),
+          help: """
+              AWQ then GPTQ: keep AWQ's scales in every layer. By default each layer is quantized by GPTQ both with and \
+              without them, and the one whose output is closer to the full-precision model's is kept (twice GPTQ's time).
+              """)
+    var noScaleJudge = false
+
     func validate() throws {
         if let n = awqSearchSamples, n <= 0 { throw ValidationError("--awq-search-samples must be positive") }
     }
@@ -335,6 +342,7 @@ struct AWQOptions: ParsableArguments {
         a.clip = clip ?? (method != .awqGPTQ)
         a.duoScaling = !noDuoScaling
         a.identityCandidate = !noIdentityCandidate
+        a.judgeScales = !noScaleJudge
         a.resume = resume
         return a
     }

@@ -74,6 +74,9 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--awq-search-samples, --clip/--no-clip, --no-duo-scaling, --no-identity-candidate and "
                                   + "--awq-search-loss are for --method awq or awq+gptq")
         }
+        if awq.noScaleJudge && method != .awqGPTQ {
+            throw ValidationError("--no-scale-judge is for --method awq+gptq (the judge runs GPTQ with and without AWQ's scales)")
+        }
         if gptq.gptaq && method != .gptq && method != .awqGPTQ {
             throw ValidationError("--gptaq is for --method gptq or awq+gptq")
         }

@@ -13,6 +13,7 @@ enum ReportJSON {
     static func awqLayers(_ rep: [AWQPipeline.LayerReport]) -> JSONValue {
         .array(rep.map { l in
             .object([("layer", .int(Int64(l.layer))), ("seconds", .double(l.seconds)), ("clipped_weights", l.clipped.map { .int(Int64($0)) } ?? .null),
+                     ("scales_kept_under_gptq", l.keptUnderGPTQ.map { .bool($0) } ?? .null),
                      ("groups", .array(l.ratios.map { .object([("group", .string($0.group)), ("ratio", $0.ratio < 0 ? .null : .double(Double($0.ratio))),
                                                                ("output_mse_plain", .double($0.lossPlain)), ("output_mse", .double($0.lossBest))]) }))])
         })
@@ -30,8 +31,10 @@ enum ReportJSON {
         let plain = all.map(\.lossPlain).reduce(0, +), best = all.map(\.lossBest).reduce(0, +)
         let declined = all.filter { $0.ratio < 0 }.count
         let clip = rep.contains { $0.clipped == nil } ? "no clip search" : "clip search: \(rep.compactMap(\.clipped).reduce(0, +)) weights clipped"
+        let judged = rep.compactMap(\.keptUnderGPTQ)
+        let judge = judged.isEmpty ? "" : "; GPTQ kept the scales in \(judged.filter { $0 }.count) of \(judged.count) layers"
         return String(format: "AWQ: %ld layers, %ld scale searches (%ld kept unscaled); summed block-output MSE %.6g (unscaled %.6g, %.1f%% lower); ",
-                      rep.count, all.count, declined, best, plain, plain > 0 ? 100 * (1 - best / plain) : 0) + clip
+                      rep.count, all.count, declined, best, plain, plain > 0 ? 100 * (1 - best / plain) : 0) + clip + judge
     }
 
     /// Where a calibrated run's wall time went, by phase, in seconds.

@@ -205,6 +205,8 @@ final class BadInputTests: XCTestCase {
             (["--type", "Q4_0", "--method", "awq", "--calibration", "x.txt", "--awq-search-loss", "gram"],
              ["'gram' is invalid for '--awq-search-loss", "one of 'block' and 'linear'"]),
             (["--type", "Q4_0", "--method", "awq", "--calibration", "x.txt", "--gptaq"], ["--gptaq is for --method gptq or awq+gptq"]),
+            (["--type", "Q4_0", "--method", "awq", "--calibration", "x.txt", "--no-scale-judge"], ["--no-scale-judge is for --method awq+gptq"]),
+            (["--type", "Q4_0", "--method", "gptq", "--calibration", "x.txt", "--no-scale-judge"], ["--no-scale-judge is for --method awq+gptq"]),
             (["--type", "Q4_0", "--method", "gptq", "--calibration", "x.txt", "--gptaq-alpha", "0.5"], ["--gptaq-alpha needs --gptaq"]),
             (["--type", "Q4_0", "--method", "gptq", "--calibration", "x.txt", "--gptaq", "--gptaq-alpha", "0"],
              ["--gptaq-alpha must be in (0, 1] (got 0.0)"]),
