@@ -320,7 +320,8 @@ struct AWQOptions: ParsableArguments {
     @Flag(name: .customLong("no-scale-judge"),
           help: """
               AWQ then GPTQ: keep AWQ's scales in every layer. By default each layer is quantized by GPTQ both with and \
-              without them, and the one whose output is closer to the full-precision model's is kept (twice GPTQ's time).
+              without them, and the one whose output is closer to the unquantized layer's (with --gptaq: to the \
+              full-precision model's) is kept (twice GPTQ's time).
               """)
     var noScaleJudge = false
 
