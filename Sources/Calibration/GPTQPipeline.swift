@@ -205,9 +205,9 @@ public enum GPTQPipeline {
                     pendingX.withUnsafeBufferPointer { x in
                         sum.withUnsafeMutableBufferPointer { c in
                             nonisolated(unsafe) let (dp, xp, cp) = (d.baseAddress!, x.baseAddress!, c.baseAddress!)
-                            // rows of the sum split over the threads: C[r, :] += D[:, r]ᵀ · X
-                            let threads = max(1, Parallel.threads)
-                            Parallel.forBlocks(w, block: (w + threads - 1) / threads) { r in
+                            // rows of the sum in two fixed halves over the threads: C[r, :] += D[:, r]ᵀ · X (blocks
+                            // from the shape alone, as `Parallel.forBlocks` asks, so any thread count gives these bytes)
+                            Parallel.forBlocks(w, block: (w + 1) / 2) { r in
                                 BLAS.gemmTN(m: r.count, n: w, k: n, a: dp + r.lowerBound, lda: w, b: xp, ldb: w,
                                             c: cp + r.lowerBound * w, ldc: w)
                             }

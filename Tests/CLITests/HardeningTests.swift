@@ -27,6 +27,8 @@ final class HardeningTests: XCTestCase {
             ("f16.gguf", ["convert", microHF, "--type", "f16"]),
             ("gptq-q4_0.gguf", ["quantize", microK, "--type", "Q4_0", "--method", "gptq"] + cal),
             ("awq-q4_0.gguf", ["quantize", microK, "--type", "Q4_0", "--method", "awq"] + cal),
+            ("gptaq-q4_k_m.gguf", ["quantize", microK, "--type", "Q4_K_M", "--method", "gptq", "--gptaq"] + cal),
+            ("awq-gptq-judged-q4_0.gguf", ["quantize", microK, "--type", "Q4_0", "--method", "awq+gptq", "--gptaq"] + cal),
             ("gptq-packed", ["quantize", microHF, "--format", "gptq", "--method", "gptq", "--group-size", "32", "--act-order"] + cal),
             ("awq-packed", ["quantize", microHF, "--format", "awq", "--method", "awq", "--group-size", "32"] + cal),
             ("ct-packed", ["quantize", microHF, "--format", "compressed-tensors", "--method", "rtn", "--group-size", "32", "--asym"]),
