@@ -118,53 +118,70 @@ public enum GPTQPipeline {
                 (o.gptaq ? "|gptaq\(g.gptaqAlpha)" : "") + (o.unscaled != nil ? "|judged" : "")
         }
 
-        /// XᵀX of a stage's captured inputs, summed over the windows (the lower triangle until `hessian`). Windows are
-        /// gathered into batches of up to 4096 rows (64 MiB at most) first: ssyrk over one 512-token window runs at
-        /// half its rate over eight.
+        /// Captured rows [count × width] gathered until a product adds them to a sum: ssyrk or sgemm over one
+        /// 512-token window runs at half its rate over eight. A batch is full at up to 4096 rows (64 MiB at most).
+        struct RowBatch {
+            var width = 0
+            var values: [Float] = []
+
+            init() {}
+
+            init(width: Int) {
+                self.width = width
+                values.reserveCapacity(Self.capacity(width: width) * width)
+            }
+
+            static func capacity(width: Int) -> Int { max(512, min(4096, (64 << 20) / (4 * max(1, width)))) }
+
+            var count: Int { width > 0 ? values.count / width : 0 }
+            var isFull: Bool { count >= Self.capacity(width: width) }
+        }
+
+        /// XᵀX of a stage's captured inputs, summed over the windows (the lower triangle until `hessian`) a batch at a
+        /// time.
         struct Gram {
             var sum: [Float] = []
-            var width = 0
             var rows = 0
-            /// Captured rows not yet in `sum` [pendingRows × width].
-            var pending: [Float] = []
+            /// Captured rows not yet in `sum`.
+            var pending = RowBatch()
             /// Wall seconds spent adding rows to the sum (inside the capture's callbacks too).
             var seconds = 0.0
 
-            static func batchRows(width: Int) -> Int { max(512, min(4096, (64 << 20) / (4 * max(1, width)))) }
+            var width: Int { pending.width }
 
             mutating func add(_ x: UnsafeBufferPointer<Float>, width w: Int) {
                 if sum.isEmpty {
                     sum = [Float](repeating: 0, count: w * w)
-                    width = w
-                    pending.reserveCapacity(Self.batchRows(width: w) * w)
+                    pending = RowBatch(width: w)
                 }
-                pending.append(contentsOf: x)
+                pending.values.append(contentsOf: x)
                 rows += x.count / w
-                if pending.count >= Self.batchRows(width: w) * w { flush() }
+                if pending.isFull { flush() }
             }
 
             /// Adds the pending rows to the sum.
             mutating func flush() {
-                guard !pending.isEmpty else { return }
+                guard pending.count > 0 else { return }
                 let t0 = PhaseTimes.now()
                 defer { seconds += PhaseTimes.now() - t0 }
-                let n = pending.count / width
-                pending.withUnsafeBufferPointer { p in
+                let (n, w) = (pending.count, width)
+                pending.values.withUnsafeBufferPointer { p in
                     sum.withUnsafeMutableBufferPointer { c in
-                        BLAS.gramLowerParallel(n: width, k: n, x: p.baseAddress!, ldx: width, c: c.baseAddress!, ldc: width)
+                        BLAS.gramLowerParallel(n: w, k: n, x: p.baseAddress!, ldx: w, c: c.baseAddress!, ldc: w)
                     }
                 }
-                pending.removeAll(keepingCapacity: true)
+                pending.values.removeAll(keepingCapacity: true)
             }
 
             /// H = 2XᵀX / n, GPTQ's Hessian (nil when nothing was captured); the sum is handed over, not copied.
             mutating func hessian() -> [Float]? {
                 guard rows > 0 else { return nil }
                 flush()
-                pending = []
+                let w = width
+                pending = RowBatch()
                 var h = sum
                 sum = []
-                h.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: width, ldc: width) }
+                h.withUnsafeMutableBufferPointer { BLAS.mirrorLower($0.baseAddress!, n: w, ldc: w) }
                 let scale = 2 / Float(rows)
                 for i in h.indices { h[i] *= scale }
                 return h
@@ -172,58 +189,53 @@ public enum GPTQPipeline {
         }
 
         /// GPTAQ's asymmetry term 2(X̃ − X)ᵀX/n of a stage: X the captured inputs, X̃ the full-precision model's, summed
-        /// over the windows in batches as `Gram`.
+        /// over the windows a batch at a time as `Gram`.
         struct Cross {
             var sum: [Float] = []
-            var width = 0
             var rows = 0
-            /// Rows not yet in `sum`: X̃ − X and X [pendingRows × width].
-            var pendingD: [Float] = []
-            var pendingX: [Float] = []
+            /// Rows not yet in `sum`: X̃ − X and X.
+            var pendingD = RowBatch()
+            var pendingX = RowBatch()
             var seconds = 0.0
+
+            var width: Int { pendingX.width }
 
             mutating func add(fp: [Float], _ x: UnsafeBufferPointer<Float>, width w: Int) {
                 if sum.isEmpty {
                     sum = [Float](repeating: 0, count: w * w)
-                    width = w
-                    pendingD.reserveCapacity(Gram.batchRows(width: w) * w)
-                    pendingX.reserveCapacity(Gram.batchRows(width: w) * w)
+                    pendingD = RowBatch(width: w)
+                    pendingX = RowBatch(width: w)
                 }
-                for i in 0..<x.count { pendingD.append(fp[i] - x[i]) }
-                pendingX.append(contentsOf: x)
+                for i in 0..<x.count { pendingD.values.append(fp[i] - x[i]) }
+                pendingX.values.append(contentsOf: x)
                 rows += x.count / w
-                if pendingX.count >= Gram.batchRows(width: w) * w { flush() }
+                if pendingX.isFull { flush() }
             }
 
+            /// C += (X̃ − X)ᵀ · X over the pending rows.
             mutating func flush() {
-                guard !pendingX.isEmpty else { return }
+                guard pendingX.count > 0 else { return }
                 let t0 = PhaseTimes.now()
                 defer { seconds += PhaseTimes.now() - t0 }
-                let n = pendingX.count / width
-                let w = width
-                pendingD.withUnsafeBufferPointer { d in
-                    pendingX.withUnsafeBufferPointer { x in
+                let (n, w) = (pendingX.count, width)
+                pendingD.values.withUnsafeBufferPointer { d in
+                    pendingX.values.withUnsafeBufferPointer { x in
                         sum.withUnsafeMutableBufferPointer { c in
-                            nonisolated(unsafe) let (dp, xp, cp) = (d.baseAddress!, x.baseAddress!, c.baseAddress!)
-                            // rows of the sum in two fixed halves over the threads: C[r, :] += D[:, r]ᵀ · X (blocks
-                            // from the shape alone, as `Parallel.forBlocks` asks, so any thread count gives these bytes)
-                            Parallel.forBlocks(w, block: (w + 1) / 2) { r in
-                                BLAS.gemmTN(m: r.count, n: w, k: n, a: dp + r.lowerBound, lda: w, b: xp, ldb: w,
-                                            c: cp + r.lowerBound * w, ldc: w)
-                            }
+                            BLAS.gemmTNParallel(m: w, n: w, k: n, a: d.baseAddress!, lda: w, b: x.baseAddress!, ldb: w,
+                                                c: c.baseAddress!, ldc: w)
                         }
                     }
                 }
-                pendingD.removeAll(keepingCapacity: true)
-                pendingX.removeAll(keepingCapacity: true)
+                pendingD.values.removeAll(keepingCapacity: true)
+                pendingX.values.removeAll(keepingCapacity: true)
             }
 
             /// 2(X̃ − X)ᵀX / n (nil when nothing was captured).
             mutating func term() -> [Float]? {
                 guard rows > 0 else { return nil }
                 flush()
-                pendingD = []
-                pendingX = []
+                pendingD = RowBatch()
+                pendingX = RowBatch()
                 var c = sum
                 sum = []
                 let scale = 2 / Float(rows)
@@ -346,17 +358,24 @@ public enum GPTQPipeline {
                 var grams: [LlamaInput: Gram] = [:]
                 var crosses: [LlamaInput: Cross] = [:]
                 let t0 = PhaseTimes.now()
-                var fpX: [LlamaInput: [[Float]]] = [:]
                 if let fp, let fpL {
-                    fp.run(fpL, capturing: Set(stages), advance: false) { k, input, x, _ in
-                        fpX[input, default: [[Float]](repeating: [], count: windows)][k] = Array(x)
+                    // GPTAQ: a few windows at a time, each window's full-precision inputs beside its quantized ones
+                    for first in stride(from: 0, to: windows, by: 8) {
+                        let range = first..<min(windows, first + 8)
+                        var fpX: [LlamaInput: [[Float]]] = [:]
+                        fp.run(fpL, capturing: Set(stages), advance: false, sequences: range) { k, input, x, _ in
+                            fpX[input, default: [[Float]](repeating: [], count: range.count)][k - first] = Array(x)
+                        }
+                        pass.run(L, capturing: Set(stages), advance: false, sequences: range) { k, input, x, width in
+                            grams[input, default: Gram()].add(x, width: width)
+                            if let f = fpX[input] { crosses[input, default: Cross()].add(fp: f[k - first], x, width: width) }
+                        }
+                    }
+                } else {
+                    pass.run(L, capturing: Set(stages), advance: false) { _, input, x, width in
+                        grams[input, default: Gram()].add(x, width: width)
                     }
                 }
-                pass.run(L, capturing: Set(stages), advance: false) { k, input, x, width in
-                    grams[input, default: Gram()].add(x, width: width)
-                    if let f = fpX[input] { crosses[input, default: Cross()].add(fp: f[k], x, width: width) }
-                }
-                fpX = [:]
                 var hessians: [LlamaInput: [Float]] = [:]
                 var terms: [LlamaInput: [Float]] = [:]
                 for stage in stages {

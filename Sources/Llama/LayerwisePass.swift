@@ -53,9 +53,11 @@ public final class LayerwisePass {
 
     /// Runs `layer` with weights `L` over every sequence in order and hands `body` each captured input in `inputs`:
     /// (sequence, input, x [T × width], width). With `advance` the residual streams move past the layer; without, they
-    /// are left as they were and each sequence stops right after the last input wanted.
-    public func run(_ L: LlamaWeights.Layer, capturing inputs: Set<LlamaInput>, advance: Bool,
+    /// are left as they were and each sequence stops right after the last input wanted. With `sequences` (only without
+    /// `advance`), only those.
+    public func run(_ L: LlamaWeights.Layer, capturing inputs: Set<LlamaInput>, advance: Bool, sequences: Range<Int>? = nil,
                     _ body: (Int, LlamaInput, UnsafeBufferPointer<Float>, Int) -> Void) {
+        precondition(sequences == nil || !advance, "run: a layer advances every sequence")
         let l = layer
         let fwd = forward
         staged = nil
@@ -67,7 +69,7 @@ public final class LayerwisePass {
                 if inputs.contains(input) { body(s, input, x, width) }
             }
             let last = advance ? nil : inputs.max()
-            for k in residuals.indices {
+            for k in sequences ?? residuals.indices {
                 s = k
                 cache.reset()
                 if advance {

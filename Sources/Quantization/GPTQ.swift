@@ -408,10 +408,8 @@ public enum GPTQ {
         for i in 0..<n { for j in 0...i { M[i * n + j] = 0 } }
         var P = [Float](repeating: 0, count: n * n)
         M.withUnsafeBufferPointer { mp in U.withUnsafeBufferPointer { up in P.withUnsafeMutableBufferPointer { pp in
-            nonisolated(unsafe) let (a, b, c) = (mp.baseAddress!, up.baseAddress!, pp.baseAddress!)
-            Parallel.forBlocks(n, block: 256) { r in
-                BLAS.gemmNN(m: r.count, n: n, k: n, a: a + r.lowerBound * n, lda: n, b: b, ldb: n, c: c + r.lowerBound * n, ldc: n, alpha: alpha)
-            }
+            BLAS.gemmNNParallel(m: n, n: n, k: n, a: mp.baseAddress!, lda: n, b: up.baseAddress!, ldb: n, c: pp.baseAddress!, ldc: n,
+                                alpha: alpha)
         } } }
         return P
     }

@@ -114,21 +114,47 @@ public enum BLAS {
     public static func gemmNTParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
         nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
-        switch split(m: m, n: n) {
-        case .rows(let rows):
-            Parallel.forBlocks(m, block: rows) { r in
-                gemmNT(m: r.count, n: n, k: k, a: ap + r.lowerBound * lda, lda: lda, b: bp, ldb: ldb, c: cp + r.lowerBound * ldc, ldc: ldc,
-                       alpha: alpha, beta: beta)
-            }
-        case .columns(let columns):
-            Parallel.forBlocks(n, block: columns) { r in
-                gemmNT(m: m, n: r.count, k: k, a: ap, lda: lda, b: bp + r.lowerBound * ldb, ldb: ldb, c: cp + r.lowerBound, ldc: ldc,
-                       alpha: alpha, beta: beta)
-            }
+        forSplit(m: m, n: n) { rows, columns in
+            gemmNT(m: rows.count, n: columns.count, k: k, a: ap + rows.lowerBound * lda, lda: lda,
+                   b: bp + columns.lowerBound * ldb, ldb: ldb, c: cp + rows.lowerBound * ldc + columns.lowerBound, ldc: ldc,
+                   alpha: alpha, beta: beta)
         }
     }
 
-    /// Blocks of C [m × n] for `gemmNTParallel`: this many rows, or this many columns.
+    /// gemmNN over our threads in `split`'s blocks of C, as `gemmNTParallel`.
+    public static func gemmNNParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 0) {
+        nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
+        forSplit(m: m, n: n) { rows, columns in
+            gemmNN(m: rows.count, n: columns.count, k: k, a: ap + rows.lowerBound * lda, lda: lda,
+                   b: bp + columns.lowerBound, ldb: ldb, c: cp + rows.lowerBound * ldc + columns.lowerBound, ldc: ldc,
+                   alpha: alpha, beta: beta)
+        }
+    }
+
+    /// gemmTN (C += alpha · Aᵀ · B by default) over our threads in `split`'s blocks of C, as `gemmNTParallel`: rows of
+    /// C are columns of A [k × m].
+    public static func gemmTNParallel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, beta: Float = 1) {
+        nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
+        forSplit(m: m, n: n) { rows, columns in
+            gemmTN(m: rows.count, n: columns.count, k: k, a: ap + rows.lowerBound, lda: lda,
+                   b: bp + columns.lowerBound, ldb: ldb, c: cp + rows.lowerBound * ldc + columns.lowerBound, ldc: ldc,
+                   alpha: alpha, beta: beta)
+        }
+    }
+
+    /// Calls `body(rows, columns)` for the blocks of C [m × n] that `split` gives, spread over the threads.
+    static func forSplit(m: Int, n: Int, _ body: (Range<Int>, Range<Int>) -> Void) {
+        switch split(m: m, n: n) {
+        case .rows(let rows):
+            Parallel.forBlocks(m, block: rows) { r in body(r, 0..<n) }
+        case .columns(let columns):
+            Parallel.forBlocks(n, block: columns) { r in body(0..<m, r) }
+        }
+    }
+
+    /// Blocks of C [m × n] for the parallel products: this many rows, or this many columns.
     public enum Split: Equatable { case rows(Int), columns(Int) }
 
     /// - m ≥ 512: 256 rows;

@@ -1,8 +1,8 @@
 import XCTest
 @testable import TensorCore
 
-/// `BLAS.gemmNTParallel` (blocks of rows or columns, one single-threaded sgemm each) against plain loops in double,
-/// and the same bytes at 1, 2 and 3 threads.
+/// `BLAS.gemmNTParallel`, `gemmNNParallel` and `gemmTNParallel` (blocks of rows or columns of C, one single-threaded
+/// sgemm each) against plain loops in double, and the same bytes at 1, 2 and 3 threads.
 final class ParallelGEMMTests: XCTestCase {
     /// Values in [−1, 1] in steps of 0.001.
     static func values(_ n: Int, seed: UInt64) -> [Float] {
@@ -10,15 +10,23 @@ final class ParallelGEMMTests: XCTestCase {
         return (0..<n).map { _ in Float(Int64(bitPattern: g.next() >> 11) % 2001 - 1000) / 1000 }
     }
 
-    func run(m: Int, n: Int, k: Int, threads: Int, beta: Float, a: [Float], b: [Float], c0: [Float]) -> [Float] {
+    /// The three products, each over A and B as stored for it: NT A [m × k], B [n × k]; NN A [m × k], B [k × n];
+    /// TN A [k × m], B [k × n].
+    enum Product: CaseIterable { case nt, nn, tn }
+
+    func run(_ p: Product, m: Int, n: Int, k: Int, threads: Int, beta: Float, a: [Float], b: [Float], c0: [Float]) -> [Float] {
         let saved = Parallel.threads
         Parallel.threads = threads
         defer { Parallel.threads = saved }
         BLAS.setThreads(1)
         var c = c0
         a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-            BLAS.gemmNTParallel(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k, c: cp.baseAddress!, ldc: n,
-                                alpha: 0.5, beta: beta)
+            let (a, b, c) = (ap.baseAddress!, bp.baseAddress!, cp.baseAddress!)
+            switch p {
+            case .nt: BLAS.gemmNTParallel(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: c, ldc: n, alpha: 0.5, beta: beta)
+            case .nn: BLAS.gemmNNParallel(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n, alpha: 0.5, beta: beta)
+            case .tn: BLAS.gemmTNParallel(m: m, n: n, k: k, a: a, lda: m, b: b, ldb: n, c: c, ldc: n, alpha: 0.5, beta: beta)
+            }
         } } }
         return c
     }
@@ -33,21 +41,26 @@ final class ParallelGEMMTests: XCTestCase {
             XCTAssertEqual(BLAS.split(m: s.m, n: s.n), s.split)
             let a = Self.values(s.m * s.k, seed: UInt64(i) + 1), b = Self.values(s.n * s.k, seed: UInt64(i) + 100)
             let c0 = Self.values(s.m * s.n, seed: UInt64(i) + 200)
-            for beta: Float in [0, 1] {
-                let one = run(m: s.m, n: s.n, k: s.k, threads: 1, beta: beta, a: a, b: b, c0: c0)
-                var worst = 0.0
-                for r in 0..<s.m {
-                    for j in 0..<s.n {
-                        var dot = 0.0
-                        for q in 0..<s.k { dot += Double(a[r * s.k + q]) * Double(b[j * s.k + q]) }
-                        let want = 0.5 * dot + Double(beta) * Double(c0[r * s.n + j])
-                        worst = max(worst, abs(Double(one[r * s.n + j]) - want))
+            for p in Product.allCases {
+                // A[r, q] and B[q, j] of the product C = A·B, as each product stores them
+                func aAt(_ r: Int, _ q: Int) -> Float { p == .tn ? a[q * s.m + r] : a[r * s.k + q] }
+                func bAt(_ q: Int, _ j: Int) -> Float { p == .nt ? b[j * s.k + q] : b[q * s.n + j] }
+                for beta: Float in [0, 1] {
+                    let one = run(p, m: s.m, n: s.n, k: s.k, threads: 1, beta: beta, a: a, b: b, c0: c0)
+                    var worst = 0.0
+                    for r in 0..<s.m {
+                        for j in 0..<s.n {
+                            var dot = 0.0
+                            for q in 0..<s.k { dot += Double(aAt(r, q)) * Double(bAt(q, j)) }
+                            let want = 0.5 * dot + Double(beta) * Double(c0[r * s.n + j])
+                            worst = max(worst, abs(Double(one[r * s.n + j]) - want))
+                        }
                     }
-                }
-                XCTAssertLessThan(worst, 1e-4, "m \(s.m) n \(s.n) k \(s.k) beta \(beta)")
-                for threads in [2, 3] {
-                    XCTAssertTrue(run(m: s.m, n: s.n, k: s.k, threads: threads, beta: beta, a: a, b: b, c0: c0) == one,
-                                  "m \(s.m) n \(s.n): \(threads) threads differ from 1")
+                    XCTAssertLessThan(worst, 1e-4, "\(p) m \(s.m) n \(s.n) k \(s.k) beta \(beta)")
+                    for threads in [2, 3] {
+                        let again = run(p, m: s.m, n: s.n, k: s.k, threads: threads, beta: beta, a: a, b: b, c0: c0)
+                        XCTAssertTrue(again == one, "\(p) m \(s.m) n \(s.n): \(threads) threads differ from 1")
+                    }
                 }
             }
         }
