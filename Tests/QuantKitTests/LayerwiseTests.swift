@@ -35,6 +35,14 @@ final class LayerwiseTests: XCTestCase {
         XCTAssertEqual(seen.map { "\($0.0) \($0.1) \($0.2)" }, ["0 attnNormed 4", "0 attention 4", "1 attnNormed 5", "1 attention 5"])
         XCTAssertEqual(pass.residuals, before)
         XCTAssertEqual(pass.layer, 0)
+        // a range of the sequences (GPTAQ runs a few windows at a time): those alone, the same values as in a full run
+        var full: [String: [Float]] = [:]
+        pass.run(L, capturing: [.ffnNormed], advance: false) { s, _, x, _ in full["\(s)"] = Array(x) }
+        var part: [String: [Float]] = [:]
+        pass.run(L, capturing: [.ffnNormed], advance: false, sequences: 1..<2) { s, _, x, _ in part["\(s)"] = Array(x) }
+        XCTAssertEqual(Array(part.keys), ["1"])
+        XCTAssertEqual(part["1"], full["1"])
+        XCTAssertEqual(pass.residuals, before)
         var widths: [LlamaInput: Int] = [:]
         pass.run(L, capturing: Set(LlamaInput.layerStages), advance: true) { _, input, _, width in widths[input] = width }
         XCTAssertEqual(widths, [.attnNormed: c.hiddenSize, .attention: c.numHeads * c.headDim, .ffnNormed: c.hiddenSize,
