@@ -244,6 +244,11 @@ public enum GPTQPipeline {
             }
         }
 
+        /// GPTAQ's windows 8 at a time: only a batch's full-precision stage inputs are held beside its quantized ones.
+        static func fpBatches(_ windows: Int) -> [Range<Int>] {
+            stride(from: 0, to: windows, by: 8).map { $0..<min(windows, $0 + 8) }
+        }
+
         /// GPTAQ: the residual streams of the full-precision model, before the layer `process` runs next.
         var fpPass: LayerwisePass? = nil
 
@@ -333,8 +338,8 @@ public enum GPTQPipeline {
                     let t0 = PhaseTimes.now()
                     if let fp, let fpL {
                         // GPTAQ: a few windows at a time, each window's full-precision input beside its quantized one
-                        for first in stride(from: 0, to: windows, by: 8) {
-                            let range = first..<min(windows, first + 8)
+                        for range in Self.fpBatches(windows) {
+                            let first = range.lowerBound
                             var fpX = [[Float]](repeating: [], count: range.count)
                             fp.runStage(fpL, stage, sequences: range) { k, x, _ in fpX[k - first] = Array(x) }
                             pass.runStage(L, stage, sequences: range) { k, x, width in
@@ -360,8 +365,8 @@ public enum GPTQPipeline {
                 let t0 = PhaseTimes.now()
                 if let fp, let fpL {
                     // GPTAQ: a few windows at a time, each window's full-precision inputs beside its quantized ones
-                    for first in stride(from: 0, to: windows, by: 8) {
-                        let range = first..<min(windows, first + 8)
+                    for range in Self.fpBatches(windows) {
+                        let first = range.lowerBound
                         var fpX: [LlamaInput: [[Float]]] = [:]
                         fp.run(fpL, capturing: Set(stages), advance: false, sequences: range) { k, input, x, _ in
                             fpX[input, default: [[Float]](repeating: [], count: range.count)][k - first] = Array(x)
